@@ -1,0 +1,165 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// How urgent a task is. Ordered: `Urgent` sorts before `Low` when the queue is drained.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    #[serde(alias = "medium")]
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    /// Stored as a small integer so the claim index can order by it.
+    pub fn rank(self) -> i64 {
+        match self {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+            Priority::Urgent => 3,
+        }
+    }
+
+    pub fn from_rank(rank: i64) -> Self {
+        match rank {
+            i64::MIN..=0 => Priority::Low,
+            1 => Priority::Normal,
+            2 => Priority::High,
+            _ => Priority::Urgent,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Ok(Priority::Low),
+            "normal" | "medium" => Ok(Priority::Normal),
+            "high" => Ok(Priority::High),
+            "urgent" => Ok(Priority::Urgent),
+            other => Err(format!(
+                "unknown priority `{other}` (expected low, normal, high or urgent)"
+            )),
+        }
+    }
+}
+
+/// Where a task came from, kept so that Hopper can report back to the source later.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SourceRef {
+    /// `api`, `cli`, `mcp`, `github`, `gitlab`, `slack`, `email`, `http`, ...
+    pub kind: String,
+    /// Repository, project, channel or mailbox the event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The sender's id for the thing (issue number, message id, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Whatever the outbound side needs to answer (thread ts, reply-to address, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub reply_handle: Option<serde_json::Value>,
+}
+
+/// A task as a caller or an integration describes it, before Hopper has stored or routed it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDraft {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    /// Explicit project assignment; the global instance routes straight to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Hint for a project instance: run this as an orchestration rather than a single assignment.
+    #[serde(default)]
+    pub needs_orchestration: bool,
+    /// Only this executor may take the task with `get_next`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+    #[serde(default)]
+    pub required_capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+}
+
+impl TaskDraft {
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    pub fn with_project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// Rejects drafts no queue should hold. Limits are generous but finite so one bad
+    /// sender cannot fill the database with a single row.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.title.trim().is_empty() {
+            return Err("title must not be empty".into());
+        }
+        if self.title.len() > 500 {
+            return Err("title must be at most 500 bytes".into());
+        }
+        if self.description.len() > 256 * 1024 {
+            return Err("description must be at most 256 KiB".into());
+        }
+        if self.tags.len() > 64 || self.tags.iter().any(|t| t.is_empty() || t.len() > 100) {
+            return Err("tags: at most 64, each 1 to 100 bytes".into());
+        }
+        Ok(())
+    }
+}

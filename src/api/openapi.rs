@@ -1,0 +1,49 @@
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{AppState, error, health, instances, tasks};
+use crate::domain;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hopper", description = "Webhook gateway and hierarchical task router"),
+    paths(
+        health::healthz, health::readyz, health::metrics,
+        instances::list_instances, instances::create_instance, instances::tree,
+        instances::get_instance, instances::archive_instance, instances::stats,
+        instances::get_child, instances::add_task, instances::list_tasks, instances::next,
+        instances::notify,
+        tasks::get_task, tasks::claim, tasks::heartbeat, tasks::complete, tasks::fail,
+        tasks::release, tasks::cancel,
+    ),
+    components(schemas(
+        error::ErrorBody, error::ErrorDetail, domain::Task, domain::TaskDraft, domain::TaskEvent,
+        domain::Feedback, domain::ChildFeedback, domain::Priority, domain::TaskStatus,
+        domain::SourceRef, domain::Instance, domain::InstanceStats, domain::InstanceTree,
+        domain::Scope, domain::InstanceStatus,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/v1/openapi.json",
+        get(|| async { Json(ApiDoc::openapi()) }),
+    )
+}

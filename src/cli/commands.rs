@@ -1,0 +1,314 @@
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio_util::sync::CancellationToken;
+
+use super::output::{
+    print_instances, print_stats, print_task, print_tasks, print_tree, print_value,
+};
+use super::{AddArgs, Cli, Command, CompleteArgs, InstancesCommand, ListArgs};
+use crate::client::HopperClient;
+use crate::config::{ConfigSet, Overrides};
+use crate::domain::{Actor, Feedback, InstanceFilter, InstanceId, TaskDraft, TaskFilter, TaskId};
+use crate::engine::Engine;
+use crate::service::HopperService;
+
+fn configs(cli: &Cli) -> anyhow::Result<ConfigSet> {
+    let mut o = Overrides::from_env();
+    if cli.database_url.is_some() {
+        o.database_url = cli.database_url.clone();
+    }
+    if cli.data_dir.is_some() {
+        o.data_dir = cli.data_dir.clone();
+    }
+    if let Command::Serve { bind: Some(b) } = &cli.command {
+        o.bind = Some(b.clone());
+    }
+    Ok(ConfigSet::load(cli.config.as_deref(), &o)?)
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve { .. } => return serve(&cli).await,
+        Command::Migrate => {
+            let engine = Engine::open(configs(&cli)?)
+                .await
+                .context("opening the database")?;
+            engine.close().await;
+            println!("migrations applied");
+            return Ok(());
+        }
+        _ => {}
+    }
+    let service = connect(&cli).await?;
+    dispatch(&cli, service.as_ref()).await
+}
+
+async fn connect(cli: &Cli) -> anyhow::Result<Arc<dyn HopperService>> {
+    match &cli.server {
+        Some(url) => {
+            let token = match &cli.token {
+                Some(t) => t.clone(),
+                None => crate::server::admin_token(&configs(cli)?)?
+                    .0
+                    .expose()
+                    .to_owned(),
+            };
+            Ok(Arc::new(HopperClient::new(url, &token)))
+        }
+        None => Ok(Arc::new(
+            Engine::open(configs(cli)?)
+                .await
+                .context("opening the local database")?,
+        )),
+    }
+}
+
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let configs = configs(cli)?;
+    for warning in configs.not_enabled_features() {
+        tracing::warn!("{warning}");
+    }
+    let (token, token_file) = crate::server::admin_token(&configs)?;
+    if let Some(path) = token_file {
+        eprintln!("admin token: {}", path.display());
+    }
+    let bind = configs.root.server.bind.clone();
+    let engine = Engine::open(configs)
+        .await
+        .context("opening the database")?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    eprintln!("hopper listening on http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    crate::server::run(engine, token, listener, shutdown).await?;
+    Ok(())
+}
+
+fn iid(s: &str) -> anyhow::Result<InstanceId> {
+    InstanceId::parse(s).map_err(anyhow::Error::msg)
+}
+
+fn tid(s: &str) -> anyhow::Result<TaskId> {
+    TaskId::parse(s).map_err(anyhow::Error::msg)
+}
+
+fn actor(executor: &Option<String>) -> Actor {
+    executor
+        .clone()
+        .map(Actor::Executor)
+        .unwrap_or(Actor::Admin)
+}
+
+async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
+    let json = cli.json;
+    match &cli.command {
+        Command::Serve { .. } | Command::Migrate => unreachable_command(),
+        Command::Add(a) => add(s, a, json).await,
+        Command::List(l) | Command::Tasks(l) => list(s, l, json).await,
+        Command::Show { id } => {
+            let id = tid(id)?;
+            let task = s.get_task(&id).await?;
+            let history = s.task_history(&id).await?;
+            if json {
+                print_value(&serde_json::json!({ "task": task, "history": history }));
+            } else {
+                print_task(&task);
+                for e in history {
+                    println!("  {}  {:<14} {}", e.at, e.kind, e.actor.unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        Command::Next { instance, executor } => {
+            match s.get_next(&iid(instance)?, executor).await? {
+                Some(t) => output(json, &t),
+                None => {
+                    if json {
+                        println!("null");
+                    } else {
+                        println!("no task available");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::Claim { id, executor } => output(json, &s.claim(&tid(id)?, executor).await?),
+        Command::Heartbeat { id, executor } => {
+            output(json, &s.heartbeat(&tid(id)?, executor).await?)
+        }
+        Command::Complete(c) => complete(s, c, json).await,
+        Command::Fail {
+            id,
+            reason,
+            executor,
+        } => output(json, &s.fail(&tid(id)?, &actor(executor), reason).await?),
+        Command::Release { id, executor } => {
+            output(json, &s.release(&tid(id)?, &actor(executor)).await?)
+        }
+        Command::Cancel { id } => output(json, &s.cancel(&tid(id)?, &Actor::Admin).await?),
+        Command::Instances(cmd) => instances(s, cmd, json).await,
+        Command::Stats { instance } => {
+            let stats = s.stats(&iid(instance)?).await?;
+            if json {
+                print_value(&stats)
+            } else {
+                print_stats(&stats)
+            }
+            Ok(())
+        }
+        Command::Status { instance } => {
+            let id = iid(instance)?;
+            let inst = s.get_instance(&id).await?;
+            let stats = s.stats(&id).await?;
+            if json {
+                print_value(&serde_json::json!({ "instance": inst, "stats": stats }));
+            } else {
+                println!(
+                    "{}  scope={}  status={}",
+                    inst.instance_id,
+                    inst.scope,
+                    inst.status.as_str()
+                );
+                if let Some(p) = &inst.parent_instance_id {
+                    println!("parent: {p}");
+                }
+                print_stats(&stats);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn unreachable_command() -> anyhow::Result<()> {
+    bail!("this command is handled before connecting")
+}
+
+fn output(json: bool, task: &crate::domain::Task) -> anyhow::Result<()> {
+    if json {
+        print_value(task)
+    } else {
+        print_task(task)
+    }
+    Ok(())
+}
+
+async fn add(s: &dyn HopperService, a: &AddArgs, json: bool) -> anyhow::Result<()> {
+    let draft = TaskDraft {
+        title: a.title.clone(),
+        description: a.description.clone(),
+        tags: a.tags.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        priority: a.priority.parse().map_err(anyhow::Error::msg)?,
+        project: a.project.clone(),
+        needs_orchestration: a.needs_orchestration,
+        executor: a.executor.clone(),
+        source: Some(crate::domain::SourceRef {
+            kind: "cli".into(),
+            ..Default::default()
+        }),
+        ..TaskDraft::default()
+    };
+    output(json, &s.add_task(&iid(&a.instance)?, draft).await?)
+}
+
+async fn list(s: &dyn HopperService, l: &ListArgs, json: bool) -> anyhow::Result<()> {
+    let filter = TaskFilter {
+        status: l
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        hierarchy: l.hierarchy,
+        limit: l.limit,
+    };
+    let tasks = s.list_tasks(&iid(&l.instance)?, &filter).await?;
+    if json {
+        print_value(&tasks)
+    } else {
+        print_tasks(&tasks, l.hierarchy)
+    }
+    Ok(())
+}
+
+async fn complete(s: &dyn HopperService, c: &CompleteArgs, json: bool) -> anyhow::Result<()> {
+    let mut feedback: Option<Feedback> = match &c.feedback {
+        Some(text) => {
+            Some(serde_json::from_str(text).context("--feedback is not valid feedback JSON")?)
+        }
+        None => None,
+    };
+    if c.quality.is_some() || c.notes.is_some() {
+        let f = feedback.get_or_insert_with(Feedback::default);
+        f.quality_score = c.quality.or(f.quality_score);
+        f.notes = c.notes.clone().or(f.notes.take());
+    }
+    output(
+        json,
+        &s.complete(&tid(&c.id)?, &actor(&c.executor), feedback)
+            .await?,
+    )
+}
+
+async fn instances(
+    s: &dyn HopperService,
+    cmd: &InstancesCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    match cmd {
+        InstancesCommand::List { scope, parent, all } => {
+            let filter = InstanceFilter {
+                scope: scope
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                parent: parent.as_deref().map(iid).transpose()?,
+                include_archived: *all,
+            };
+            let list = s.list_instances(&filter).await?;
+            if json {
+                print_value(&list)
+            } else {
+                print_instances(&list)
+            }
+        }
+        InstancesCommand::Tree => {
+            let tree = s.instance_tree().await?;
+            if json {
+                print_value(&tree)
+            } else {
+                print_tree(&tree, "", true, true)
+            }
+        }
+        InstancesCommand::Create {
+            name,
+            parent,
+            metadata,
+        } => {
+            let parent = match parent {
+                Some(p) => iid(p)?,
+                None => InstanceId::global(),
+            };
+            let meta = match metadata {
+                Some(m) => serde_json::from_str(m).context("--metadata must be a JSON object")?,
+                None => serde_json::json!({}),
+            };
+            let inst = s.register_child(&parent, name, meta).await?;
+            if json {
+                print_value(&inst)
+            } else {
+                print_instances(&[inst])
+            }
+        }
+        InstancesCommand::Archive { id } => print_value(&s.archive_and_delete(&iid(id)?).await?),
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The `hopper` command line. Every command except `serve` and `migrate` works either against
+//! a server (`--server` / `HOPPER_URL`) or directly on the local database.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use commands::run;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hopper",
+    version,
+    about = "Webhook gateway and hierarchical task router"
+)]
+pub struct Cli {
+    /// Root instance configuration (e.g. config/global_hopper.yaml); built-in defaults without it.
+    #[arg(long, global = true, env = "HOPPER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Talk to this server instead of opening the local database.
+    #[arg(long, global = true, env = "HOPPER_URL")]
+    pub server: Option<String>,
+    /// Bearer token for --server (defaults to HOPPER_ADMIN_TOKEN, then the data dir's token).
+    #[arg(long, global = true, env = "HOPPER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Database URL for the root instance (sqlite:path or postgres://...).
+    #[arg(
+        long,
+        global = true,
+        env = "HOPPER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Where the embedded database and the admin token live (default ./.hopper).
+    #[arg(long, global = true, env = "HOPPER_DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "HOPPER_BIND")]
+        bind: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Add a task (to the global instance unless --instance says otherwise).
+    Add(AddArgs),
+    /// List an instance's tasks.
+    List(ListArgs),
+    /// Same as list; --hierarchy includes child instances.
+    Tasks(ListArgs),
+    /// Show one task with its history.
+    Show { id: String },
+    /// Claim the next task for an executor.
+    Next {
+        #[arg(long, default_value = "hopper-global")]
+        instance: String,
+        #[arg(long)]
+        executor: String,
+    },
+    /// Claim a specific task.
+    Claim {
+        id: String,
+        #[arg(long)]
+        executor: String,
+    },
+    /// Extend a claim's lease.
+    Heartbeat {
+        id: String,
+        #[arg(long)]
+        executor: String,
+    },
+    /// Complete a task.
+    Complete(CompleteArgs),
+    /// Mark a task failed.
+    Fail {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        executor: Option<String>,
+    },
+    /// Give a claimed task back to its queue.
+    Release {
+        id: String,
+        #[arg(long)]
+        executor: Option<String>,
+    },
+    /// Cancel a task and whatever it delegated.
+    Cancel { id: String },
+    /// Manage instances.
+    #[command(subcommand)]
+    Instances(InstancesCommand),
+    /// Task counts of an instance.
+    Stats {
+        #[arg(long, default_value = "hopper-global")]
+        instance: String,
+    },
+    /// An instance, its counts and its children.
+    Status {
+        #[arg(long, default_value = "hopper-global")]
+        instance: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long, default_value = "hopper-global")]
+    pub instance: String,
+    #[arg(long, default_value = "normal")]
+    pub priority: String,
+    #[arg(long)]
+    pub executor: Option<String>,
+    #[arg(long)]
+    pub needs_orchestration: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, default_value = "hopper-global")]
+    pub instance: String,
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub hierarchy: bool,
+    #[arg(long)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    pub id: String,
+    #[arg(long)]
+    pub executor: Option<String>,
+    /// Quality score 0.0-5.0.
+    #[arg(long)]
+    pub quality: Option<f64>,
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Full feedback as JSON (fields of the specification's TaskFeedback).
+    #[arg(long)]
+    pub feedback: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstancesCommand {
+    /// List instances.
+    List {
+        #[arg(long)]
+        scope: Option<String>,
+        #[arg(long)]
+        parent: Option<String>,
+        /// Include archived and lost instances.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the hierarchy.
+    Tree,
+    /// Get or create a child instance.
+    Create {
+        name: String,
+        #[arg(long)]
+        parent: Option<String>,
+        /// JSON object: capabilities, webhook_url, ...
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Archive an orchestration instance.
+    Archive { id: String },
+}

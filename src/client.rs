@@ -1,0 +1,260 @@
+//! `HopperClient`: the same [`HopperService`] API, spoken over the REST API.
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::domain::{
+    Actor, Feedback, Instance, InstanceFilter, InstanceId, InstanceStats, InstanceTree, Task,
+    TaskDraft, TaskEvent, TaskFilter, TaskId,
+};
+use crate::error::{HopperError, Result};
+use crate::service::HopperService;
+
+#[derive(Clone)]
+pub struct HopperClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl HopperClient {
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| HopperError::Transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| HopperError::Transport(e.to_string()))?;
+        if status.is_success() {
+            return Ok((status, bytes.to_vec()));
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let code = v["error"]["code"].as_str().unwrap_or("error").to_owned();
+        let message = v["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        Err(match status {
+            StatusCode::NOT_FOUND => HopperError::NotFound(message),
+            StatusCode::CONFLICT => HopperError::Conflict(message),
+            StatusCode::FORBIDDEN => HopperError::Forbidden(message),
+            StatusCode::UNPROCESSABLE_ENTITY => HopperError::Invalid(message),
+            _ => HopperError::Remote {
+                status: status.as_u16(),
+                code,
+                message,
+            },
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T> {
+        let (_, bytes) = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| HopperError::Transport(format!("unexpected response: {e}")))
+    }
+}
+
+fn actor_body(actor: &Actor) -> Value {
+    match actor {
+        Actor::Executor(e) => json!({ "executor": e }),
+        Actor::Admin | Actor::System => json!({}),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct WithHistory {
+    history: Vec<TaskEvent>,
+}
+
+#[async_trait]
+impl HopperService for HopperClient {
+    async fn add_task(&self, instance: &InstanceId, task: TaskDraft) -> Result<Task> {
+        let body = serde_json::to_value(task).map_err(|e| HopperError::Invalid(e.to_string()))?;
+        self.call(
+            Method::POST,
+            &format!("/v1/instances/{instance}/tasks"),
+            Some(body),
+        )
+        .await
+    }
+    async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
+        let (status, bytes) = self
+            .send(
+                Method::POST,
+                &format!("/v1/instances/{instance}/next"),
+                Some(json!({ "executor": executor })),
+            )
+            .await?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| HopperError::Transport(e.to_string()))
+    }
+    async fn get_task(&self, task: &TaskId) -> Result<Task> {
+        self.call(Method::GET, &format!("/v1/tasks/{task}"), None)
+            .await
+    }
+    async fn task_history(&self, task: &TaskId) -> Result<Vec<TaskEvent>> {
+        let w: WithHistory = self
+            .call(Method::GET, &format!("/v1/tasks/{task}"), None)
+            .await?;
+        Ok(w.history)
+    }
+    async fn list_tasks(&self, instance: &InstanceId, filter: &TaskFilter) -> Result<Vec<Task>> {
+        let mut q = format!(
+            "/v1/instances/{instance}/tasks?hierarchy={}",
+            filter.hierarchy
+        );
+        if let Some(s) = filter.status {
+            q.push_str(&format!("&status={s}"));
+        }
+        if let Some(l) = filter.limit {
+            q.push_str(&format!("&limit={l}"));
+        }
+        self.call(Method::GET, &q, None).await
+    }
+    async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task> {
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{task}/claim"),
+            Some(json!({ "executor": executor })),
+        )
+        .await
+    }
+    async fn heartbeat(&self, task: &TaskId, executor: &str) -> Result<Task> {
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{task}/heartbeat"),
+            Some(json!({ "executor": executor })),
+        )
+        .await
+    }
+    async fn complete(
+        &self,
+        task: &TaskId,
+        actor: &Actor,
+        feedback: Option<Feedback>,
+    ) -> Result<Task> {
+        let mut body = actor_body(actor);
+        body["feedback"] = serde_json::to_value(feedback).unwrap_or(Value::Null);
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{task}/complete"),
+            Some(body),
+        )
+        .await
+    }
+    async fn fail(&self, task: &TaskId, actor: &Actor, reason: &str) -> Result<Task> {
+        let mut body = actor_body(actor);
+        body["reason"] = json!(reason);
+        self.call(Method::POST, &format!("/v1/tasks/{task}/fail"), Some(body))
+            .await
+    }
+    async fn release(&self, task: &TaskId, actor: &Actor) -> Result<Task> {
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{task}/release"),
+            Some(actor_body(actor)),
+        )
+        .await
+    }
+    async fn cancel(&self, task: &TaskId, actor: &Actor) -> Result<Task> {
+        self.call(
+            Method::POST,
+            &format!("/v1/tasks/{task}/cancel"),
+            Some(actor_body(actor)),
+        )
+        .await
+    }
+    async fn get_child_hopper(&self, parent: &InstanceId, child: &str) -> Result<Instance> {
+        self.call(
+            Method::POST,
+            &format!("/v1/instances/{parent}/children/{child}"),
+            None,
+        )
+        .await
+    }
+    async fn register_child(
+        &self,
+        parent: &InstanceId,
+        child: &str,
+        metadata: Value,
+    ) -> Result<Instance> {
+        self.call(
+            Method::POST,
+            "/v1/instances",
+            Some(json!({ "name": child, "parent": parent, "metadata": metadata })),
+        )
+        .await
+    }
+    async fn notify_parent(&self, instance: &InstanceId, kind: &str, detail: Value) -> Result<()> {
+        self.send(
+            Method::POST,
+            &format!("/v1/instances/{instance}/notify"),
+            Some(json!({ "kind": kind, "detail": detail })),
+        )
+        .await?;
+        Ok(())
+    }
+    async fn get_instance(&self, instance: &InstanceId) -> Result<Instance> {
+        self.call(Method::GET, &format!("/v1/instances/{instance}"), None)
+            .await
+    }
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
+        let mut q = format!("/v1/instances?include_archived={}", filter.include_archived);
+        if let Some(s) = filter.scope {
+            q.push_str(&format!("&scope={s}"));
+        }
+        if let Some(p) = &filter.parent {
+            q.push_str(&format!("&parent={p}"));
+        }
+        self.call(Method::GET, &q, None).await
+    }
+    async fn instance_tree(&self) -> Result<InstanceTree> {
+        self.call(Method::GET, "/v1/instances/tree", None).await
+    }
+    async fn stats(&self, instance: &InstanceId) -> Result<InstanceStats> {
+        self.call(
+            Method::GET,
+            &format!("/v1/instances/{instance}/stats"),
+            None,
+        )
+        .await
+    }
+    async fn archive_and_delete(&self, instance: &InstanceId) -> Result<Value> {
+        self.call(Method::DELETE, &format!("/v1/instances/{instance}"), None)
+            .await
+    }
+}

@@ -1,0 +1,334 @@
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{HopperConfig, RoutingRules, Secret, Storage};
+use crate::domain::Scope;
+
+/// A configuration mistake, reported at start-up with the file, the key and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(file: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings from the command line or `HOPPER_*` variables; they win over the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub data_dir: Option<String>,
+    pub bind: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+impl Overrides {
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self {
+            database_url: var("HOPPER_DATABASE_URL"),
+            data_dir: var("HOPPER_DATA_DIR"),
+            bind: var("HOPPER_BIND"),
+            admin_token: var("HOPPER_ADMIN_TOKEN"),
+        }
+    }
+}
+
+/// The root instance's configuration plus the templates its children are made from.
+#[derive(Debug, Clone)]
+pub struct ConfigSet {
+    pub root: HopperConfig,
+    pub project: HopperConfig,
+    pub orchestration: HopperConfig,
+    pub rules: RoutingRules,
+    /// Where the root file was read from, if anywhere.
+    pub source: Option<PathBuf>,
+}
+
+impl ConfigSet {
+    /// Built-in defaults only: what `hopper serve` runs with when there is no file.
+    pub fn defaults() -> Self {
+        Self {
+            root: HopperConfig::for_global(),
+            project: HopperConfig::for_project(),
+            orchestration: HopperConfig::for_orchestration(),
+            rules: RoutingRules::default(),
+            source: None,
+        }
+    }
+
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut set = match path {
+            None => Self::defaults(),
+            Some(path) => Self::load_files(path)?,
+        };
+        set.apply(overrides);
+        Ok(set)
+    }
+
+    fn load_files(path: &Path) -> Result<Self, ConfigError> {
+        let root = load_file(path, None)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let project = match &root.child_instances.default_config {
+            Some(file) => load_file(&dir.join(file), Some(Scope::Project))?,
+            None => HopperConfig::for_project(),
+        };
+        let orchestration = match &project.child_instances.default_config {
+            Some(file) => load_file(&dir.join(file), Some(Scope::Orchestration))?,
+            None => HopperConfig::for_orchestration(),
+        };
+        let rules_file = project
+            .intelligence
+            .config_file
+            .clone()
+            .or_else(|| root.intelligence.config_file.clone())
+            .unwrap_or_else(|| "project_routing_rules.yaml".into());
+        let rules_path = dir.join(rules_file);
+        let rules = if rules_path.exists() {
+            RoutingRules::load(&rules_path)?
+        } else {
+            RoutingRules::default()
+        };
+        Ok(Self {
+            root,
+            project,
+            orchestration,
+            rules,
+            source: Some(path.to_owned()),
+        })
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(url) = &o.database_url {
+            let storage = if url.starts_with("sqlite:") {
+                Storage::Sqlite
+            } else {
+                Storage::Postgresql
+            };
+            self.root.persistence.storage = storage;
+            self.root.persistence.url = Some(url.clone());
+            self.root.persistence.path = None;
+        }
+        if let Some(dir) = &o.data_dir {
+            self.root.server.data_dir = dir.clone();
+        }
+        if let Some(bind) = &o.bind {
+            self.root.server.bind = bind.clone();
+        }
+        if let Some(token) = &o.admin_token {
+            self.root.server.admin_token = Some(Secret::new(token.clone()));
+        }
+    }
+
+    pub fn template(&self, scope: Scope) -> &HopperConfig {
+        match scope {
+            Scope::Global => &self.root,
+            Scope::Project => &self.project,
+            Scope::Orchestration => &self.orchestration,
+        }
+    }
+
+    /// Features the config names that this build does not deliver yet: said out loud at
+    /// start-up instead of being silently ignored.
+    pub fn not_enabled_features(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for cfg in [&self.root, &self.project, &self.orchestration] {
+            let who = cfg.scope.as_str();
+            use super::IntelligenceProvider::*;
+            if matches!(cfg.intelligence.provider, Llm | Sage) {
+                out.push(format!(
+                    "{who}: intelligence.provider {:?} is not enabled in this build; routing uses rules",
+                    cfg.intelligence.provider
+                ));
+            }
+            for (key, b) in [
+                ("memory.episodic", &cfg.memory.episodic),
+                ("memory.consolidated", &cfg.memory.consolidated),
+            ] {
+                if let Some(b) = b {
+                    out.push(format!(
+                        "{who}: {key} backend `{}` is not enabled in this build",
+                        b.backend
+                    ));
+                }
+            }
+            let integ = &cfg.integrations;
+            for (key, t) in [
+                ("mcp", &integ.mcp),
+                ("github", &integ.github),
+                ("gitlab", &integ.gitlab),
+            ] {
+                if t.as_ref().is_some_and(|t| t.enabled) {
+                    out.push(format!(
+                        "{who}: integrations.{key} is not enabled in this build"
+                    ));
+                }
+            }
+        }
+        out.dedup();
+        out
+    }
+}
+
+/// Reads one YAML file: `${VAR}` / `${VAR:-default}` expanded in every string, laid over the
+/// scope's defaults, then checked key by key.
+fn load_file(path: &Path, expect: Option<Scope>) -> Result<HopperConfig, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&file, "(file)", format!("cannot read: {e}")))?;
+    let mut value: Value = serde_yaml::from_str(&text)
+        .map_err(|e| ConfigError::new(&file, "(yaml)", e.to_string()))?;
+    if value.is_null() {
+        value = Value::Object(Default::default());
+    }
+    expand_env(&mut value).map_err(|(key, reason)| ConfigError::new(&file, key, reason))?;
+    let scope = match value.get("scope") {
+        None => expect.unwrap_or(Scope::Global),
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| "must be a string".to_owned())
+            .and_then(|s| s.parse())
+            .map_err(|reason| ConfigError::new(&file, "scope", reason))?,
+    };
+    if let Some(expected) = expect
+        && scope != expected
+    {
+        return Err(ConfigError::new(
+            &file,
+            "scope",
+            format!("this template is used for {expected} instances but says {scope}"),
+        ));
+    }
+    let mut merged = serde_json::to_value(HopperConfig::for_scope(scope))
+        .map_err(|e| ConfigError::new(&file, "(defaults)", e.to_string()))?;
+    strip_redacted(&mut merged);
+    merge(&mut merged, value);
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::new(&file, key, e.into_inner().to_string())
+    })
+}
+
+/// Overlays `over` on `base`: maps merge key by key, anything else replaces.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Defaults never hold secrets; drop the placeholder a serialised `Secret` would leave.
+fn strip_redacted(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, v| v.as_str() != Some("[redacted]"));
+            m.values_mut().for_each(strip_redacted);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_redacted),
+        _ => {}
+    }
+}
+
+fn expand_env(v: &mut Value) -> Result<(), (String, String)> {
+    fn walk(v: &mut Value, path: &mut Vec<String>) -> Result<(), (String, String)> {
+        match v {
+            Value::String(s) if s.contains("${") => {
+                let expanded = expand_str(s).map_err(|r| (path.join("."), r))?;
+                // An unset variable with no default leaves the key unset, so its default applies.
+                *v = if expanded.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(expanded)
+                };
+            }
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    path.push(k.clone());
+                    walk(child, path)?;
+                    path.pop();
+                }
+            }
+            Value::Array(a) => {
+                for (i, child) in a.iter_mut().enumerate() {
+                    path.push(i.to_string());
+                    walk(child, path)?;
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    walk(v, &mut Vec::new())
+}
+
+/// `${NAME}` or `${NAME:-fallback}`; an unset `${NAME}` expands to nothing.
+pub(crate) fn expand_str(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
+        let inner = &after[..end];
+        let (name, fallback) = match inner.split_once(":-") {
+            Some((n, f)) => (n, Some(f)),
+            None => (inner, None),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("`${{{inner}}}` is not a valid variable reference"));
+        }
+        match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+            Some(val) => out.push_str(&val),
+            None => out.push_str(fallback.unwrap_or("")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables_with_fallbacks() {
+        assert_eq!(
+            expand_str("a${HOPPER_TEST_SURELY_UNSET:-b}c").unwrap(),
+            "abc"
+        );
+        assert_eq!(expand_str("${HOPPER_TEST_SURELY_UNSET}").unwrap(), "");
+        assert!(expand_str("${oops").is_err());
+        assert!(expand_str("${a b}").is_err());
+    }
+
+    #[test]
+    fn merge_overlays_nested_maps() {
+        let mut base = serde_json::json!({"a": {"b": 1, "c": 2}, "d": 3});
+        merge(&mut base, serde_json::json!({"a": {"b": 9}, "d": null}));
+        assert_eq!(base, serde_json::json!({"a": {"b": 9, "c": 2}, "d": null}));
+    }
+}

@@ -1,0 +1,12 @@
+//! Configuration: the design's YAML files, layered as built-in defaults → file → `HOPPER_*`
+//! environment → command-line flags. Every key has a default, so no file is needed at all.
+
+mod load;
+mod retention;
+mod rules;
+mod types;
+
+pub use load::{ConfigError, ConfigSet, Overrides};
+pub use retention::Retention;
+pub use rules::{ProjectRule, RoutingRules};
+pub use types::*;

@@ -1,0 +1,58 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// `project_routing_rules.yaml`: how the global instance picks a project and how a project
+/// instance decides between an orchestration run and a single assignee.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingRules {
+    /// Where tasks go when no project scores above zero; unset leaves them in triage.
+    pub default_project: Option<String>,
+    pub projects: BTreeMap<String, ProjectRule>,
+    pub orchestration: OrchestrationRule,
+    /// Executor assigned to tasks that do not need orchestration; unset queues them for anyone.
+    pub default_executor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectRule {
+    pub keywords: Vec<String>,
+    pub tags: Vec<String>,
+    pub capabilities: Vec<String>,
+    /// Multiplier per tag, as in the specification's `priority_boost`.
+    pub priority_boost: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestrationRule {
+    /// Any of these tags sends a project task to an orchestration run.
+    pub tags: Vec<String>,
+    /// Any of these words in title or description does too.
+    pub keywords: Vec<String>,
+}
+
+impl RoutingRules {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let err = |key: String, reason: String| ConfigError {
+            file: file.clone(),
+            key,
+            reason,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("(file)".into(), format!("cannot read: {e}")))?;
+        let value: serde_json::Value =
+            serde_yaml::from_str(&text).map_err(|e| err("(yaml)".into(), e.to_string()))?;
+        if value.is_null() {
+            return Ok(Self::default());
+        }
+        serde_path_to_error::deserialize(value)
+            .map_err(|e| err(e.path().to_string(), e.into_inner().to_string()))
+    }
+}

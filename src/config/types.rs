@@ -1,0 +1,310 @@
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::Retention;
+use crate::domain::Scope;
+
+/// A secret from configuration: never printed, never serialised back out.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// One instance's configuration: the shape of `config/*.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HopperConfig {
+    pub scope: Scope,
+    /// May contain `{project_name}` and `{run_id}`.
+    pub instance_id: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    pub intelligence: IntelligenceConfig,
+    pub memory: MemoryConfig,
+    pub persistence: PersistenceConfig,
+    pub integrations: IntegrationsConfig,
+    pub child_instances: ChildInstancesConfig,
+    pub tasks: TasksConfig,
+    pub orchestration: OrchestrationConfig,
+    /// Only read from the root instance's file.
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntelligenceProvider {
+    Rules,
+    SimplePriority,
+    /// Delivered by a later issue; accepted now and reported at start-up.
+    Llm,
+    Sage,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntelligenceConfig {
+    pub provider: IntelligenceProvider,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Rules file, relative to the config file's folder.
+    #[serde(default)]
+    pub config_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    #[serde(default)]
+    pub episodic: Option<BackendConfig>,
+    #[serde(default)]
+    pub consolidated: Option<BackendConfig>,
+    #[serde(default)]
+    pub learning: bool,
+}
+
+/// A memory backend (`sqlite`, `opensearch`, `gitlab`, `git`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub backend: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub index: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub consolidation_schedule: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Use the parent instance's database.
+    Inherit,
+    Sqlite,
+    #[serde(alias = "postgres")]
+    Postgresql,
+    Memory,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersistenceConfig {
+    pub storage: Storage,
+    /// PostgreSQL (or `sqlite:`) URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// SQLite file path; may contain `{project_name}` and `{data_dir}`.
+    #[serde(default)]
+    pub path: Option<String>,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToggleConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationsConfig {
+    #[serde(default)]
+    pub mcp: Option<ToggleConfig>,
+    #[serde(default)]
+    pub github: Option<ToggleConfig>,
+    #[serde(default)]
+    pub gitlab: Option<ToggleConfig>,
+    #[serde(default)]
+    pub parent_hopper: bool,
+    #[serde(default)]
+    pub local_cli: bool,
+    #[serde(default)]
+    pub worker_api: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildInstancesConfig {
+    pub auto_create: bool,
+    /// Template for children, relative to this file's folder.
+    #[serde(default)]
+    pub default_config: Option<String>,
+    /// How many orchestration levels may nest below a project (run + phase = 2).
+    pub max_depth: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksConfig {
+    /// How long a claim holds without a heartbeat.
+    pub lease_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestrationConfig {
+    /// Phase children created for every run, in order.
+    pub phases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    /// Falls back to `HOPPER_ADMIN_TOKEN`, then a token generated into the data dir.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    pub data_dir: String,
+    /// Largest request body the REST API accepts.
+    pub body_limit_bytes: usize,
+    /// How often leases and retention are swept.
+    pub sweep_interval_ms: u64,
+}
+
+impl HopperConfig {
+    pub fn for_scope(scope: Scope) -> Self {
+        match scope {
+            Scope::Global => Self::for_global(),
+            Scope::Project => Self::for_project(),
+            Scope::Orchestration => Self::for_orchestration(),
+        }
+    }
+
+    /// The embedded default: a global instance on `./.hopper/hopper.db`.
+    pub fn for_global() -> Self {
+        Self {
+            scope: Scope::Global,
+            instance_id: "hopper-global".into(),
+            parent: None,
+            intelligence: IntelligenceConfig {
+                provider: IntelligenceProvider::Rules,
+                model: None,
+                temperature: None,
+                config_file: None,
+            },
+            memory: MemoryConfig::default(),
+            persistence: PersistenceConfig {
+                storage: Storage::Sqlite,
+                url: None,
+                path: Some("{data_dir}/hopper.db".into()),
+                retention: Retention::Forever,
+            },
+            integrations: IntegrationsConfig::default(),
+            child_instances: ChildInstancesConfig {
+                auto_create: true,
+                default_config: None,
+                max_depth: 2,
+            },
+            tasks: TasksConfig { lease_seconds: 300 },
+            orchestration: OrchestrationConfig::default(),
+            server: ServerConfig::default(),
+        }
+    }
+
+    /// Projects share their parent's database unless told otherwise.
+    pub fn for_project() -> Self {
+        Self {
+            scope: Scope::Project,
+            instance_id: "hopper-{project_name}".into(),
+            parent: Some("hopper-global".into()),
+            persistence: PersistenceConfig {
+                storage: Storage::Inherit,
+                url: None,
+                path: None,
+                retention: Retention::parse("1_year").unwrap_or(Retention::Forever),
+            },
+            integrations: IntegrationsConfig {
+                parent_hopper: true,
+                local_cli: true,
+                ..IntegrationsConfig::default()
+            },
+            ..Self::for_global()
+        }
+    }
+
+    /// Runs live in memory and disappear when they finish.
+    pub fn for_orchestration() -> Self {
+        Self {
+            scope: Scope::Orchestration,
+            instance_id: "hopper-{project_name}-run-{run_id}".into(),
+            parent: Some("hopper-{project_name}".into()),
+            intelligence: IntelligenceConfig {
+                provider: IntelligenceProvider::SimplePriority,
+                model: None,
+                temperature: None,
+                config_file: None,
+            },
+            persistence: PersistenceConfig {
+                storage: Storage::Memory,
+                url: None,
+                path: None,
+                retention: Retention::RunDuration,
+            },
+            integrations: IntegrationsConfig {
+                parent_hopper: true,
+                worker_api: true,
+                ..IntegrationsConfig::default()
+            },
+            ..Self::for_global()
+        }
+    }
+}
+
+impl Default for OrchestrationConfig {
+    fn default() -> Self {
+        Self {
+            phases: vec!["design".into(), "implement".into(), "test".into()],
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            admin_token: None,
+            data_dir: ".hopper".into(),
+            body_limit_bytes: 1024 * 1024,
+            sweep_interval_ms: 1000,
+        }
+    }
+}

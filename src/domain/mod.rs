@@ -1,0 +1,26 @@
+//! The vocabulary shared by every other module: ids, tasks, instances, feedback.
+
+mod feedback;
+mod ids;
+mod instance;
+mod task;
+
+pub use feedback::{ChildFeedback, Feedback};
+pub use hopper_integration_api::{Priority, SourceRef, TaskDraft};
+pub use ids::{InstanceId, TaskId, validate_child_name};
+pub use instance::{Instance, InstanceFilter, InstanceStats, InstanceStatus, InstanceTree, Scope};
+pub use task::{Actor, Task, TaskEvent, TaskFilter, TaskStatus};
+
+/// Milliseconds since the Unix epoch: the one clock format stored in every table, so both SQL
+/// dialects index and compare it the same way.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn millis_to_rfc3339(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

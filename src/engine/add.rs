@@ -1,0 +1,256 @@
+//! `add_task`: the design's "same method, different implementation" per scope.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::{Engine, Fault, Node};
+use crate::domain::{InstanceId, Scope, Task, TaskDraft, TaskId, TaskStatus, now_millis};
+use crate::error::{HopperError, Result};
+use crate::routing::{Route, RoutingDecision};
+use crate::store::{Delegation, DelegationKind, DelegationState, EventRecord, NewTaskRow};
+
+impl Engine {
+    /// Adds a task to an instance. Global routes it to a project, a project decides between an
+    /// orchestration run and an assignee, an orchestration instance queues it.
+    pub async fn add_task(&self, instance: &InstanceId, draft: TaskDraft) -> Result<Task> {
+        draft.validate().map_err(HopperError::Invalid)?;
+        let node = self.node(instance).await?;
+        let scope = node.scope().as_str();
+        let task = self.add_at(node, draft, None, TaskId::generate()).await?;
+        metrics::counter!("hopper_tasks_added_total", "scope" => scope).increment(1);
+        Ok(task)
+    }
+
+    /// Adds with a chosen id (so a re-driven delegation inserts the same task again, which the
+    /// store ignores) and an optional parent task.
+    pub(super) fn add_at(
+        &self,
+        node: Arc<Node>,
+        draft: TaskDraft,
+        parent_task: Option<TaskId>,
+        id: TaskId,
+    ) -> BoxFuture<'_, Result<Task>> {
+        Box::pin(async move {
+            if node.instance.status != crate::domain::InstanceStatus::Running {
+                return Err(HopperError::Conflict(format!(
+                    "instance `{}` is not running",
+                    node.id()
+                )));
+            }
+            let projects = if node.scope() == Scope::Global {
+                self.projects().await
+            } else {
+                Vec::new()
+            };
+            let decision = self
+                .router_for(&node)
+                .route(node.scope(), &draft, &projects)
+                .await;
+            match decision.route.clone() {
+                Route::Project(name) => match self.project_for(&node, &name).await? {
+                    Some(child) => {
+                        self.delegate(
+                            &node,
+                            child,
+                            draft,
+                            parent_task,
+                            id,
+                            DelegationKind::Task,
+                            &decision,
+                        )
+                        .await
+                    }
+                    None => {
+                        let why = format!(
+                            "project `{name}` has no instance and child_instances.auto_create is off"
+                        );
+                        self.queue(&node, draft, parent_task, id, None, Some(why))
+                            .await
+                    }
+                },
+                Route::Orchestrate => {
+                    let run = self.start_run(&node).await?;
+                    self.delegate(
+                        &node,
+                        run,
+                        draft,
+                        parent_task,
+                        id,
+                        DelegationKind::Run,
+                        &decision,
+                    )
+                    .await
+                }
+                Route::Assign(executor) => {
+                    let mut draft = draft;
+                    draft.executor = Some(executor);
+                    self.queue(
+                        &node,
+                        draft,
+                        parent_task,
+                        id,
+                        None,
+                        Some(decision.reasoning),
+                    )
+                    .await
+                }
+                Route::Queue => self.queue(&node, draft, parent_task, id, None, None).await,
+                Route::Triage => {
+                    self.queue(
+                        &node,
+                        draft,
+                        parent_task,
+                        id,
+                        None,
+                        Some(decision.reasoning),
+                    )
+                    .await
+                }
+            }
+        })
+    }
+
+    async fn project_for(&self, global: &Node, name: &str) -> Result<Option<Arc<Node>>> {
+        let id = global.id().child(name).map_err(HopperError::Invalid)?;
+        if let Ok(existing) = self.node(&id).await {
+            return Ok(Some(existing));
+        }
+        if !global.config.child_instances.auto_create {
+            return Ok(None);
+        }
+        Ok(Some(self.child(global.id(), name, None).await?))
+    }
+
+    /// Creates `hopper-{project}-run-{id}` with one child per configured phase.
+    async fn start_run(&self, project: &Node) -> Result<Arc<Node>> {
+        let run_id = uuid::Uuid::now_v7().simple().to_string();
+        // The tail of a UUIDv7 is random; eight hex digits keep ids readable.
+        let short = &run_id[run_id.len() - 8..];
+        let run = self
+            .child(project.id(), &format!("run-{short}"), None)
+            .await?;
+        let phases = self
+            .inner
+            .configs
+            .orchestration
+            .orchestration
+            .phases
+            .clone();
+        if run.depth < self.inner.configs.orchestration.child_instances.max_depth {
+            for (i, phase) in phases.iter().enumerate() {
+                self.child(
+                    run.id(),
+                    &format!("phase-{}", i + 1),
+                    Some(json!({ "phase": phase })),
+                )
+                .await?;
+            }
+        }
+        Ok(run)
+    }
+
+    async fn queue(
+        &self,
+        node: &Node,
+        draft: TaskDraft,
+        parent_task: Option<TaskId>,
+        id: TaskId,
+        routed_to: Option<InstanceId>,
+        reason: Option<String>,
+    ) -> Result<Task> {
+        let row = NewTaskRow {
+            id,
+            instance_id: node.id().clone(),
+            parent_task_id: parent_task,
+            draft,
+            status: if routed_to.is_some() {
+                TaskStatus::Routed
+            } else {
+                TaskStatus::Pending
+            },
+            routed_to,
+            routing_reason: reason.clone(),
+            now: now_millis(),
+        };
+        let ev = EventRecord::new("created", "hopper").with(json!({ "reason": reason }));
+        let (task, _) = node.store.insert_task(&row, &ev).await?;
+        Ok(task)
+    }
+
+    /// Hands a task to a child. The parent task and the delegation are committed together
+    /// first, with the child task's id chosen up front; then the child gets the task; then the
+    /// delegation is marked done. A crash anywhere in between is finished by `recover`.
+    #[allow(clippy::too_many_arguments)]
+    async fn delegate(
+        &self,
+        parent: &Node,
+        child: Arc<Node>,
+        draft: TaskDraft,
+        parent_task: Option<TaskId>,
+        id: TaskId,
+        kind: DelegationKind,
+        decision: &RoutingDecision,
+    ) -> Result<Task> {
+        let now = now_millis();
+        let delegation = Delegation {
+            parent_instance_id: parent.id().clone(),
+            parent_task_id: id.clone(),
+            child_instance_id: child.id().clone(),
+            child_task_id: TaskId::generate(),
+            kind,
+            state: DelegationState::Pending,
+            delegated_at: now,
+        };
+        let row = NewTaskRow {
+            id: id.clone(),
+            instance_id: parent.id().clone(),
+            parent_task_id: parent_task,
+            draft: draft.clone(),
+            status: TaskStatus::Routed,
+            routed_to: Some(child.id().clone()),
+            routing_reason: Some(decision.reasoning.clone()),
+            now,
+        };
+        let ev = EventRecord::new("routed", "hopper").with(json!({
+            "to": child.id(),
+            "confidence": decision.confidence,
+            "reasoning": decision.reasoning,
+            "decided_by": decision.decided_by,
+        }));
+        let (task, inserted) = parent
+            .store
+            .insert_delegating_task(&row, &delegation, &ev)
+            .await?;
+        if !inserted {
+            return Ok(task);
+        }
+        self.check_fault(Fault::AfterDelegationRecorded)?;
+        self.hand_down(&delegation, draft).await?;
+        Ok(task)
+    }
+
+    /// The second half of a delegation, shared by `delegate` and recovery: idempotent.
+    pub(super) async fn hand_down(&self, d: &Delegation, draft: TaskDraft) -> Result<()> {
+        let child = self.node(&d.child_instance_id).await?;
+        self.add_at(
+            child,
+            draft,
+            Some(d.parent_task_id.clone()),
+            d.child_task_id.clone(),
+        )
+        .await?;
+        self.check_fault(Fault::AfterChildInserted)?;
+        let parent = self.node(&d.parent_instance_id).await?;
+        parent
+            .store
+            .set_delegation_state(
+                &d.parent_task_id,
+                DelegationState::Pending,
+                DelegationState::Delegated,
+            )
+            .await?;
+        Ok(())
+    }
+}

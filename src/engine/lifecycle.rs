@@ -1,0 +1,288 @@
+//! Claiming and finishing tasks: `get_next`, `claim`, `heartbeat`, `complete`, `fail`,
+//! `release`, `cancel`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{Engine, Node};
+use crate::domain::{Actor, Feedback, InstanceId, Scope, Task, TaskId, TaskStatus, now_millis};
+use crate::error::{HopperError, Result};
+use crate::store::{EventRecord, FinishRequest};
+
+impl Engine {
+    fn lease_until(node: &Node, now: i64) -> i64 {
+        now + (node.config.tasks.lease_seconds.max(1) as i64).saturating_mul(1000)
+    }
+
+    /// Atomically claims the best task for `executor`. An orchestration run with nothing of its
+    /// own hands out work from its active phase: the first phase that still has open tasks.
+    pub async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
+        validate_executor(executor)?;
+        let node = self.node(instance).await?;
+        let now = now_millis();
+        if let Some(task) = node
+            .store
+            .claim_next(instance, executor, now, Self::lease_until(&node, now))
+            .await?
+        {
+            metrics::counter!("hopper_tasks_claimed_total").increment(1);
+            return Ok(Some(task));
+        }
+        if node.scope() != Scope::Orchestration {
+            return Ok(None);
+        }
+        for phase in self.children_of(instance).await {
+            let open = phase
+                .store
+                .count_open(std::slice::from_ref(phase.id()))
+                .await?;
+            if open > 0 {
+                let now = now_millis();
+                let task = phase
+                    .store
+                    .claim_next(phase.id(), executor, now, Self::lease_until(&phase, now))
+                    .await?;
+                if task.is_some() {
+                    metrics::counter!("hopper_tasks_claimed_total").increment(1);
+                }
+                return Ok(task);
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn get_task(&self, id: &TaskId) -> Result<Task> {
+        Ok(self.locate(id).await?.0)
+    }
+
+    pub async fn claim(&self, id: &TaskId, executor: &str) -> Result<Task> {
+        validate_executor(executor)?;
+        let (task, node) = self.locate(id).await?;
+        let now = now_millis();
+        match node
+            .store
+            .claim(id, executor, now, Self::lease_until(&node, now))
+            .await?
+        {
+            Some(t) => {
+                metrics::counter!("hopper_tasks_claimed_total").increment(1);
+                Ok(t)
+            }
+            None => Err(self.why_not(&node, &task, executor, "claim").await),
+        }
+    }
+
+    pub async fn heartbeat(&self, id: &TaskId, executor: &str) -> Result<Task> {
+        validate_executor(executor)?;
+        let (task, node) = self.locate(id).await?;
+        let now = now_millis();
+        match node
+            .store
+            .heartbeat(id, executor, now, Self::lease_until(&node, now))
+            .await?
+        {
+            Some(t) => Ok(t),
+            None => Err(self.why_not(&node, &task, executor, "heartbeat").await),
+        }
+    }
+
+    /// Marks a task done. Completing a done task again is a no-op that returns the first result.
+    pub async fn complete(
+        &self,
+        id: &TaskId,
+        actor: &Actor,
+        feedback: Option<Feedback>,
+    ) -> Result<Task> {
+        if let Some(f) = &feedback {
+            f.validate().map_err(HopperError::Invalid)?;
+        }
+        let ev = EventRecord::new("completed", actor.name()).with(json!({ "feedback": feedback }));
+        self.finish(id, actor, TaskStatus::Done, feedback.as_ref(), None, ev)
+            .await
+    }
+
+    pub async fn fail(&self, id: &TaskId, actor: &Actor, reason: &str) -> Result<Task> {
+        let ev = EventRecord::new("failed", actor.name()).with(json!({ "reason": reason }));
+        self.finish(id, actor, TaskStatus::Failed, None, Some(reason), ev)
+            .await
+    }
+
+    /// Gives a claimed task back to its queue.
+    pub async fn release(&self, id: &TaskId, actor: &Actor) -> Result<Task> {
+        let ev = EventRecord::new("released", actor.name());
+        self.finish(id, actor, TaskStatus::Pending, None, None, ev)
+            .await
+    }
+
+    /// Cancels a task; a routed task takes its delegated work down with it.
+    pub async fn cancel(&self, id: &TaskId, actor: &Actor) -> Result<Task> {
+        let (task, node) = self.locate(id).await?;
+        if task.status == TaskStatus::Cancelled {
+            return Ok(task);
+        }
+        if task.status == TaskStatus::Routed {
+            let ev = EventRecord::new("cancelled", actor.name());
+            let req = FinishRequest {
+                id,
+                from: &[TaskStatus::Routed],
+                to: TaskStatus::Cancelled,
+                claimer: None,
+                feedback: None,
+                failure_reason: None,
+                event: ev,
+                now: now_millis(),
+            };
+            return match node.store.transition(&req).await? {
+                Some(t) => {
+                    self.cancel_downward(&t).await?;
+                    Ok(t)
+                }
+                None => Err(self.why_not(&node, &task, actor.name(), "cancel").await),
+            };
+        }
+        let ev = EventRecord::new("cancelled", actor.name());
+        self.finish(id, actor, TaskStatus::Cancelled, None, None, ev)
+            .await
+    }
+
+    async fn finish(
+        &self,
+        id: &TaskId,
+        actor: &Actor,
+        to: TaskStatus,
+        feedback: Option<&Feedback>,
+        reason: Option<&str>,
+        event: EventRecord,
+    ) -> Result<Task> {
+        let (task, node) = self.locate(id).await?;
+        if task.status == to && to.is_terminal() {
+            return Ok(task);
+        }
+        let (from, claimer): (&[TaskStatus], Option<&str>) = match actor {
+            Actor::Executor(name) => (&[TaskStatus::Claimed], Some(name.as_str())),
+            Actor::Admin | Actor::System => (&[TaskStatus::Pending, TaskStatus::Claimed], None),
+        };
+        let from = if to == TaskStatus::Pending {
+            &[TaskStatus::Claimed][..]
+        } else {
+            from
+        };
+        let req = FinishRequest {
+            id,
+            from,
+            to,
+            claimer,
+            feedback,
+            failure_reason: reason,
+            event,
+            now: now_millis(),
+        };
+        match node.store.transition(&req).await? {
+            Some(done) => {
+                if to.is_terminal() {
+                    metrics::counter!("hopper_tasks_finished_total", "status" => to.as_str())
+                        .increment(1);
+                    self.bubble(node, done.clone()).await?;
+                }
+                Ok(done)
+            }
+            None => {
+                // Lost a race or the state did not allow it: re-read to say which.
+                let current = node.store.get_task(id).await?.unwrap_or(task);
+                if current.status == to && to.is_terminal() {
+                    return Ok(current);
+                }
+                Err(self
+                    .why_not(&node, &current, actor.name(), to.as_str())
+                    .await)
+            }
+        }
+    }
+
+    async fn why_not(&self, node: &Arc<Node>, task: &Task, who: &str, action: &str) -> HopperError {
+        let current = node
+            .store
+            .get_task(&task.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| task.clone());
+        match current.status {
+            TaskStatus::Claimed if current.claimed_by.as_deref() != Some(who) => {
+                HopperError::Forbidden(format!(
+                    "task {} is claimed by `{}`, not `{who}`",
+                    current.id,
+                    current.claimed_by.as_deref().unwrap_or("?")
+                ))
+            }
+            TaskStatus::Pending if current.executor.as_deref().is_some_and(|e| e != who) => {
+                HopperError::Forbidden(format!(
+                    "task {} is reserved for executor `{}`",
+                    current.id,
+                    current.executor.as_deref().unwrap_or("?")
+                ))
+            }
+            TaskStatus::Routed => HopperError::Conflict(format!(
+                "task {} was delegated to `{}`; it finishes when that work does",
+                current.id,
+                current
+                    .routed_to
+                    .as_ref()
+                    .map(|r| r.as_str())
+                    .unwrap_or("?")
+            )),
+            status => HopperError::Conflict(format!(
+                "cannot {action} task {}: it is {status}",
+                current.id
+            )),
+        }
+    }
+}
+
+fn validate_executor(executor: &str) -> Result<()> {
+    if executor.trim().is_empty() || executor.len() > 200 {
+        return Err(HopperError::Invalid(
+            "executor must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub async fn task_history(&self, id: &TaskId) -> Result<Vec<crate::domain::TaskEvent>> {
+        let (_, node) = self.locate(id).await?;
+        Ok(node.store.task_events(id).await?)
+    }
+
+    /// Tasks of an instance, or of it and all its descendants with `hierarchy`.
+    pub async fn list_tasks(
+        &self,
+        instance: &InstanceId,
+        filter: &crate::domain::TaskFilter,
+    ) -> Result<Vec<Task>> {
+        let node = self.node(instance).await?;
+        let limit = filter.limit.unwrap_or(1000).clamp(1, 10_000);
+        if !filter.hierarchy {
+            return Ok(node
+                .store
+                .list_tasks(std::slice::from_ref(instance), filter.status, limit)
+                .await?);
+        }
+        // Descendants may live in other stores: ask each store for its own instances.
+        let mut by_store: Vec<(crate::store::Store, Vec<InstanceId>)> = Vec::new();
+        for n in self.subtree(instance).await {
+            match by_store.iter_mut().find(|(s, _)| s.key() == n.store.key()) {
+                Some((_, ids)) => ids.push(n.id().clone()),
+                None => by_store.push((n.store.clone(), vec![n.id().clone()])),
+            }
+        }
+        let mut out = Vec::new();
+        for (store, ids) in by_store {
+            out.extend(store.list_tasks(&ids, filter.status, limit).await?);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+}

@@ -1,0 +1,170 @@
+//! The in-process Hopper: every instance of the hierarchy, their stores, and the rules that
+//! move tasks between them. `Engine` implements [`crate::service::HopperService`]; the REST API
+//! and the CLI's local mode drive it, and [`crate::service::Hopper`] wraps it per instance.
+
+mod add;
+mod bubble;
+mod lifecycle;
+mod nodes;
+mod recovery;
+mod sweeper;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::sync::RwLock;
+
+use crate::config::{ConfigSet, IntelligenceProvider};
+use crate::domain::{InstanceId, Task, TaskId};
+use crate::error::{HopperError, Result};
+use crate::routing::{PriorityRouter, Router, RulesRouter};
+use crate::store::{Store, StoreKey, StoreSet};
+
+pub use nodes::Node;
+pub use sweeper::spawn_sweeper;
+
+/// A crash point a test can arm to prove recovery (see `tests/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    None = 0,
+    /// Die after recording a delegation, before the child has the task.
+    AfterDelegationRecorded = 1,
+    /// Die after the child has the task, before the delegation is marked delegated.
+    AfterChildInserted = 2,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    configs: ConfigSet,
+    stores: StoreSet,
+    /// The root instance's store; it holds the instance registry.
+    registry: Store,
+    memory: StoreKey,
+    root: InstanceId,
+    nodes: RwLock<HashMap<InstanceId, Arc<Node>>>,
+    rules: Arc<dyn Router>,
+    queue: Arc<dyn Router>,
+    fault: AtomicU8,
+}
+
+impl Engine {
+    /// Opens the root store, loads the instance registry and re-drives anything a previous
+    /// process left half-done.
+    pub async fn open(configs: ConfigSet) -> Result<Self> {
+        Self::open_with(configs, StoreSet::new()).await
+    }
+
+    pub async fn open_with(configs: ConfigSet, stores: StoreSet) -> Result<Self> {
+        let root_key = nodes::root_store_key(&configs)?;
+        let registry = stores.get(&root_key).await?;
+        let memory = StoreKey::Memory(format!("hopper-mem-{}", uuid::Uuid::now_v7().simple()));
+        let rules: Arc<dyn Router> = Arc::new(RulesRouter::new(configs.rules.clone()));
+        let root = InstanceId::parse(&configs.root.instance_id)
+            .map_err(|e| HopperError::Invalid(format!("instance_id: {e}")))?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                configs,
+                stores,
+                registry,
+                memory,
+                root,
+                nodes: RwLock::new(HashMap::new()),
+                rules,
+                queue: Arc::new(PriorityRouter),
+                fault: AtomicU8::new(Fault::None as u8),
+            }),
+        };
+        engine.load_registry().await?;
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    pub fn root(&self) -> &InstanceId {
+        &self.inner.root
+    }
+
+    pub fn configs(&self) -> &ConfigSet {
+        &self.inner.configs
+    }
+
+    pub fn stores(&self) -> &StoreSet {
+        &self.inner.stores
+    }
+
+    pub async fn ready(&self) -> Result<()> {
+        Ok(self.inner.registry.ping().await?)
+    }
+
+    pub async fn close(&self) {
+        self.inner.stores.close_all().await;
+    }
+
+    /// Arms a crash point (tests only).
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Fault) {
+        self.inner.fault.store(fault as u8, Ordering::SeqCst);
+    }
+
+    fn check_fault(&self, at: Fault) -> Result<()> {
+        if self.inner.fault.load(Ordering::SeqCst) == at as u8 {
+            return Err(HopperError::InjectedFault(match at {
+                Fault::AfterDelegationRecorded => "after delegation recorded",
+                Fault::AfterChildInserted => "after child inserted",
+                Fault::None => "none",
+            }));
+        }
+        Ok(())
+    }
+
+    fn router_for(&self, node: &Node) -> Arc<dyn Router> {
+        match node.config.intelligence.provider {
+            IntelligenceProvider::SimplePriority => self.inner.queue.clone(),
+            IntelligenceProvider::Rules
+            | IntelligenceProvider::Llm
+            | IntelligenceProvider::Sage => self.inner.rules.clone(),
+        }
+    }
+
+    /// The live instance `id`. Another process sharing the database may have created it since
+    /// this one loaded the registry, so a miss is looked up there before giving up.
+    pub(crate) fn node<'a>(&'a self, id: &'a InstanceId) -> futures::future::BoxFuture<'a, Result<Arc<Node>>> {
+        Box::pin(async move {
+            if let Some(n) = self.inner.nodes.read().await.get(id) {
+                return Ok(n.clone());
+            }
+            let missing = || HopperError::NotFound(format!("instance `{id}` not found"));
+            let inst = self.inner.registry.get_instance(id).await?.ok_or_else(missing)?;
+            if inst.status != crate::domain::InstanceStatus::Running {
+                return Err(missing());
+            }
+            let parent_id = inst.parent_instance_id.clone().ok_or_else(missing)?;
+            let parent = self.node(&parent_id).await?;
+            let node = self.adopt(&parent, inst).await?.ok_or_else(missing)?;
+            Ok(node)
+        })
+    }
+
+    /// Finds a task in whichever store holds it: the registry's store first (where global and,
+    /// by default, project tasks live), then the in-memory runs, then any other.
+    pub(crate) async fn locate(&self, id: &TaskId) -> Result<(Task, Arc<Node>)> {
+        let mut stores = vec![self.inner.registry.clone()];
+        for s in self.inner.stores.all().await {
+            if s.key() != self.inner.registry.key() {
+                stores.push(s);
+            }
+        }
+        for store in stores {
+            if let Some(task) = store.get_task(id).await? {
+                let node = self.node(&task.instance_id).await?;
+                return Ok((task, node));
+            }
+        }
+        Err(HopperError::NotFound(format!("task `{id}` not found")))
+    }
+}

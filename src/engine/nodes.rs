@@ -1,0 +1,419 @@
+//! Instances: the in-memory map of the hierarchy, child creation and store selection.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::Engine;
+use crate::config::{ConfigSet, HopperConfig, Storage};
+use crate::domain::{
+    Instance, InstanceFilter, InstanceId, InstanceStats, InstanceStatus, InstanceTree, Millis,
+    Scope, TaskStatus, now_millis,
+};
+use crate::error::{HopperError, Result};
+use crate::routing::ProjectInfo;
+use crate::store::{NewInstance, Store, StoreKey};
+
+/// A live instance: its registry row, resolved config and the store holding its tasks.
+#[derive(Debug)]
+pub struct Node {
+    pub instance: Instance,
+    pub config: HopperConfig,
+    pub store: Store,
+    /// Orchestration nesting below the project: run = 1, phase = 2.
+    pub depth: u32,
+    /// The orchestration run this instance belongs to (itself, for a run).
+    pub run: Option<InstanceId>,
+    /// The project this instance belongs to (itself, for a project).
+    pub project: Option<String>,
+    pub created_at: Millis,
+}
+
+impl Node {
+    pub fn id(&self) -> &InstanceId {
+        &self.instance.instance_id
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.instance.scope
+    }
+
+    pub fn parent(&self) -> Option<&InstanceId> {
+        self.instance.parent_instance_id.as_ref()
+    }
+}
+
+/// Where the root instance keeps its data.
+pub(super) fn root_store_key(configs: &ConfigSet) -> Result<StoreKey> {
+    let root = &configs.root;
+    let data_dir = &root.server.data_dir;
+    match root.persistence.storage {
+        Storage::Sqlite | Storage::Inherit | Storage::Memory => {
+            if let Some(url) = &root.persistence.url {
+                return StoreKey::from_url(url).map_err(HopperError::Invalid);
+            }
+            let path = root
+                .persistence
+                .path
+                .clone()
+                .unwrap_or_else(|| "{data_dir}/hopper.db".into())
+                .replace("{data_dir}", data_dir);
+            Ok(StoreKey::sqlite_file(Path::new(&path)))
+        }
+        Storage::Postgresql => {
+            let url = root.persistence.url.as_deref().ok_or_else(|| {
+                HopperError::Invalid("persistence.url: required for postgresql storage".into())
+            })?;
+            StoreKey::from_url(url).map_err(HopperError::Invalid)
+        }
+    }
+}
+
+fn fill(template: &str, project: &str, run: &str, data_dir: &str) -> String {
+    template
+        .replace("{project_name}", project)
+        .replace("{run_id}", run)
+        .replace("{data_dir}", data_dir)
+}
+
+impl Engine {
+    /// Loads every registered instance. In-memory runs cannot outlive a process: they are
+    /// marked lost here and their parents' tasks re-queued by recovery.
+    pub(super) async fn load_registry(&self) -> Result<()> {
+        let root_cfg = self.inner.configs.root.clone();
+        let now = now_millis();
+        let (root, _) = self
+            .inner
+            .registry
+            .register_instance(&NewInstance {
+                id: &self.inner.root,
+                scope: root_cfg.scope,
+                parent: None,
+                config: &serde_json::to_value(&root_cfg).unwrap_or_default(),
+                metadata: &serde_json::json!({}),
+                now,
+            })
+            .await?;
+        let root_node = Node {
+            project: (root.scope == Scope::Project).then(|| self.inner.root.to_string()),
+            run: None,
+            depth: 0,
+            created_at: now,
+            store: self.inner.registry.clone(),
+            config: root_cfg,
+            instance: root,
+        };
+        let mut nodes = self.inner.nodes.write().await;
+        nodes.insert(self.inner.root.clone(), Arc::new(root_node));
+        let all = self
+            .inner
+            .registry
+            .list_instances(&InstanceFilter {
+                include_archived: true,
+                ..Default::default()
+            })
+            .await?;
+        drop(nodes);
+        // Parents are registered before children, and the list is in creation order.
+        for inst in all {
+            if inst.instance_id == self.inner.root || inst.status != InstanceStatus::Running {
+                continue;
+            }
+            let Some(parent_id) = inst.parent_instance_id.clone() else {
+                continue;
+            };
+            let Ok(parent) = self.node(&parent_id).await else {
+                continue;
+            };
+            if self.adopt(&parent, inst.clone()).await?.is_none() {
+                self.inner.registry.set_instance_status(&inst.instance_id, InstanceStatus::Lost, None, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a registered instance into the live map. `None` for an in-memory instance this
+    /// process did not create: its tasks lived in another (or an earlier) process's memory.
+    pub(super) async fn adopt(&self, parent: &Node, inst: Instance) -> Result<Option<Arc<Node>>> {
+        let config = self.child_config(parent, &inst.instance_id)?;
+        if config.persistence.storage == Storage::Memory {
+            return Ok(None);
+        }
+        let node = Arc::new(self.build_node(parent, inst, config).await?);
+        let mut nodes = self.inner.nodes.write().await;
+        Ok(Some(nodes.entry(node.id().clone()).or_insert(node).clone()))
+    }
+
+    /// The configuration a child of `parent` runs with, templates filled in.
+    fn child_config(&self, parent: &Node, child: &InstanceId) -> Result<HopperConfig> {
+        let scope = parent.scope().child_scope();
+        let mut cfg = self.inner.configs.template(scope).clone();
+        let data_dir = self.inner.configs.root.server.data_dir.clone();
+        let project = match scope {
+            Scope::Project => child.as_str().trim_start_matches("hopper-").to_owned(),
+            _ => parent.project.clone().unwrap_or_default(),
+        };
+        let run = child
+            .as_str()
+            .rsplit_once("-run-")
+            .map(|(_, r)| r.split("-phase-").next().unwrap_or(r).to_owned())
+            .unwrap_or_default();
+        cfg.instance_id = child.to_string();
+        cfg.parent = Some(parent.id().to_string());
+        cfg.persistence.path = cfg
+            .persistence
+            .path
+            .map(|p| fill(&p, &project, &run, &data_dir));
+        cfg.persistence.url = cfg
+            .persistence
+            .url
+            .map(|p| fill(&p, &project, &run, &data_dir));
+        Ok(cfg)
+    }
+
+    async fn build_node(
+        &self,
+        parent: &Node,
+        instance: Instance,
+        config: HopperConfig,
+    ) -> Result<Node> {
+        let store = match config.persistence.storage {
+            Storage::Inherit => parent.store.clone(),
+            Storage::Memory => self.inner.stores.get(&self.inner.memory).await?,
+            Storage::Sqlite => {
+                let key = match (&config.persistence.url, &config.persistence.path) {
+                    (Some(url), _) => StoreKey::from_url(url).map_err(HopperError::Invalid)?,
+                    (None, Some(path)) => StoreKey::sqlite_file(Path::new(path)),
+                    (None, None) => parent.store.key().clone(),
+                };
+                self.inner.stores.get(&key).await?
+            }
+            Storage::Postgresql => {
+                let url = config.persistence.url.as_deref().ok_or_else(|| {
+                    HopperError::Invalid(format!(
+                        "{}: persistence.url is required",
+                        instance.instance_id
+                    ))
+                })?;
+                let key = StoreKey::from_url(url).map_err(HopperError::Invalid)?;
+                self.inner.stores.get(&key).await?
+            }
+        };
+        let scope = instance.scope;
+        let depth = if scope == Scope::Orchestration {
+            parent.depth + 1
+        } else {
+            0
+        };
+        let run = match (scope, parent.scope()) {
+            (Scope::Orchestration, Scope::Orchestration) => parent.run.clone(),
+            (Scope::Orchestration, _) => Some(instance.instance_id.clone()),
+            _ => None,
+        };
+        let project = match scope {
+            Scope::Project => Some(
+                instance
+                    .instance_id
+                    .as_str()
+                    .trim_start_matches("hopper-")
+                    .to_owned(),
+            ),
+            _ => parent.project.clone(),
+        };
+        Ok(Node {
+            depth,
+            run,
+            project,
+            created_at: now_millis(),
+            store,
+            config,
+            instance,
+        })
+    }
+
+    /// Gets or creates the child `name` of `parent` (the design's `get_child_hopper`).
+    pub async fn child(
+        &self,
+        parent: &InstanceId,
+        name: &str,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<Arc<Node>> {
+        let parent = self.node(parent).await?;
+        let id = parent.id().child(name).map_err(HopperError::Invalid)?;
+        if let Ok(existing) = self.node(&id).await {
+            return Ok(existing);
+        }
+        if parent.instance.status != InstanceStatus::Running {
+            return Err(HopperError::Conflict(format!(
+                "instance `{}` is {}",
+                parent.id(),
+                parent.instance.status.as_str()
+            )));
+        }
+        let scope = parent.scope().child_scope();
+        if scope == Scope::Orchestration {
+            let max = self.inner.configs.orchestration.child_instances.max_depth;
+            if parent.depth + 1 > max {
+                return Err(HopperError::Invalid(format!(
+                    "`{id}` would nest {} orchestration levels; child_instances.max_depth is {max}",
+                    parent.depth + 1
+                )));
+            }
+        }
+        let config = self.child_config(&parent, &id)?;
+        let metadata = metadata.unwrap_or_else(|| serde_json::json!({}));
+        let (instance, _) = self
+            .inner
+            .registry
+            .register_instance(&NewInstance {
+                id: &id,
+                scope,
+                parent: Some(parent.id()),
+                config: &serde_json::to_value(&config).unwrap_or_default(),
+                metadata: &metadata,
+                now: now_millis(),
+            })
+            .await?;
+        let node = Arc::new(self.build_node(&parent, instance, config).await?);
+        let mut nodes = self.inner.nodes.write().await;
+        // Two callers may race to create the same child: the first one in the map wins.
+        let node = nodes.entry(id.clone()).or_insert(node).clone();
+        drop(nodes);
+        metrics::counter!("hopper_instances_created_total", "scope" => scope.as_str()).increment(1);
+        tracing::info!(instance = %id, parent = %parent.id(), "instance created");
+        Ok(node)
+    }
+
+    pub(super) async fn children_of(&self, id: &InstanceId) -> Vec<Arc<Node>> {
+        let mut out: Vec<Arc<Node>> = self
+            .inner
+            .nodes
+            .read()
+            .await
+            .values()
+            .filter(|n| n.parent() == Some(id))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id().cmp(b.id()))
+        });
+        out
+    }
+
+    /// The instance and all its live descendants, parents first.
+    pub(super) async fn subtree(&self, id: &InstanceId) -> Vec<Arc<Node>> {
+        let mut out = Vec::new();
+        let mut stack = vec![id.clone()];
+        while let Some(next) = stack.pop() {
+            if let Ok(node) = self.node(&next).await {
+                for c in self.children_of(&next).await.into_iter().rev() {
+                    stack.push(c.id().clone());
+                }
+                out.push(node);
+            }
+        }
+        out
+    }
+
+    pub(super) async fn projects(&self) -> Vec<ProjectInfo> {
+        self.inner
+            .nodes
+            .read()
+            .await
+            .values()
+            .filter(|n| n.scope() == Scope::Project)
+            .map(|n| ProjectInfo {
+                name: n.project.clone().unwrap_or_default(),
+                capabilities: n.instance.metadata["capabilities"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    pub async fn get_instance(&self, id: &InstanceId) -> Result<Instance> {
+        match self.inner.registry.get_instance(id).await? {
+            Some(i) => Ok(i),
+            None => Err(HopperError::NotFound(format!("instance `{id}` not found"))),
+        }
+    }
+
+    pub async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
+        Ok(self.inner.registry.list_instances(filter).await?)
+    }
+
+    pub async fn stats(&self, id: &InstanceId) -> Result<InstanceStats> {
+        let node = self.node(id).await?;
+        let counts = node.store.status_counts(id).await?;
+        let mut stats = InstanceStats {
+            instance_id: id.to_string(),
+            ..Default::default()
+        };
+        for s in TaskStatus::ALL {
+            stats.tasks.insert(s.as_str().to_owned(), 0);
+        }
+        for (status, n) in counts {
+            stats.total += n;
+            stats.tasks.insert(status, n);
+        }
+        stats.oldest_pending_age_seconds = node
+            .store
+            .oldest_pending(id)
+            .await?
+            .map(|t| (now_millis() - t).max(0) / 1000);
+        stats.children = self
+            .children_of(id)
+            .await
+            .iter()
+            .map(|c| c.id().to_string())
+            .collect();
+        Ok(stats)
+    }
+
+    pub async fn tree(&self) -> Result<InstanceTree> {
+        self.tree_of(self.root().clone()).await
+    }
+
+    fn tree_of(&self, id: InstanceId) -> futures::future::BoxFuture<'_, Result<InstanceTree>> {
+        Box::pin(async move {
+            let node = self.node(&id).await?;
+            let open = node.store.count_open(std::slice::from_ref(&id)).await?;
+            let mut children = Vec::new();
+            for c in self.children_of(&id).await {
+                children.push(self.tree_of(c.id().clone()).await?);
+            }
+            Ok(InstanceTree {
+                instance_id: id.to_string(),
+                scope: node.scope(),
+                status: node.instance.status,
+                open_tasks: open,
+                children,
+            })
+        })
+    }
+
+    pub(super) async fn forget_subtree(
+        &self,
+        nodes: &[Arc<Node>],
+        status: InstanceStatus,
+        summary: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let now = now_millis();
+        let mut map = self.inner.nodes.write().await;
+        for (i, n) in nodes.iter().enumerate() {
+            map.remove(n.id());
+            let s = if i == 0 { summary } else { None };
+            self.inner
+                .registry
+                .set_instance_status(n.id(), status, s, now)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! Hopper: a webhook gateway and hierarchical task router.
+//!
+//! The same code runs as a global instance, per-project instances and ephemeral orchestration
+//! runs ("Hoppers all the way down"). See `ARCHITECTURE.md` for the module map.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod routing;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use engine::Engine;
+pub use error::{HopperError, Result};

@@ -1,0 +1,19 @@
+use async_trait::async_trait;
+
+use super::{ProjectInfo, Route, Router, RoutingDecision};
+use crate::domain::{Scope, TaskDraft};
+
+/// `simple_priority`: no decisions, just a priority queue (orchestration runs).
+pub struct PriorityRouter;
+
+#[async_trait]
+impl Router for PriorityRouter {
+    async fn route(&self, _: Scope, _: &TaskDraft, _: &[ProjectInfo]) -> RoutingDecision {
+        RoutingDecision {
+            route: Route::Queue,
+            confidence: 1.0,
+            reasoning: "queued by priority".into(),
+            decided_by: "simple_priority",
+        }
+    }
+}

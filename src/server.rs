@@ -1,0 +1,94 @@
+//! Running a server: `run` takes an already-bound listener and a cancellation token, so tests
+//! bind port 0 and stop it when they are done; one token stops the HTTP server and the sweeper.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{AppState, app};
+use crate::config::{ConfigSet, Secret};
+use crate::engine::{Engine, spawn_sweeper};
+use crate::error::{HopperError, Result};
+
+/// The process-wide Prometheus recorder (a recorder can be installed only once per process).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+        })
+        .clone()
+}
+
+/// The admin token: from config / `HOPPER_ADMIN_TOKEN`, else the one stored in the data dir,
+/// else a new one written there with mode 0600.
+pub fn admin_token(configs: &ConfigSet) -> Result<(Secret, Option<std::path::PathBuf>)> {
+    if let Some(t) = &configs.root.server.admin_token
+        && !t.is_empty()
+    {
+        return Ok((t.clone(), None));
+    }
+    let dir = Path::new(&configs.root.server.data_dir);
+    let path = dir.join("admin_token");
+    let io = |e: std::io::Error| HopperError::Invalid(format!("{}: {e}", path.display()));
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let t = existing.trim().to_owned();
+        if !t.is_empty() {
+            return Ok((Secret::new(t), Some(path)));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let token: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    write_private(&path, &token).map_err(io)?;
+    Ok((Secret::new(token), Some(path)))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    std::fs::write(path, content)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then drains and closes.
+pub async fn run(
+    engine: Engine,
+    admin_token: Secret,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let state = AppState {
+        engine: engine.clone(),
+        admin_token,
+        metrics: metrics_handle(),
+    };
+    let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
+    let stop = shutdown.clone();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    shutdown.cancel();
+    let _ = sweeper.await;
+    engine.close().await;
+    served
+}

@@ -1,0 +1,202 @@
+//! One API at every scope. [`HopperService`] is implemented in-process by [`Engine`] and
+//! remotely by [`crate::client::HopperClient`]; [`Hopper`] binds it to one instance so code
+//! reads like the design: `global.add_task(..)`, `global.get_child_hopper("czarina")`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Actor, Feedback, Instance, InstanceFilter, InstanceId, InstanceStats, InstanceTree, Task,
+    TaskDraft, TaskEvent, TaskFilter, TaskId,
+};
+use crate::engine::Engine;
+use crate::error::Result;
+
+#[async_trait]
+pub trait HopperService: Send + Sync {
+    async fn add_task(&self, instance: &InstanceId, task: TaskDraft) -> Result<Task>;
+    async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>>;
+    async fn get_task(&self, task: &TaskId) -> Result<Task>;
+    async fn task_history(&self, task: &TaskId) -> Result<Vec<TaskEvent>>;
+    async fn list_tasks(&self, instance: &InstanceId, filter: &TaskFilter) -> Result<Vec<Task>>;
+    async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task>;
+    async fn heartbeat(&self, task: &TaskId, executor: &str) -> Result<Task>;
+    async fn complete(
+        &self,
+        task: &TaskId,
+        actor: &Actor,
+        feedback: Option<Feedback>,
+    ) -> Result<Task>;
+    async fn fail(&self, task: &TaskId, actor: &Actor, reason: &str) -> Result<Task>;
+    async fn release(&self, task: &TaskId, actor: &Actor) -> Result<Task>;
+    async fn cancel(&self, task: &TaskId, actor: &Actor) -> Result<Task>;
+    async fn get_child_hopper(&self, parent: &InstanceId, child: &str) -> Result<Instance>;
+    async fn register_child(
+        &self,
+        parent: &InstanceId,
+        child: &str,
+        metadata: serde_json::Value,
+    ) -> Result<Instance>;
+    async fn notify_parent(
+        &self,
+        instance: &InstanceId,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<()>;
+    async fn get_instance(&self, instance: &InstanceId) -> Result<Instance>;
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>>;
+    async fn instance_tree(&self) -> Result<InstanceTree>;
+    async fn stats(&self, instance: &InstanceId) -> Result<InstanceStats>;
+    async fn archive_and_delete(&self, instance: &InstanceId) -> Result<serde_json::Value>;
+}
+
+/// A handle on one instance: the design's `Hopper` object.
+#[derive(Clone)]
+pub struct Hopper {
+    service: Arc<dyn HopperService>,
+    id: InstanceId,
+}
+
+impl Hopper {
+    pub fn new(service: Arc<dyn HopperService>, id: InstanceId) -> Self {
+        Self { service, id }
+    }
+
+    pub fn instance_id(&self) -> &InstanceId {
+        &self.id
+    }
+
+    pub async fn add_task(&self, task: TaskDraft) -> Result<Task> {
+        self.service.add_task(&self.id, task).await
+    }
+
+    pub async fn get_next(&self, executor: &str) -> Result<Option<Task>> {
+        self.service.get_next(&self.id, executor).await
+    }
+
+    pub async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task> {
+        self.service.claim(task, executor).await
+    }
+
+    pub async fn complete(
+        &self,
+        task: &TaskId,
+        executor: &str,
+        feedback: Option<Feedback>,
+    ) -> Result<Task> {
+        self.service
+            .complete(task, &Actor::Executor(executor.to_owned()), feedback)
+            .await
+    }
+
+    pub async fn get_child_hopper(&self, child: &str) -> Result<Hopper> {
+        let inst = self.service.get_child_hopper(&self.id, child).await?;
+        Ok(Hopper::new(self.service.clone(), inst.instance_id))
+    }
+
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>> {
+        self.service.list_tasks(&self.id, filter).await
+    }
+
+    pub async fn stats(&self) -> Result<InstanceStats> {
+        self.service.stats(&self.id).await
+    }
+
+    pub async fn is_empty(&self) -> Result<bool> {
+        let s = self.stats().await?;
+        let open = ["pending", "claimed", "routed"]
+            .iter()
+            .map(|k| s.tasks.get(*k).copied().unwrap_or(0))
+            .sum::<i64>();
+        Ok(open == 0)
+    }
+
+    pub async fn notify_parent(&self, kind: &str, detail: serde_json::Value) -> Result<()> {
+        self.service.notify_parent(&self.id, kind, detail).await
+    }
+
+    pub async fn archive_and_delete(&self) -> Result<serde_json::Value> {
+        self.service.archive_and_delete(&self.id).await
+    }
+}
+
+#[async_trait]
+impl HopperService for Engine {
+    async fn add_task(&self, instance: &InstanceId, task: TaskDraft) -> Result<Task> {
+        Engine::add_task(self, instance, task).await
+    }
+    async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
+        Engine::get_next(self, instance, executor).await
+    }
+    async fn get_task(&self, task: &TaskId) -> Result<Task> {
+        Engine::get_task(self, task).await
+    }
+    async fn task_history(&self, task: &TaskId) -> Result<Vec<TaskEvent>> {
+        Engine::task_history(self, task).await
+    }
+    async fn list_tasks(&self, instance: &InstanceId, filter: &TaskFilter) -> Result<Vec<Task>> {
+        Engine::list_tasks(self, instance, filter).await
+    }
+    async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task> {
+        Engine::claim(self, task, executor).await
+    }
+    async fn heartbeat(&self, task: &TaskId, executor: &str) -> Result<Task> {
+        Engine::heartbeat(self, task, executor).await
+    }
+    async fn complete(
+        &self,
+        task: &TaskId,
+        actor: &Actor,
+        feedback: Option<Feedback>,
+    ) -> Result<Task> {
+        Engine::complete(self, task, actor, feedback).await
+    }
+    async fn fail(&self, task: &TaskId, actor: &Actor, reason: &str) -> Result<Task> {
+        Engine::fail(self, task, actor, reason).await
+    }
+    async fn release(&self, task: &TaskId, actor: &Actor) -> Result<Task> {
+        Engine::release(self, task, actor).await
+    }
+    async fn cancel(&self, task: &TaskId, actor: &Actor) -> Result<Task> {
+        Engine::cancel(self, task, actor).await
+    }
+    async fn get_child_hopper(&self, parent: &InstanceId, child: &str) -> Result<Instance> {
+        Ok(self.child(parent, child, None).await?.instance.clone())
+    }
+    async fn register_child(
+        &self,
+        parent: &InstanceId,
+        child: &str,
+        metadata: serde_json::Value,
+    ) -> Result<Instance> {
+        Ok(self
+            .child(parent, child, Some(metadata))
+            .await?
+            .instance
+            .clone())
+    }
+    async fn notify_parent(
+        &self,
+        instance: &InstanceId,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        Engine::notify_parent(self, instance, kind, detail).await
+    }
+    async fn get_instance(&self, instance: &InstanceId) -> Result<Instance> {
+        Engine::get_instance(self, instance).await
+    }
+    async fn list_instances(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
+        Engine::list_instances(self, filter).await
+    }
+    async fn instance_tree(&self) -> Result<InstanceTree> {
+        self.tree().await
+    }
+    async fn stats(&self, instance: &InstanceId) -> Result<InstanceStats> {
+        Engine::stats(self, instance).await
+    }
+    async fn archive_and_delete(&self, instance: &InstanceId) -> Result<serde_json::Value> {
+        Engine::archive_and_delete(self, instance).await
+    }
+}

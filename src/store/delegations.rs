@@ -1,0 +1,158 @@
+use super::{Store, StoreError, StoreResult, on_db};
+use crate::domain::{InstanceId, Millis, TaskId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelegationKind {
+    /// Finishes with one child task (global -> project).
+    Task,
+    /// Finishes when a whole orchestration run has no open task (project -> run).
+    Run,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelegationState {
+    /// Recorded; the child insert may not have happened yet.
+    Pending,
+    /// The child holds the work.
+    Delegated,
+    Finished,
+    /// The child was lost (an in-memory run across a restart); the parent task was re-queued.
+    Abandoned,
+}
+
+impl DelegationKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DelegationKind::Task => "task",
+            DelegationKind::Run => "run",
+        }
+    }
+}
+
+impl DelegationState {
+    fn as_str(self) -> &'static str {
+        match self {
+            DelegationState::Pending => "pending",
+            DelegationState::Delegated => "delegated",
+            DelegationState::Finished => "finished",
+            DelegationState::Abandoned => "abandoned",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    pub parent_instance_id: InstanceId,
+    pub parent_task_id: TaskId,
+    pub child_instance_id: InstanceId,
+    pub child_task_id: TaskId,
+    pub kind: DelegationKind,
+    pub state: DelegationState,
+    pub delegated_at: Millis,
+}
+
+#[derive(sqlx::FromRow)]
+struct DelegationRow {
+    parent_instance_id: String,
+    parent_task_id: String,
+    child_instance_id: String,
+    child_task_id: String,
+    kind: String,
+    state: String,
+    delegated_at: i64,
+}
+
+impl TryFrom<DelegationRow> for Delegation {
+    type Error = StoreError;
+    fn try_from(r: DelegationRow) -> StoreResult<Self> {
+        let bad = |e: String| StoreError::Corrupt(format!("task_delegations: {e}"));
+        Ok(Delegation {
+            parent_instance_id: InstanceId::parse(&r.parent_instance_id).map_err(bad)?,
+            parent_task_id: TaskId::parse(&r.parent_task_id).map_err(bad)?,
+            child_instance_id: InstanceId::parse(&r.child_instance_id).map_err(bad)?,
+            child_task_id: TaskId::parse(&r.child_task_id).map_err(bad)?,
+            kind: match r.kind.as_str() {
+                "task" => DelegationKind::Task,
+                "run" => DelegationKind::Run,
+                other => return Err(bad(format!("kind `{other}`"))),
+            },
+            state: match r.state.as_str() {
+                "pending" => DelegationState::Pending,
+                "delegated" => DelegationState::Delegated,
+                "finished" => DelegationState::Finished,
+                "abandoned" => DelegationState::Abandoned,
+                other => return Err(bad(format!("state `{other}`"))),
+            },
+            delegated_at: r.delegated_at,
+        })
+    }
+}
+
+pub(crate) const INSERT_DELEGATION: &str = "INSERT INTO task_delegations (parent_instance_id, \
+    parent_task_id, child_instance_id, child_task_id, kind, state, delegated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+macro_rules! insert_delegation {
+    ($exec:expr, $d:expr) => {
+        sqlx::query($crate::store::delegations::INSERT_DELEGATION)
+            .bind($d.parent_instance_id.as_str())
+            .bind($d.parent_task_id.as_str())
+            .bind($d.child_instance_id.as_str())
+            .bind($d.child_task_id.as_str())
+            .bind($d.kind_str())
+            .bind($d.state_str())
+            .bind($d.delegated_at)
+            .execute($exec)
+            .await
+    };
+}
+pub(crate) use insert_delegation;
+
+impl Delegation {
+    pub(crate) fn kind_str(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    pub(crate) fn state_str(&self) -> &'static str {
+        self.state.as_str()
+    }
+}
+
+const COLUMNS: &str = "parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, delegated_at";
+
+impl Store {
+    pub async fn delegation_of(&self, parent_task: &TaskId) -> StoreResult<Option<Delegation>> {
+        let q = format!("SELECT {COLUMNS} FROM task_delegations WHERE parent_task_id = $1");
+        let row: Option<DelegationRow> = on_db!(&self.db, p => sqlx::query_as(&q).bind(parent_task.as_str()).fetch_optional(p).await?);
+        row.map(Delegation::try_from).transpose()
+    }
+
+    /// Delegations not yet finished: what start-up re-drives.
+    pub async fn open_delegations(&self) -> StoreResult<Vec<Delegation>> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM task_delegations WHERE state IN ('pending', 'delegated') ORDER BY delegated_at"
+        );
+        let rows: Vec<DelegationRow> =
+            on_db!(&self.db, p => sqlx::query_as(&q).fetch_all(p).await?);
+        rows.into_iter().map(Delegation::try_from).collect()
+    }
+
+    /// Moves a delegation from one state to another; false if it was not in `from`.
+    pub async fn set_delegation_state(
+        &self,
+        parent_task: &TaskId,
+        from: DelegationState,
+        to: DelegationState,
+    ) -> StoreResult<bool> {
+        const Q: &str =
+            "UPDATE task_delegations SET state = $3 WHERE parent_task_id = $1 AND state = $2";
+        let n = on_db!(&self.db, p => sqlx::query(Q)
+            .bind(parent_task.as_str())
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+}

@@ -1,0 +1,85 @@
+//! The instance registry (`hopper_instances`), kept in the root instance's database.
+
+use super::rows::InstanceRow;
+use super::{Store, StoreResult, on_db};
+use crate::domain::{Instance, InstanceFilter, InstanceId, InstanceStatus, Millis, Scope};
+
+const COLUMNS: &str =
+    "instance_id, scope, parent_instance_id, config, status, metadata, summary, created_at";
+
+/// An instance about to be registered.
+#[derive(Debug, Clone)]
+pub struct NewInstance<'a> {
+    pub id: &'a InstanceId,
+    pub scope: Scope,
+    pub parent: Option<&'a InstanceId>,
+    pub config: &'a serde_json::Value,
+    pub metadata: &'a serde_json::Value,
+    pub now: Millis,
+}
+
+impl Store {
+    /// Registers an instance unless it exists; returns the stored row and whether it was new.
+    pub async fn register_instance(&self, new: &NewInstance<'_>) -> StoreResult<(Instance, bool)> {
+        const Q: &str = "INSERT INTO hopper_instances (instance_id, scope, parent_instance_id, \
+            config, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, 'running', $5, $6, $6) \
+            ON CONFLICT (instance_id) DO NOTHING";
+        let n = on_db!(&self.db, p => sqlx::query(Q)
+            .bind(new.id.as_str())
+            .bind(new.scope.as_str())
+            .bind(new.parent.map(|p| p.as_str().to_owned()))
+            .bind(new.config.to_string())
+            .bind(new.metadata.to_string())
+            .bind(new.now)
+            .execute(p)
+            .await?
+            .rows_affected());
+        let inst = self.get_instance(new.id).await?.ok_or_else(|| {
+            super::StoreError::Corrupt(format!("instance {} vanished after insert", new.id))
+        })?;
+        Ok((inst, n == 1))
+    }
+
+    pub async fn get_instance(&self, id: &InstanceId) -> StoreResult<Option<Instance>> {
+        let q = format!("SELECT {COLUMNS} FROM hopper_instances WHERE instance_id = $1");
+        let row: Option<InstanceRow> =
+            on_db!(&self.db, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
+        row.map(Instance::try_from).transpose()
+    }
+
+    pub async fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM hopper_instances \
+             WHERE (CAST($1 AS TEXT) IS NULL OR scope = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR parent_instance_id = $2) \
+             AND ($3 OR status = 'running') ORDER BY created_at, instance_id"
+        );
+        let rows: Vec<InstanceRow> = on_db!(&self.db, p => sqlx::query_as(&q)
+            .bind(filter.scope.map(|s| s.as_str()))
+            .bind(filter.parent.as_ref().map(|p| p.as_str().to_owned()))
+            .bind(filter.include_archived)
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(Instance::try_from).collect()
+    }
+
+    pub async fn set_instance_status(
+        &self,
+        id: &InstanceId,
+        status: InstanceStatus,
+        summary: Option<&serde_json::Value>,
+        now: Millis,
+    ) -> StoreResult<bool> {
+        const Q: &str = "UPDATE hopper_instances SET status = $2, summary = COALESCE($3, summary), \
+                         updated_at = $4 WHERE instance_id = $1";
+        let n = on_db!(&self.db, p => sqlx::query(Q)
+            .bind(id.as_str())
+            .bind(status.as_str())
+            .bind(summary.map(|s| s.to_string()))
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+}

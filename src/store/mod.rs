@@ -1,0 +1,87 @@
+//! Persistence. One [`Store`] per database; instances that name the same database share it.
+//!
+//! Two SQL dialects sit behind one API: SQLite (the embedded default, and — as an in-memory
+//! database — the ephemeral store of orchestration runs) and PostgreSQL. Queries are written
+//! once with `$n` placeholders, which both drivers accept; the `on_db!` macro runs the same
+//! code against whichever pool a store holds. Only the claim query differs by dialect.
+
+mod delegations;
+mod events;
+mod instances;
+mod open;
+mod rows;
+mod tasks;
+
+use sqlx::{PgPool, SqlitePool};
+
+pub use delegations::{Delegation, DelegationKind, DelegationState};
+pub use events::EventRecord;
+pub use instances::NewInstance;
+pub use open::{StoreKey, StoreSet};
+pub use tasks::{FinishRequest, NewTaskRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot open store: {0}")]
+    Open(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, once per dialect.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// A database with Hopper's schema.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+    key: StoreKey,
+}
+
+impl Store {
+    pub fn key(&self) -> &StoreKey {
+        &self.key
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// For `/readyz`: the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_db!(&self.db, p => { sqlx::query("SELECT 1").execute(p).await?; });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_db!(&self.db, p => p.close().await);
+    }
+}

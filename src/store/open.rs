@@ -1,0 +1,148 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::Mutex;
+
+use super::{Db, Store, StoreError, StoreResult};
+
+/// What identifies a database, so two instances naming the same one share a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoreKey {
+    SqliteFile(PathBuf),
+    Postgres(String),
+    /// The process's in-memory database for orchestration runs.
+    Memory(String),
+}
+
+impl StoreKey {
+    /// From a URL (`sqlite:path`, `postgres://...`).
+    pub fn from_url(url: &str) -> Result<Self, String> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() || path == ":memory:" {
+                return Err(format!(
+                    "`{url}`: name a file (in-memory stores are for runs only)"
+                ));
+            }
+            Ok(Self::sqlite_file(Path::new(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(StoreKey::Postgres(url.to_owned()))
+        } else {
+            Err(format!(
+                "`{url}` is neither a sqlite: nor a postgres:// URL"
+            ))
+        }
+    }
+
+    pub fn sqlite_file(path: &Path) -> Self {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        StoreKey::SqliteFile(abs)
+    }
+
+    /// A description safe for logs (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreKey::SqliteFile(p) => format!("sqlite:{}", p.display()),
+            StoreKey::Postgres(url) => match url.rsplit_once('@') {
+                Some((_, host)) => format!("postgres://…@{host}"),
+                None => url.clone(),
+            },
+            StoreKey::Memory(_) => "memory".into(),
+        }
+    }
+}
+
+/// Every open store, by key. Opening is lazy and each database is migrated once.
+#[derive(Clone, Default)]
+pub struct StoreSet {
+    open: Arc<Mutex<HashMap<StoreKey, Store>>>,
+    pub pool_size: Option<u32>,
+}
+
+impl StoreSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub async fn get(&self, key: &StoreKey) -> StoreResult<Store> {
+        let mut open = self.open.lock().await;
+        if let Some(store) = open.get(key) {
+            return Ok(store.clone());
+        }
+        let db = match key {
+            StoreKey::SqliteFile(path) => open_sqlite_file(path, self.pool_size).await?,
+            StoreKey::Postgres(url) => open_postgres(url, self.pool_size).await?,
+            StoreKey::Memory(name) => open_memory(name).await?,
+        };
+        let store = Store {
+            db,
+            key: key.clone(),
+        };
+        store.migrate().await?;
+        tracing::info!(store = %key.describe(), "store opened");
+        open.insert(key.clone(), store.clone());
+        Ok(store)
+    }
+
+    pub async fn all(&self) -> Vec<Store> {
+        self.open.lock().await.values().cloned().collect()
+    }
+
+    pub async fn close_all(&self) {
+        for store in self.all().await {
+            store.close().await;
+        }
+    }
+}
+
+async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<Db> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+    }
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // WAL lets readers run beside the one writer; NORMAL sync is durable across process
+        // crashes (only an OS crash can lose the last commits), the usual WAL trade-off.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(size.unwrap_or(8))
+        .connect_with(opts)
+        .await?;
+    Ok(Db::Sqlite(pool))
+}
+
+async fn open_memory(name: &str) -> StoreResult<Db> {
+    let opts =
+        SqliteConnectOptions::from_str(&format!("sqlite:file:{name}?mode=memory&cache=shared"))?
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+    // A shared-cache memory database lives while one connection is open: keep one forever.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts)
+        .await?;
+    Ok(Db::Sqlite(pool))
+}
+
+async fn open_postgres(url: &str, size: Option<u32>) -> StoreResult<Db> {
+    let pool = PgPoolOptions::new()
+        .max_connections(size.unwrap_or(16))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await?;
+    Ok(Db::Postgres(pool))
+}

@@ -1,0 +1,74 @@
+//! The shipped configuration files load as they are; bad ones fail naming file, key and reason.
+
+use std::path::Path;
+
+use hopper::config::{ConfigSet, IntelligenceProvider, Overrides, Retention, Storage};
+use hopper::domain::Scope;
+
+fn shipped() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/global_hopper.yaml"))
+}
+
+#[test]
+fn shipped_configs_load_and_follow_the_design() {
+    let set = ConfigSet::load(Some(shipped()), &Overrides::default()).unwrap();
+    assert_eq!(set.root.scope, Scope::Global);
+    assert_eq!(set.root.instance_id, "hopper-global");
+    assert_eq!(set.root.persistence.storage, Storage::Postgresql);
+    assert_eq!(set.root.intelligence.provider, IntelligenceProvider::Llm);
+    assert_eq!(set.project.scope, Scope::Project);
+    assert_eq!(set.project.persistence.storage, Storage::Sqlite);
+    assert_eq!(set.project.persistence.path.as_deref(), Some(".hopper/{project_name}/tasks.db"));
+    assert_eq!(set.orchestration.persistence.storage, Storage::Memory);
+    assert_eq!(set.orchestration.persistence.retention, Retention::RunDuration);
+    assert_eq!(set.orchestration.child_instances.max_depth, 2);
+    assert!(!set.rules.projects.is_empty(), "routing rules loaded");
+    let warnings = set.not_enabled_features().join("\n");
+    for feature in ["Llm", "opensearch", "gitlab", "integrations.mcp"] {
+        assert!(warnings.contains(feature), "{feature} not reported in {warnings}");
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let o = Overrides { database_url: Some("sqlite:/tmp/x.db".into()), bind: Some("0.0.0.0:9".into()), ..Default::default() };
+    let set = ConfigSet::load(Some(shipped()), &o).unwrap();
+    assert_eq!(set.root.persistence.storage, Storage::Sqlite);
+    assert_eq!(set.root.server.bind, "0.0.0.0:9");
+}
+
+fn load_text(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, text).unwrap();
+    let err = ConfigSet::load(Some(&path), &Overrides::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("bad.yaml"), "file named: {msg}");
+    msg
+}
+
+#[test]
+fn bad_configs_name_file_key_and_reason() {
+    let msg = load_text("persistence:\n  storage: mongodb\n");
+    assert!(msg.contains("persistence.storage") && msg.contains("mongodb"), "{msg}");
+    let msg = load_text("persistence:\n  retention: soon\n");
+    assert!(msg.contains("persistence.retention") && msg.contains("soon"), "{msg}");
+    let msg = load_text("intelligence:\n  provdier: rules\n");
+    assert!(msg.contains("intelligence") && msg.contains("provdier"), "{msg}");
+    let msg = load_text("scope: planet\n");
+    assert!(msg.contains("scope") && msg.contains("planet"), "{msg}");
+    let msg = load_text("tasks: [1, 2\n");
+    assert!(msg.contains("(yaml)"), "{msg}");
+    let msg = load_text("server:\n  bind: \"${OOPS\"\n");
+    assert!(msg.contains("server.bind"), "{msg}");
+}
+
+#[test]
+fn no_file_means_embedded_defaults() {
+    let set = ConfigSet::load(None, &Overrides::default()).unwrap();
+    assert_eq!(set.root.persistence.storage, Storage::Sqlite);
+    assert_eq!(set.root.server.bind, "127.0.0.1:8080");
+    assert_eq!(set.project.persistence.storage, Storage::Inherit);
+    assert_eq!(set.orchestration.persistence.storage, Storage::Memory);
+    assert!(set.not_enabled_features().is_empty());
+}

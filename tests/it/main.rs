@@ -1,0 +1,11 @@
+//! All integration tests in one binary (one link, not one per file). Every scenario that
+//! touches storage runs against a real SQLite file and a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod cli;
+mod config;
+mod hierarchy;
+mod leases;
+mod recovery;
+mod support;

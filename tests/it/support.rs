@@ -1,0 +1,129 @@
+use std::sync::Arc;
+
+use hopper::Engine;
+use hopper::config::{ConfigSet, ProjectRule, Secret};
+use hopper::domain::InstanceId;
+use hopper::service::{Hopper, HopperService};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's private database and data directory.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub lease_seconds: u64,
+    pub body_limit: usize,
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("HOPPER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://hopper:hopper@127.0.0.1:5432/hopper".into())
+}
+
+impl TestEnv {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite:{}", dir.path().join("hopper.db").display()),
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is needed (run scripts/test-setup.sh): {e}")
+                });
+                let name = format!("hopper_t_{}", uuid::Uuid::now_v7().simple());
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let (base, _) = admin.rsplit_once('/').unwrap();
+                format!("{base}/{name}")
+            }
+        };
+        Self { dir, url, lease_seconds: 300, body_limit: 1024 * 1024 }
+    }
+
+    pub fn configs(&self) -> ConfigSet {
+        let mut c = ConfigSet::defaults();
+        c.root.persistence.url = Some(self.url.clone());
+        c.root.persistence.storage = if self.url.starts_with("sqlite:") {
+            hopper::config::Storage::Sqlite
+        } else {
+            hopper::config::Storage::Postgresql
+        };
+        c.root.server.data_dir = self.dir.path().display().to_string();
+        c.root.server.body_limit_bytes = self.body_limit;
+        c.root.server.sweep_interval_ms = 100;
+        for cfg in [&mut c.root, &mut c.project, &mut c.orchestration] {
+            cfg.tasks.lease_seconds = self.lease_seconds;
+        }
+        c.rules.projects.insert(
+            "sark".into(),
+            ProjectRule { tags: vec!["security".into(), "mcp".into()], ..ProjectRule::default() },
+        );
+        c.rules.orchestration.tags = vec!["feature".into()];
+        c
+    }
+
+    pub async fn engine(&self) -> Engine {
+        Engine::open(self.configs()).await.unwrap()
+    }
+}
+
+pub fn global(engine: &Engine) -> Hopper {
+    let svc: Arc<dyn HopperService> = Arc::new(engine.clone());
+    Hopper::new(svc, InstanceId::global())
+}
+
+pub fn handle(engine: &Engine, id: &InstanceId) -> Hopper {
+    let svc: Arc<dyn HopperService> = Arc::new(engine.clone());
+    Hopper::new(svc, id.clone())
+}
+
+/// A real server on a loopback port; stopped when dropped.
+pub struct TestServer {
+    pub base: String,
+    pub token: String,
+    pub engine: Engine,
+    stop: CancellationToken,
+}
+
+impl TestServer {
+    pub async fn start(env: &TestEnv) -> Self {
+        let engine = env.engine().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let token = "test-admin-token".to_owned();
+        tokio::spawn(hopper::server::run(engine.clone(), Secret::new(token.clone()), listener, stop.clone()));
+        Self { base, token, engine, stop }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Runs an async scenario once per backend, as two named tests.
+macro_rules! on_both {
+    ($scenario:ident) => {
+        on_both!($scenario, current_thread);
+    };
+    ($scenario:ident, $flavor:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario($crate::support::Backend::Postgres).await
+            }
+        }
+    };
+}
+pub(crate) use on_both;
