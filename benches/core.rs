@@ -21,7 +21,11 @@ struct Scale {
 
 fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
     let mut c = ConfigSet::defaults();
-    c.root.persistence.storage = if url.starts_with("sqlite:") { Storage::Sqlite } else { Storage::Postgresql };
+    c.root.persistence.storage = if url.starts_with("sqlite:") {
+        Storage::Sqlite
+    } else {
+        Storage::Postgresql
+    };
     c.root.persistence.url = Some(url.to_owned());
     c.root.server.data_dir = dir.display().to_string();
     c
@@ -30,12 +34,20 @@ fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
 async fn fresh_pg(admin: &str) -> String {
     let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
     let name = format!("hopper_bench_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
 async fn queue(engine: &Engine, name: &str) -> InstanceId {
-    engine.child(engine.root(), name, None).await.unwrap().id().clone()
+    engine
+        .child(engine.root(), name, None)
+        .await
+        .unwrap()
+        .id()
+        .clone()
 }
 
 /// `workers` tasks each add `n / workers` tasks.
@@ -46,7 +58,13 @@ async fn adds(engine: &Engine, q: &InstanceId, n: usize, workers: usize) -> f64 
         let (engine, q) = (engine.clone(), q.clone());
         handles.push(tokio::spawn(async move {
             for i in 0..n / workers {
-                engine.add_task(&q, TaskDraft::new(format!("bench task {i}")).with_tags(["bench"])).await.unwrap();
+                engine
+                    .add_task(
+                        &q,
+                        TaskDraft::new(format!("bench task {i}")).with_tags(["bench"]),
+                    )
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -127,7 +145,10 @@ async fn backend(label: &str, url: &str, scale: &Scale) {
         adds(&engine, &q, scale.cycles, 16).await;
         let (rate, n) = cycles(&engine, &q, workers).await;
         assert_eq!(n, scale.cycles / 16 * 16);
-        println!("{label:<10} get_next+complete  {workers:>2} worker{}: {rate:>9.0} cycles/s", if workers == 1 { " " } else { "s" });
+        println!(
+            "{label:<10} get_next+complete  {workers:>2} worker{}: {rate:>9.0} cycles/s",
+            if workers == 1 { " " } else { "s" }
+        );
     }
 
     let q = queue(&engine, "big").await;
@@ -148,7 +169,12 @@ async fn backend(label: &str, url: &str, scale: &Scale) {
     lat_cycle.sort();
     println!(
         "{label:<10} get_next @ {} stored (loaded in {:.1}s): p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms; with complete p99 {:.3} ms",
-        scale.stored, load.as_secs_f64(), percentile(&lat, 0.5), percentile(&lat, 0.99), percentile(&lat, 1.0), percentile(&lat_cycle, 0.99)
+        scale.stored,
+        load.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0),
+        percentile(&lat_cycle, 0.99)
     );
     engine.close().await;
 }
@@ -169,18 +195,34 @@ fn idle_rss() -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok();
     let _ = child.kill();
     let _ = child.wait();
-    let line = status?.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+    let line = status?
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .to_owned();
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = if full {
-        Scale { adds: 20_000, cycles: 20_000, stored: 1_000_000, probes: 5_000 }
+        Scale {
+            adds: 20_000,
+            cycles: 20_000,
+            stored: 1_000_000,
+            probes: 5_000,
+        }
     } else {
-        Scale { adds: 320, cycles: 320, stored: 2_000, probes: 50 }
+        Scale {
+            adds: 320,
+            cycles: 320,
+            stored: 2_000,
+            probes: 50,
+        }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());

@@ -46,6 +46,8 @@ struct Inner {
     /// The root instance's store; it holds the instance registry.
     registry: Store,
     memory: StoreKey,
+    /// This process, as owner of its in-memory runs.
+    boot_id: String,
     root: InstanceId,
     nodes: RwLock<HashMap<InstanceId, Arc<Node>>>,
     rules: Arc<dyn Router>,
@@ -63,7 +65,11 @@ impl Engine {
     pub async fn open_with(configs: ConfigSet, stores: StoreSet) -> Result<Self> {
         let root_key = nodes::root_store_key(&configs)?;
         let registry = stores.get(&root_key).await?;
-        let memory = StoreKey::Memory(format!("hopper-mem-{}", uuid::Uuid::now_v7().simple()));
+        let boot_id = uuid::Uuid::now_v7().simple().to_string();
+        let memory = StoreKey::Memory(format!("hopper-mem-{boot_id}"));
+        registry
+            .process_heartbeat(&boot_id, crate::domain::now_millis())
+            .await?;
         let rules: Arc<dyn Router> = Arc::new(RulesRouter::new(configs.rules.clone()));
         let root = InstanceId::parse(&configs.root.instance_id)
             .map_err(|e| HopperError::Invalid(format!("instance_id: {e}")))?;
@@ -73,6 +79,7 @@ impl Engine {
                 stores,
                 registry,
                 memory,
+                boot_id,
                 root,
                 nodes: RwLock::new(HashMap::new()),
                 rules,
@@ -102,7 +109,18 @@ impl Engine {
     }
 
     pub async fn close(&self) {
+        if let Err(e) = self.inner.registry.process_gone(&self.inner.boot_id).await {
+            tracing::warn!(error = %e, "could not deregister this process");
+        }
         self.inner.stores.close_all().await;
+    }
+
+    /// Whether another live process owns the in-memory instance `id` (it is not lost, just not
+    /// ours to serve).
+    pub(crate) async fn owned_elsewhere(&self, id: &InstanceId) -> Result<bool> {
+        let interval = self.inner.configs.root.server.sweep_interval_ms as i64;
+        let since = crate::domain::now_millis() - (interval * 10).max(30_000);
+        Ok(self.inner.registry.owner_alive(id, since).await?)
     }
 
     /// Arms a crash point (tests only).
@@ -133,13 +151,21 @@ impl Engine {
 
     /// The live instance `id`. Another process sharing the database may have created it since
     /// this one loaded the registry, so a miss is looked up there before giving up.
-    pub(crate) fn node<'a>(&'a self, id: &'a InstanceId) -> futures::future::BoxFuture<'a, Result<Arc<Node>>> {
+    pub(crate) fn node<'a>(
+        &'a self,
+        id: &'a InstanceId,
+    ) -> futures::future::BoxFuture<'a, Result<Arc<Node>>> {
         Box::pin(async move {
             if let Some(n) = self.inner.nodes.read().await.get(id) {
                 return Ok(n.clone());
             }
             let missing = || HopperError::NotFound(format!("instance `{id}` not found"));
-            let inst = self.inner.registry.get_instance(id).await?.ok_or_else(missing)?;
+            let inst = self
+                .inner
+                .registry
+                .get_instance(id)
+                .await?
+                .ok_or_else(missing)?;
             if inst.status != crate::domain::InstanceStatus::Running {
                 return Err(missing());
             }

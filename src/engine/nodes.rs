@@ -90,6 +90,7 @@ impl Engine {
                 parent: None,
                 config: &serde_json::to_value(&root_cfg).unwrap_or_default(),
                 metadata: &serde_json::json!({}),
+                owner: None,
                 now,
             })
             .await?;
@@ -124,8 +125,13 @@ impl Engine {
             let Ok(parent) = self.node(&parent_id).await else {
                 continue;
             };
-            if self.adopt(&parent, inst.clone()).await?.is_none() {
-                self.inner.registry.set_instance_status(&inst.instance_id, InstanceStatus::Lost, None, now).await?;
+            if self.adopt(&parent, inst.clone()).await?.is_none()
+                && !self.owned_elsewhere(&inst.instance_id).await?
+            {
+                self.inner
+                    .registry
+                    .set_instance_status(&inst.instance_id, InstanceStatus::Lost, None, now)
+                    .await?;
             }
         }
         Ok(())
@@ -261,6 +267,8 @@ impl Engine {
         }
         let config = self.child_config(&parent, &id)?;
         let metadata = metadata.unwrap_or_else(|| serde_json::json!({}));
+        let owner =
+            (config.persistence.storage == Storage::Memory).then_some(self.inner.boot_id.as_str());
         let (instance, _) = self
             .inner
             .registry
@@ -270,6 +278,7 @@ impl Engine {
                 parent: Some(parent.id()),
                 config: &serde_json::to_value(&config).unwrap_or_default(),
                 metadata: &metadata,
+                owner,
                 now: now_millis(),
             })
             .await?;

@@ -10,10 +10,21 @@ use crate::error::Result;
 use crate::store::{Delegation, DelegationKind, DelegationState, EventRecord, FinishRequest};
 
 impl Engine {
-    pub(super) async fn recover(&self) -> Result<()> {
+    /// Re-drives every open delegation; run at start-up and periodically by the sweeper.
+    pub async fn recover(&self) -> Result<()> {
+        self.recover_older_than(0).await
+    }
+
+    /// Leaves alone delegations younger than `grace_ms`: while the process is running they are
+    /// most likely still in flight, not abandoned.
+    pub(super) async fn recover_older_than(&self, grace_ms: i64) -> Result<()> {
         let mut redriven = 0usize;
+        let cutoff = now_millis() - grace_ms;
         for store in self.inner.stores.all().await {
             for d in store.open_delegations().await? {
+                if d.delegated_at > cutoff {
+                    continue;
+                }
                 match self.recover_one(&d).await {
                     Ok(true) => redriven += 1,
                     Ok(false) => {}
@@ -38,6 +49,19 @@ impl Engine {
             return Ok(false);
         }
         let Ok(child) = self.node(&d.child_instance_id).await else {
+            if self.owned_elsewhere(&d.child_instance_id).await? {
+                return Ok(false); // a live process is running it
+            }
+            let now = now_millis();
+            self.inner
+                .registry
+                .set_instance_status(
+                    &d.child_instance_id,
+                    crate::domain::InstanceStatus::Lost,
+                    None,
+                    now,
+                )
+                .await?;
             self.requeue(&parent, d).await?;
             return Ok(true);
         };

@@ -12,6 +12,9 @@ use crate::error::Result;
 
 /// Retention is checked this many sweeps apart: it is a bulk delete, leases are not.
 const RETENTION_EVERY: u64 = 600;
+/// Open delegations are re-driven this many sweeps apart.
+const RECOVER_EVERY: u64 = 30;
+const RECOVER_GRACE_MS: i64 = 60_000;
 
 pub fn spawn_sweeper(engine: Engine, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_millis(engine.configs().root.server.sweep_interval_ms.max(10));
@@ -24,8 +27,23 @@ pub fn spawn_sweeper(engine: Engine, shutdown: CancellationToken) -> tokio::task
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
+            if let Err(e) = engine
+                .inner
+                .registry
+                .process_heartbeat(&engine.inner.boot_id, now_millis())
+                .await
+            {
+                tracing::warn!(error = %e, "process heartbeat failed");
+            }
             if let Err(e) = engine.sweep_leases().await {
                 tracing::warn!(error = %e, "lease sweep failed");
+            }
+            // Also finishes bubbles a transient error interrupted, and runs of dead processes.
+            if n.is_multiple_of(RECOVER_EVERY)
+                && n > 0
+                && let Err(e) = engine.recover_older_than(RECOVER_GRACE_MS).await
+            {
+                tracing::warn!(error = %e, "periodic recovery failed");
             }
             if n.is_multiple_of(RETENTION_EVERY)
                 && let Err(e) = engine.sweep_retention().await

@@ -123,7 +123,7 @@ const COLUMNS: &str = "parent_instance_id, parent_task_id, child_instance_id, ch
 impl Store {
     pub async fn delegation_of(&self, parent_task: &TaskId) -> StoreResult<Option<Delegation>> {
         let q = format!("SELECT {COLUMNS} FROM task_delegations WHERE parent_task_id = $1");
-        let row: Option<DelegationRow> = on_db!(&self.db, p => sqlx::query_as(&q).bind(parent_task.as_str()).fetch_optional(p).await?);
+        let row: Option<DelegationRow> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(parent_task.as_str()).fetch_optional(p).await?);
         row.map(Delegation::try_from).transpose()
     }
 
@@ -133,7 +133,7 @@ impl Store {
             "SELECT {COLUMNS} FROM task_delegations WHERE state IN ('pending', 'delegated') ORDER BY delegated_at"
         );
         let rows: Vec<DelegationRow> =
-            on_db!(&self.db, p => sqlx::query_as(&q).fetch_all(p).await?);
+            on_db!(&self.reader, p => sqlx::query_as(&q).fetch_all(p).await?);
         rows.into_iter().map(Delegation::try_from).collect()
     }
 

@@ -49,7 +49,7 @@ impl Store {
         const Q: &str =
             "SELECT at, kind, actor, detail FROM task_events WHERE task_id = $1 ORDER BY id";
         let rows: Vec<EventRow> =
-            on_db!(&self.db, p => sqlx::query_as(Q).bind(task.as_str()).fetch_all(p).await?);
+            on_db!(&self.reader, p => sqlx::query_as(Q).bind(task.as_str()).fetch_all(p).await?);
         rows.into_iter().map(TaskEvent::try_from).collect()
     }
 

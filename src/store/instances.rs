@@ -15,6 +15,8 @@ pub struct NewInstance<'a> {
     pub parent: Option<&'a InstanceId>,
     pub config: &'a serde_json::Value,
     pub metadata: &'a serde_json::Value,
+    /// The process whose memory holds the instance's tasks (in-memory instances only).
+    pub owner: Option<&'a str>,
     pub now: Millis,
 }
 
@@ -22,7 +24,7 @@ impl Store {
     /// Registers an instance unless it exists; returns the stored row and whether it was new.
     pub async fn register_instance(&self, new: &NewInstance<'_>) -> StoreResult<(Instance, bool)> {
         const Q: &str = "INSERT INTO hopper_instances (instance_id, scope, parent_instance_id, \
-            config, status, metadata, created_at, updated_at) VALUES ($1, $2, $3, $4, 'running', $5, $6, $6) \
+            config, status, metadata, created_at, updated_at, owner) VALUES ($1, $2, $3, $4, 'running', $5, $6, $6, $7) \
             ON CONFLICT (instance_id) DO NOTHING";
         let n = on_db!(&self.db, p => sqlx::query(Q)
             .bind(new.id.as_str())
@@ -31,6 +33,7 @@ impl Store {
             .bind(new.config.to_string())
             .bind(new.metadata.to_string())
             .bind(new.now)
+            .bind(new.owner)
             .execute(p)
             .await?
             .rows_affected());
@@ -42,8 +45,7 @@ impl Store {
 
     pub async fn get_instance(&self, id: &InstanceId) -> StoreResult<Option<Instance>> {
         let q = format!("SELECT {COLUMNS} FROM hopper_instances WHERE instance_id = $1");
-        let row: Option<InstanceRow> =
-            on_db!(&self.db, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
+        let row: Option<InstanceRow> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
         row.map(Instance::try_from).transpose()
     }
 
@@ -54,7 +56,7 @@ impl Store {
              AND (CAST($2 AS TEXT) IS NULL OR parent_instance_id = $2) \
              AND ($3 OR status = 'running') ORDER BY created_at, instance_id"
         );
-        let rows: Vec<InstanceRow> = on_db!(&self.db, p => sqlx::query_as(&q)
+        let rows: Vec<InstanceRow> = on_db!(&self.reader, p => sqlx::query_as(&q)
             .bind(filter.scope.map(|s| s.as_str()))
             .bind(filter.parent.as_ref().map(|p| p.as_str().to_owned()))
             .bind(filter.include_archived)
@@ -81,5 +83,29 @@ impl Store {
             .await?
             .rows_affected());
         Ok(n == 1)
+    }
+}
+
+impl Store {
+    /// Records that this process is alive.
+    pub async fn process_heartbeat(&self, boot_id: &str, now: Millis) -> StoreResult<()> {
+        const Q: &str = "INSERT INTO hopper_processes (boot_id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+                         ON CONFLICT (boot_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
+        on_db!(&self.db, p => { sqlx::query(Q).bind(boot_id).bind(now).execute(p).await?; });
+        Ok(())
+    }
+
+    pub async fn process_gone(&self, boot_id: &str) -> StoreResult<()> {
+        const Q: &str = "DELETE FROM hopper_processes WHERE boot_id = $1";
+        on_db!(&self.db, p => { sqlx::query(Q).bind(boot_id).execute(p).await?; });
+        Ok(())
+    }
+
+    /// True when `id` is an in-memory instance whose owning process heart-beat since `since`.
+    pub async fn owner_alive(&self, id: &InstanceId, since: Millis) -> StoreResult<bool> {
+        const Q: &str = "SELECT COUNT(*) FROM hopper_instances i JOIN hopper_processes p ON p.boot_id = i.owner \
+                         WHERE i.instance_id = $1 AND p.heartbeat_at >= $2";
+        let n: i64 = on_db!(&self.reader, p => sqlx::query_scalar(Q).bind(id.as_str()).bind(since).fetch_one(p).await?);
+        Ok(n > 0)
     }
 }

@@ -54,7 +54,13 @@ pub(crate) use on_db;
 /// A database with Hopper's schema.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Writes. For a SQLite file this pool has one connection: SQLite admits one writer at a
+    /// time anyway, and queueing in the pool is fair and cheap where colliding connections
+    /// would sleep in the busy handler.
     db: Db,
+    /// Reads. A read-only pool beside the writer for SQLite (WAL lets them run concurrently);
+    /// the same pool as `db` for PostgreSQL.
+    reader: Db,
     key: StoreKey,
 }
 
@@ -77,11 +83,12 @@ impl Store {
 
     /// For `/readyz`: the database answers.
     pub async fn ping(&self) -> StoreResult<()> {
-        on_db!(&self.db, p => { sqlx::query("SELECT 1").execute(p).await?; });
+        on_db!(&self.reader, p => { sqlx::query("SELECT 1").execute(p).await?; });
         Ok(())
     }
 
     pub async fn close(&self) {
         on_db!(&self.db, p => p.close().await);
+        on_db!(&self.reader, p => p.close().await);
     }
 }

@@ -75,13 +75,20 @@ impl StoreSet {
         if let Some(store) = open.get(key) {
             return Ok(store.clone());
         }
-        let db = match key {
+        let (db, reader) = match key {
             StoreKey::SqliteFile(path) => open_sqlite_file(path, self.pool_size).await?,
-            StoreKey::Postgres(url) => open_postgres(url, self.pool_size).await?,
-            StoreKey::Memory(name) => open_memory(name).await?,
+            StoreKey::Postgres(url) => {
+                let db = open_postgres(url, self.pool_size).await?;
+                (db.clone(), db)
+            }
+            StoreKey::Memory(name) => {
+                let db = open_memory(name).await?;
+                (db.clone(), db)
+            }
         };
         let store = Store {
             db,
+            reader,
             key: key.clone(),
         };
         store.migrate().await?;
@@ -101,7 +108,7 @@ impl StoreSet {
     }
 }
 
-async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<Db> {
+async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<(Db, Db)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
@@ -113,13 +120,20 @@ async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<Db> {
         // crashes (only an OS crash can lose the last commits), the usual WAL trade-off.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
+        // Other processes may share the file: they still wait for each other here.
         .busy_timeout(Duration::from_secs(10))
+        .pragma("temp_store", "memory")
+        .pragma("cache_size", "-16000")
         .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(size.unwrap_or(8))
-        .connect_with(opts)
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts.clone())
         .await?;
-    Ok(Db::Sqlite(pool))
+    let reader = SqlitePoolOptions::new()
+        .max_connections(size.unwrap_or(8))
+        .connect_with(opts.read_only(true))
+        .await?;
+    Ok((Db::Sqlite(writer), Db::Sqlite(reader)))
 }
 
 async fn open_memory(name: &str) -> StoreResult<Db> {
@@ -128,8 +142,9 @@ async fn open_memory(name: &str) -> StoreResult<Db> {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
     // A shared-cache memory database lives while one connection is open: keep one forever.
+    // One connection also sidesteps shared-cache table locks between connections.
     let pool = SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)

@@ -117,29 +117,33 @@ impl Store {
         delegation: Option<&Delegation>,
         event: &EventRecord,
     ) -> StoreResult<(Task, bool)> {
-        let inserted = on_db!(&self.db, p => {
+        let q = format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}");
+        let new = row;
+        let row: Option<TaskRow> = on_db!(&self.db, p => {
             let mut tx = p.begin().await?;
-            let done = bind_new_task!(sqlx::query(INSERT_TASK), row).execute(&mut *tx).await?;
-            let inserted = done.rows_affected() == 1;
-            if inserted {
+            let row: Option<TaskRow> = bind_new_task!(sqlx::query_as(&q), new).fetch_optional(&mut *tx).await?;
+            if row.is_some() {
                 if let Some(d) = delegation {
                     super::delegations::insert_delegation!(&mut *tx, d)?;
                 }
-                append_event!(&mut *tx, row.id, row.instance_id, row.now, event)?;
+                append_event!(&mut *tx, new.id, new.instance_id, new.now, event)?;
             }
             tx.commit().await?;
-            inserted
+            row
         });
-        let task = self.get_task(&row.id).await?.ok_or_else(|| {
-            super::StoreError::Corrupt(format!("task {} vanished after insert", row.id))
+        if let Some(r) = row {
+            return Ok((Task::try_from(r)?, true));
+        }
+        // The id existed already (a re-driven delegation): report what is stored.
+        let task = self.get_task(&new.id).await?.ok_or_else(|| {
+            super::StoreError::Corrupt(format!("task {} conflicted but is not there", new.id))
         })?;
-        Ok((task, inserted))
+        Ok((task, false))
     }
 
     pub async fn get_task(&self, id: &TaskId) -> StoreResult<Option<Task>> {
         let q = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-        let row: Option<TaskRow> =
-            on_db!(&self.db, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
+        let row: Option<TaskRow> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
         row.map(Task::try_from).transpose()
     }
 
@@ -370,7 +374,7 @@ impl Store {
              ORDER BY id LIMIT {limit}",
             placeholders(1, instances.len())
         );
-        let rows: Vec<TaskRow> = on_db!(&self.db, p => {
+        let rows: Vec<TaskRow> = on_db!(&self.reader, p => {
             let mut query = sqlx::query_as(&q);
             for i in instances {
                 query = query.bind(i.as_str());
@@ -389,7 +393,7 @@ impl Store {
             "SELECT COUNT(*) FROM tasks WHERE instance_id IN ({}) AND status IN ('pending', 'routed', 'claimed')",
             placeholders(1, instances.len())
         );
-        let n: i64 = on_db!(&self.db, p => {
+        let n: i64 = on_db!(&self.reader, p => {
             let mut query = sqlx::query_scalar(&q);
             for i in instances {
                 query = query.bind(i.as_str());
@@ -401,15 +405,14 @@ impl Store {
 
     pub async fn status_counts(&self, instance: &InstanceId) -> StoreResult<Vec<(String, i64)>> {
         const Q: &str = "SELECT status, COUNT(*) FROM tasks WHERE instance_id = $1 GROUP BY status";
-        let rows: Vec<(String, i64)> =
-            on_db!(&self.db, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
+        let rows: Vec<(String, i64)> = on_db!(&self.reader, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
         Ok(rows)
     }
 
     pub async fn oldest_pending(&self, instance: &InstanceId) -> StoreResult<Option<Millis>> {
         const Q: &str =
             "SELECT MIN(created_at) FROM tasks WHERE instance_id = $1 AND status = 'pending'";
-        let v: Option<i64> = on_db!(&self.db, p => sqlx::query_scalar(Q).bind(instance.as_str()).fetch_one(p).await?);
+        let v: Option<i64> = on_db!(&self.reader, p => sqlx::query_scalar(Q).bind(instance.as_str()).fetch_one(p).await?);
         Ok(v)
     }
 

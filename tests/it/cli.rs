@@ -15,25 +15,59 @@ fn hopper(args: &[&str], data_dir: &std::path::Path) -> (bool, String, String) {
         .env_remove("HOPPER_CONFIG")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn local_mode_adds_lists_and_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, out, err) = hopper(&["add", "Fix typo in README", "--project", "docs", "--tags", "docs,small", "--json"], dir.path());
+    let (ok, out, err) = hopper(
+        &[
+            "add",
+            "Fix typo in README",
+            "--project",
+            "docs",
+            "--tags",
+            "docs,small",
+            "--json",
+        ],
+        dir.path(),
+    );
     assert!(ok, "{err}");
     let task: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(task["status"], "routed");
-    assert!(dir.path().join("hopper.db").exists(), "embedded SQLite default");
+    assert!(
+        dir.path().join("hopper.db").exists(),
+        "embedded SQLite default"
+    );
 
-    let (ok, out, _) = hopper(&["next", "--instance", "hopper-docs", "--executor", "me", "--json"], dir.path());
+    let (ok, out, _) = hopper(
+        &[
+            "next",
+            "--instance",
+            "hopper-docs",
+            "--executor",
+            "me",
+            "--json",
+        ],
+        dir.path(),
+    );
     assert!(ok);
     let child: Value = serde_json::from_str(&out).unwrap();
     let id = child["id"].as_str().unwrap();
-    let (ok, _, err) = hopper(&["complete", id, "--executor", "me", "--quality", "4.5"], dir.path());
+    let (ok, _, err) = hopper(
+        &["complete", id, "--executor", "me", "--quality", "4.5"],
+        dir.path(),
+    );
     assert!(ok, "{err}");
-    let (ok, out, _) = hopper(&["show", task["id"].as_str().unwrap(), "--json"], dir.path());
+    let (ok, out, _) = hopper(
+        &["show", task["id"].as_str().unwrap(), "--json"],
+        dir.path(),
+    );
     assert!(ok);
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["task"]["status"], "done");
@@ -41,9 +75,15 @@ fn local_mode_adds_lists_and_completes() {
 
     let (ok, out, _) = hopper(&["instances", "tree"], dir.path());
     assert!(ok);
-    assert!(out.contains("hopper-global") && out.contains("└─ hopper-docs"), "{out}");
+    assert!(
+        out.contains("hopper-global") && out.contains("└─ hopper-docs"),
+        "{out}"
+    );
     let (ok, out, _) = hopper(&["list", "--instance", "hopper-docs"], dir.path());
-    assert!(ok && out.contains("Fix typo in README") && out.contains("done"), "{out}");
+    assert!(
+        ok && out.contains("Fix typo in README") && out.contains("done"),
+        "{out}"
+    );
 
     let (ok, _, err) = hopper(&["complete", "task_nope"], dir.path());
     assert!(!ok && err.contains("task id"), "{err}");
@@ -57,8 +97,24 @@ async fn remote_mode_talks_to_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::task::spawn_blocking(move || {
         let dir = dir.path();
-        let add = hopper(&["--server", &base, "--token", &token, "add", "Remote task", "--priority", "high", "--json"], dir);
-        let stats = hopper(&["--server", &base, "--token", &token, "stats", "--json"], dir);
+        let add = hopper(
+            &[
+                "--server",
+                &base,
+                "--token",
+                &token,
+                "add",
+                "Remote task",
+                "--priority",
+                "high",
+                "--json",
+            ],
+            dir,
+        );
+        let stats = hopper(
+            &["--server", &base, "--token", &token, "stats", "--json"],
+            dir,
+        );
         let bad = hopper(&["--server", &base, "--token", "wrong", "stats"], dir);
         (add, stats, bad)
     })
@@ -72,5 +128,13 @@ async fn remote_mode_talks_to_a_server() {
     let stats: Value = serde_json::from_str(&stats.1).unwrap();
     assert_eq!(stats["tasks"]["pending"], 1);
     assert!(!bad.0 && bad.2.contains("bearer token"), "{}", bad.2);
-    assert_eq!(server.engine.stats(&hopper::domain::InstanceId::global()).await.unwrap().total, 1);
+    assert_eq!(
+        server
+            .engine
+            .stats(&hopper::domain::InstanceId::global())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
 }

@@ -6,7 +6,10 @@ use hopper::config::{ConfigSet, IntelligenceProvider, Overrides, Retention, Stor
 use hopper::domain::Scope;
 
 fn shipped() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/global_hopper.yaml"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/global_hopper.yaml"
+    ))
 }
 
 #[test]
@@ -18,20 +21,33 @@ fn shipped_configs_load_and_follow_the_design() {
     assert_eq!(set.root.intelligence.provider, IntelligenceProvider::Llm);
     assert_eq!(set.project.scope, Scope::Project);
     assert_eq!(set.project.persistence.storage, Storage::Sqlite);
-    assert_eq!(set.project.persistence.path.as_deref(), Some(".hopper/{project_name}/tasks.db"));
+    assert_eq!(
+        set.project.persistence.path.as_deref(),
+        Some(".hopper/{project_name}/tasks.db")
+    );
     assert_eq!(set.orchestration.persistence.storage, Storage::Memory);
-    assert_eq!(set.orchestration.persistence.retention, Retention::RunDuration);
+    assert_eq!(
+        set.orchestration.persistence.retention,
+        Retention::RunDuration
+    );
     assert_eq!(set.orchestration.child_instances.max_depth, 2);
     assert!(!set.rules.projects.is_empty(), "routing rules loaded");
     let warnings = set.not_enabled_features().join("\n");
     for feature in ["Llm", "opensearch", "gitlab", "integrations.mcp"] {
-        assert!(warnings.contains(feature), "{feature} not reported in {warnings}");
+        assert!(
+            warnings.contains(feature),
+            "{feature} not reported in {warnings}"
+        );
     }
 }
 
 #[test]
 fn environment_overrides_the_file() {
-    let o = Overrides { database_url: Some("sqlite:/tmp/x.db".into()), bind: Some("0.0.0.0:9".into()), ..Default::default() };
+    let o = Overrides {
+        database_url: Some("sqlite:/tmp/x.db".into()),
+        bind: Some("0.0.0.0:9".into()),
+        ..Default::default()
+    };
     let set = ConfigSet::load(Some(shipped()), &o).unwrap();
     assert_eq!(set.root.persistence.storage, Storage::Sqlite);
     assert_eq!(set.root.server.bind, "0.0.0.0:9");
@@ -50,11 +66,20 @@ fn load_text(text: &str) -> String {
 #[test]
 fn bad_configs_name_file_key_and_reason() {
     let msg = load_text("persistence:\n  storage: mongodb\n");
-    assert!(msg.contains("persistence.storage") && msg.contains("mongodb"), "{msg}");
+    assert!(
+        msg.contains("persistence.storage") && msg.contains("mongodb"),
+        "{msg}"
+    );
     let msg = load_text("persistence:\n  retention: soon\n");
-    assert!(msg.contains("persistence.retention") && msg.contains("soon"), "{msg}");
+    assert!(
+        msg.contains("persistence.retention") && msg.contains("soon"),
+        "{msg}"
+    );
     let msg = load_text("intelligence:\n  provdier: rules\n");
-    assert!(msg.contains("intelligence") && msg.contains("provdier"), "{msg}");
+    assert!(
+        msg.contains("intelligence") && msg.contains("provdier"),
+        "{msg}"
+    );
     let msg = load_text("scope: planet\n");
     assert!(msg.contains("scope") && msg.contains("planet"), "{msg}");
     let msg = load_text("tasks: [1, 2\n");

@@ -16,7 +16,10 @@ async fn expired_lease_goes_to_another_worker(backend: Backend) {
     let t = q.add_task(TaskDraft::new("crash-prone")).await.unwrap();
     let first = q.get_next("worker-1").await.unwrap().unwrap();
     assert_eq!(first.id, t.id);
-    assert!(q.get_next("worker-2").await.unwrap().is_none(), "held under lease");
+    assert!(
+        q.get_next("worker-2").await.unwrap().is_none(),
+        "held under lease"
+    );
 
     // worker-1 dies: no heartbeat. After the lease the sweeper hands the task back.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -26,12 +29,33 @@ async fn expired_lease_goes_to_another_worker(backend: Backend) {
     assert_eq!(second.attempts, 2);
 
     // The old claimer may no longer finish it; the new one may.
-    let err = engine.complete(&t.id, &Actor::Executor("worker-1".into()), None).await.unwrap_err();
+    let err = engine
+        .complete(&t.id, &Actor::Executor("worker-1".into()), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, hopper::HopperError::Forbidden(_)));
-    let done = engine.complete(&t.id, &Actor::Executor("worker-2".into()), None).await.unwrap();
+    let done = engine
+        .complete(&t.id, &Actor::Executor("worker-2".into()), None)
+        .await
+        .unwrap();
     assert_eq!(done.status, TaskStatus::Done);
-    let kinds: Vec<String> = engine.task_history(&t.id).await.unwrap().into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["created", "claimed", "lease_expired", "claimed", "completed"]);
+    let kinds: Vec<String> = engine
+        .task_history(&t.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "claimed",
+            "lease_expired",
+            "claimed",
+            "completed"
+        ]
+    );
 }
 on_both!(expired_lease_goes_to_another_worker);
 
@@ -47,8 +71,14 @@ async fn heartbeat_keeps_the_claim(backend: Backend) {
         engine.heartbeat(&t.id, "w1").await.unwrap();
         assert_eq!(engine.sweep_leases().await.unwrap(), 0);
     }
-    assert!(engine.heartbeat(&t.id, "w2").await.is_err(), "only the claimer heartbeats");
-    assert_eq!(engine.get_task(&t.id).await.unwrap().claimed_by.as_deref(), Some("w1"));
+    assert!(
+        engine.heartbeat(&t.id, "w2").await.is_err(),
+        "only the claimer heartbeats"
+    );
+    assert_eq!(
+        engine.get_task(&t.id).await.unwrap().claimed_by.as_deref(),
+        Some("w1")
+    );
 }
 on_both!(heartbeat_keeps_the_claim);
 
@@ -61,7 +91,10 @@ async fn concurrent_get_next_never_duplicates(backend: Backend) {
     let id = project.instance_id().clone();
     const TASKS: usize = 400;
     for i in 0..TASKS {
-        project.add_task(TaskDraft::new(format!("job {i}"))).await.unwrap();
+        project
+            .add_task(TaskDraft::new(format!("job {i}")))
+            .await
+            .unwrap();
     }
     let mut engines = vec![first];
     for _ in 0..3 {

@@ -9,20 +9,40 @@ async fn restart_keeps_everything(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let engine = env.engine().await;
     let g = global(&engine);
-    let plain = g.add_task(TaskDraft::new("Fix typo").with_project("docs")).await.unwrap();
-    let orchestrated = g.add_task(TaskDraft::new("Big feature").with_project("czarina").with_tags(["feature"])).await.unwrap();
+    let plain = g
+        .add_task(TaskDraft::new("Fix typo").with_project("docs"))
+        .await
+        .unwrap();
+    let orchestrated = g
+        .add_task(
+            TaskDraft::new("Big feature")
+                .with_project("czarina")
+                .with_tags(["feature"]),
+        )
+        .await
+        .unwrap();
     let czarina = g.get_child_hopper("czarina").await.unwrap();
-    let ptask = czarina.tasks(&TaskFilter::default()).await.unwrap().remove(0);
+    let ptask = czarina
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .remove(0);
     let run_id = ptask.routed_to.clone().unwrap();
     engine.close().await;
     drop(engine);
 
     let engine = env.engine().await;
     let g = global(&engine);
-    assert_eq!(engine.get_task(&plain.id).await.unwrap().status, TaskStatus::Routed);
+    assert_eq!(
+        engine.get_task(&plain.id).await.unwrap().status,
+        TaskStatus::Routed
+    );
     let docs = g.get_child_hopper("docs").await.unwrap();
     assert_eq!(docs.tasks(&TaskFilter::default()).await.unwrap().len(), 1);
-    assert_eq!(engine.get_instance(&run_id).await.unwrap().status, InstanceStatus::Lost);
+    assert_eq!(
+        engine.get_instance(&run_id).await.unwrap().status,
+        InstanceStatus::Lost
+    );
     // The run lived in memory: its project task went back to the project queue, not lost.
     let requeued = engine.get_task(&ptask.id).await.unwrap();
     assert_eq!(requeued.status, TaskStatus::Pending);
@@ -30,7 +50,10 @@ async fn restart_keeps_everything(backend: Backend) {
     let t = czarina.get_next("human").await.unwrap().unwrap();
     assert_eq!(t.id, ptask.id);
     czarina.complete(&t.id, "human", None).await.unwrap();
-    assert_eq!(engine.get_task(&orchestrated.id).await.unwrap().status, TaskStatus::Done);
+    assert_eq!(
+        engine.get_task(&orchestrated.id).await.unwrap().status,
+        TaskStatus::Done
+    );
 }
 on_both!(restart_keeps_everything);
 
@@ -40,7 +63,9 @@ async fn crash_between_delegation_steps(backend: Backend) {
         let engine = env.engine().await;
         global(&engine).get_child_hopper("sark").await.unwrap();
         engine.inject_fault(fault);
-        let err = global(&engine).add_task(TaskDraft::new("Add policy engine").with_project("sark")).await;
+        let err = global(&engine)
+            .add_task(TaskDraft::new("Add policy engine").with_project("sark"))
+            .await;
         assert!(err.is_err(), "the injected crash stops add_task");
         engine.close().await;
         drop(engine);
@@ -64,7 +89,66 @@ async fn crash_between_delegation_steps(backend: Backend) {
         assert_eq!(sark.tasks(&TaskFilter::default()).await.unwrap().len(), 1);
         let t = sark.get_next("w").await.unwrap().unwrap();
         sark.complete(&t.id, "w", None).await.unwrap();
-        assert_eq!(engine.get_task(&globals[0].id).await.unwrap().status, TaskStatus::Done);
+        assert_eq!(
+            engine.get_task(&globals[0].id).await.unwrap().status,
+            TaskStatus::Done
+        );
     }
 }
 on_both!(crash_between_delegation_steps);
+
+/// Two processes on one database: the second must neither lose nor steal the first one's live
+/// in-memory run; once the first is gone, its run is recovered.
+async fn runs_belong_to_their_process(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let a = env.engine().await;
+    let t = global(&a)
+        .add_task(
+            TaskDraft::new("Feature")
+                .with_project("czarina")
+                .with_tags(["feature"]),
+        )
+        .await
+        .unwrap();
+    let czarina = global(&a).get_child_hopper("czarina").await.unwrap();
+    let ptask = czarina
+        .tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let run_id = ptask.routed_to.clone().unwrap();
+
+    let b = env.engine().await;
+    assert_eq!(
+        b.get_instance(&run_id).await.unwrap().status,
+        InstanceStatus::Running
+    );
+    assert_eq!(
+        b.get_task(&ptask.id).await.unwrap().status,
+        TaskStatus::Routed
+    );
+    b.recover().await.unwrap();
+    assert_eq!(
+        b.get_task(&ptask.id).await.unwrap().status,
+        TaskStatus::Routed,
+        "not stolen"
+    );
+    // The owner still serves it.
+    let root = a.get_next(&run_id, "orchestrator").await.unwrap().unwrap();
+    assert_eq!(root.parent_task_id.as_ref(), Some(&ptask.id));
+
+    a.close().await;
+    drop(a);
+    b.recover().await.unwrap();
+    assert_eq!(
+        b.get_instance(&run_id).await.unwrap().status,
+        InstanceStatus::Lost
+    );
+    assert_eq!(
+        b.get_task(&ptask.id).await.unwrap().status,
+        TaskStatus::Pending,
+        "requeued"
+    );
+    assert_eq!(b.get_task(&t.id).await.unwrap().status, TaskStatus::Routed);
+}
+on_both!(runs_belong_to_their_process);

@@ -33,16 +33,26 @@ impl TestEnv {
             Backend::Sqlite => format!("sqlite:{}", dir.path().join("hopper.db").display()),
             Backend::Postgres => {
                 let admin = pg_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL at {admin} is needed (run scripts/test-setup.sh): {e}")
-                });
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} is needed (run scripts/test-setup.sh): {e}")
+                    });
                 let name = format!("hopper_t_{}", uuid::Uuid::now_v7().simple());
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let (base, _) = admin.rsplit_once('/').unwrap();
                 format!("{base}/{name}")
             }
         };
-        Self { dir, url, lease_seconds: 300, body_limit: 1024 * 1024 }
+        Self {
+            dir,
+            url,
+            lease_seconds: 300,
+            body_limit: 1024 * 1024,
+        }
     }
 
     pub fn configs(&self) -> ConfigSet {
@@ -61,7 +71,10 @@ impl TestEnv {
         }
         c.rules.projects.insert(
             "sark".into(),
-            ProjectRule { tags: vec!["security".into(), "mcp".into()], ..ProjectRule::default() },
+            ProjectRule {
+                tags: vec!["security".into(), "mcp".into()],
+                ..ProjectRule::default()
+            },
         );
         c.rules.orchestration.tags = vec!["feature".into()];
         c
@@ -97,8 +110,18 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
         let token = "test-admin-token".to_owned();
-        tokio::spawn(hopper::server::run(engine.clone(), Secret::new(token.clone()), listener, stop.clone()));
-        Self { base, token, engine, stop }
+        tokio::spawn(hopper::server::run(
+            engine.clone(),
+            Secret::new(token.clone()),
+            listener,
+            stop.clone(),
+        ));
+        Self {
+            base,
+            token,
+            engine,
+            stop,
+        }
     }
 }
 
