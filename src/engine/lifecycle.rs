@@ -155,10 +155,6 @@ impl Engine {
         reason: Option<&str>,
         event: EventRecord,
     ) -> Result<Task> {
-        let (task, node) = self.locate(id).await?;
-        if task.status == to && to.is_terminal() {
-            return Ok(task);
-        }
         let (from, claimer): (&[TaskStatus], Option<&str>) = match actor {
             Actor::Executor(name) => (&[TaskStatus::Claimed], Some(name.as_str())),
             Actor::Admin | Actor::System => (&[TaskStatus::Pending, TaskStatus::Claimed], None),
@@ -178,26 +174,37 @@ impl Engine {
             event,
             now: now_millis(),
         };
-        match node.store.transition(&req).await? {
-            Some(done) => {
-                if to.is_terminal() {
-                    metrics::counter!("hopper_tasks_finished_total", "status" => to.as_str())
-                        .increment(1);
-                    self.bubble(node, done.clone()).await?;
-                }
-                Ok(done)
-            }
-            None => {
-                // Lost a race or the state did not allow it: re-read to say which.
-                let current = node.store.get_task(id).await?.unwrap_or(task);
-                if current.status == to && to.is_terminal() {
-                    return Ok(current);
-                }
-                Err(self
-                    .why_not(&node, &current, actor.name(), to.as_str())
-                    .await)
-            }
+        // Fast path: most tasks live in the registry's database, and the conditional update
+        // both checks and applies the change. Only when it does not apply do we look further.
+        if let Some(done) = self.inner.registry.transition(&req).await? {
+            let node = self.node(&done.instance_id).await?;
+            return self.finished(node, done, to).await;
         }
+        let (task, node) = self.locate(id).await?;
+        if task.status == to && to.is_terminal() {
+            return Ok(task);
+        }
+        if node.store.key() != self.inner.registry.key()
+            && let Some(done) = node.store.transition(&req).await?
+        {
+            return self.finished(node, done, to).await;
+        }
+        // Lost a race or the state did not allow it: re-read to say which.
+        let current = node.store.get_task(id).await?.unwrap_or(task);
+        if current.status == to && to.is_terminal() {
+            return Ok(current);
+        }
+        Err(self
+            .why_not(&node, &current, actor.name(), to.as_str())
+            .await)
+    }
+
+    async fn finished(&self, node: Arc<Node>, done: Task, to: TaskStatus) -> Result<Task> {
+        if to.is_terminal() {
+            metrics::counter!("hopper_tasks_finished_total", "status" => to.as_str()).increment(1);
+            self.bubble(node, done.clone()).await?;
+        }
+        Ok(done)
     }
 
     async fn why_not(&self, node: &Arc<Node>, task: &Task, who: &str, action: &str) -> HopperError {

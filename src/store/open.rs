@@ -125,12 +125,16 @@ async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<(Db, Db
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-16000")
         .foreign_keys(true);
+    // A local file cannot go stale like a network connection: skip the ping sqlx would
+    // otherwise send before handing out every connection (a full round trip per transaction).
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .connect_with(opts.clone())
         .await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(size.unwrap_or(8))
+        .test_before_acquire(false)
         .connect_with(opts.read_only(true))
         .await?;
     Ok((Db::Sqlite(writer), Db::Sqlite(reader)))
@@ -146,6 +150,7 @@ async fn open_memory(name: &str) -> StoreResult<Db> {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
+        .test_before_acquire(false)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect_with(opts)
