@@ -5,6 +5,7 @@
 //! once with `$n` placeholders, which both drivers accept; the `on_db!` macro runs the same
 //! code against whichever pool a store holds. Only the claim query differs by dialect.
 
+mod commit;
 mod delegations;
 mod events;
 mod instances;
@@ -51,6 +52,40 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
+/// Runs `$body` as one write transaction, with `$c` the connection and `$ev` a queue of history
+/// events inserted with it. PostgreSQL runs it at once in its own transaction (many connections
+/// commit in parallel there); SQLite hands it to the group committer. The names in `[...]` are
+/// cloned for every run, since a SQLite write may be re-run alone after a failed batch: keep
+/// them cheap to clone (`Arc`).
+macro_rules! write_tx {
+    ($store:expr, [$($cap:ident),*], |$c:ident, $ev:ident| $body:block) => {
+        match &$store.db {
+            $crate::store::Db::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                let mut events: Vec<$crate::store::commit::PendingEvent> = Vec::new();
+                let out = {
+                    let $c: &mut sqlx::PgConnection = &mut *tx;
+                    let $ev = &mut events;
+                    async { Ok::<_, sqlx::Error>($body) }.await?
+                };
+                $crate::store::commit::flush_events!(sqlx::Postgres, tx, events).await?;
+                tx.commit().await?;
+                out
+            }
+            $crate::store::Db::Sqlite(_) => {
+                $store
+                    .committer()?
+                    .run($crate::store::commit::work(move |$c, $ev| {
+                        $(let $cap = $cap.clone();)*
+                        Box::pin(async move { Ok($body) })
+                    }))
+                    .await?
+            }
+        }
+    };
+}
+pub(crate) use write_tx;
+
 /// A database with Hopper's schema.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -61,12 +96,20 @@ pub struct Store {
     /// Reads. A read-only pool beside the writer for SQLite (WAL lets them run concurrently);
     /// the same pool as `db` for PostgreSQL.
     reader: Db,
+    /// Group commit for SQLite writes (see `commit`); `None` on PostgreSQL.
+    committer: Option<commit::Committer>,
     key: StoreKey,
 }
 
 impl Store {
     pub fn key(&self) -> &StoreKey {
         &self.key
+    }
+
+    fn committer(&self) -> StoreResult<&commit::Committer> {
+        self.committer
+            .as_ref()
+            .ok_or_else(|| StoreError::Open("this store has no group committer".into()))
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -86,9 +86,14 @@ impl StoreSet {
                 (db.clone(), db)
             }
         };
+        let committer = match &db {
+            Db::Sqlite(pool) => Some(super::commit::Committer::start(pool.clone())),
+            Db::Postgres(_) => None,
+        };
         let store = Store {
             db,
             reader,
+            committer,
             key: key.clone(),
         };
         store.migrate().await?;
@@ -159,8 +164,13 @@ async fn open_memory(name: &str) -> StoreResult<Db> {
 }
 
 async fn open_postgres(url: &str, size: Option<u32>) -> StoreResult<Db> {
+    // No ping before every acquire (a full round trip per statement): idle and lifetime limits
+    // retire old connections, and a connection that died anyway fails one statement, is
+    // dropped by the pool, and the next acquire opens a fresh one.
     let pool = PgPoolOptions::new()
         .max_connections(size.unwrap_or(16))
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(300))
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await?;

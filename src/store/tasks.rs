@@ -3,8 +3,11 @@
 //! first so SQLite takes its write lock at the start of the transaction and never has to
 //! upgrade a read lock (which fails instead of waiting).
 
+use std::sync::{Arc, LazyLock};
+
+use super::commit::PendingEvent;
 use super::rows::{TASK_COLUMNS, TaskRow};
-use super::{Db, Delegation, EventRecord, Store, StoreResult, on_db};
+use super::{Db, Delegation, EventRecord, Store, StoreResult, on_db, write_tx};
 use crate::domain::{Feedback, InstanceId, Millis, SourceRef, Task, TaskDraft, TaskId, TaskStatus};
 use crate::store::events::append_event;
 
@@ -51,6 +54,119 @@ fn status_list(statuses: &[TaskStatus]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// A [`FinishRequest`] that owns its parts, for writes that may run more than once.
+struct OwnedFinish {
+    id: TaskId,
+    to: TaskStatus,
+    claimer: Option<String>,
+    feedback: Option<String>,
+    failure_reason: Option<String>,
+    event: EventRecord,
+    now: Millis,
+}
+
+impl From<&FinishRequest<'_>> for OwnedFinish {
+    fn from(r: &FinishRequest<'_>) -> Self {
+        Self {
+            id: r.id.clone(),
+            to: r.to,
+            claimer: r.claimer.map(str::to_owned),
+            feedback: r.feedback.map(to_json),
+            failure_reason: r.failure_reason.map(str::to_owned),
+            event: r.event.clone(),
+            now: r.now,
+        }
+    }
+}
+
+static INSERT_TASK_RETURNING: LazyLock<String> =
+    LazyLock::new(|| format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}"));
+
+/// PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a row
+/// another transaction is claiming instead of queueing behind it. SQLite serialises writers,
+/// so the plain sub-select is already atomic there.
+static CLAIM_NEXT_PG: LazyLock<String> = LazyLock::new(|| claim_next_sql("FOR UPDATE SKIP LOCKED"));
+static CLAIM_NEXT_SQLITE: LazyLock<String> = LazyLock::new(|| claim_next_sql(""));
+
+fn claim_next_sql(lock: &str) -> String {
+    format!(
+        "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
+         lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
+         WHERE status = 'pending' AND id = (SELECT id FROM tasks \
+            WHERE instance_id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
+            ORDER BY priority DESC, id LIMIT 1 {lock}) \
+         RETURNING {TASK_COLUMNS}"
+    )
+}
+
+/// PostgreSQL: a conditional change and its history event as one statement (a data-modifying
+/// CTE), i.e. one round trip in an implicit transaction instead of BEGIN, UPDATE, INSERT,
+/// COMMIT. `update` takes `n` parameters; the event's at/kind/actor/detail follow them.
+fn pg_with_event(update: &str, n: usize) -> String {
+    format!(
+        "WITH t AS ({update}), e AS (INSERT INTO task_events \
+         (task_id, instance_id, at, kind, actor, detail) \
+         SELECT id, instance_id, CAST(${a} AS BIGINT), CAST(${k} AS TEXT), CAST(${w} AS TEXT), \
+         CAST(${d} AS TEXT) FROM t) SELECT {TASK_COLUMNS} FROM t",
+        a = n + 1,
+        k = n + 2,
+        w = n + 3,
+        d = n + 4
+    )
+}
+
+/// Binds an event's fields after a statement built by [`pg_with_event`].
+macro_rules! bind_event {
+    ($q:expr, $at:expr, $ev:expr) => {
+        $q.bind($at)
+            .bind($ev.kind)
+            .bind($ev.actor.as_str())
+            .bind($ev.detail.as_ref().map(|d| d.to_string()))
+    };
+}
+
+static INSERT_TASK_PG_EV: LazyLock<String> =
+    LazyLock::new(|| pg_with_event(&INSERT_TASK_RETURNING, 17));
+/// The same, with the delegation that carries the task to a child (parameters 22 to 28).
+static INSERT_DELEGATING_PG_EV: LazyLock<String> = LazyLock::new(|| {
+    INSERT_TASK_PG_EV.replacen(
+        "), e AS (",
+        "), d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, \
+         child_instance_id, child_task_id, kind, state, delegated_at) \
+         SELECT CAST($22 AS TEXT), CAST($23 AS TEXT), CAST($24 AS TEXT), CAST($25 AS TEXT), \
+         CAST($26 AS TEXT), CAST($27 AS TEXT), CAST($28 AS BIGINT) FROM t), e AS (",
+        1,
+    )
+});
+
+static CLAIM_NEXT_PG_EV: LazyLock<String> = LazyLock::new(|| pg_with_event(&CLAIM_NEXT_PG, 4));
+static CLAIM_ONE_PG_EV: LazyLock<String> = LazyLock::new(|| pg_with_event(&CLAIM_ONE, 4));
+static HEARTBEAT_PG_EV: LazyLock<String> = LazyLock::new(|| pg_with_event(&HEARTBEAT, 4));
+
+static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
+         lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
+         RETURNING {TASK_COLUMNS}"
+    )
+});
+
+static HEARTBEAT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE tasks SET lease_expires_at = $4, updated_at = $3 \
+         WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 RETURNING {TASK_COLUMNS}"
+    )
+});
+
+static FINISH_DELEGATED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE tasks SET status = $2, updated_at = $3, finished_at = $3, \
+         feedback = COALESCE($4, feedback), failure_reason = COALESCE($5, failure_reason) \
+         WHERE id = $1 AND status = 'routed' RETURNING {TASK_COLUMNS}"
+    )
+});
 
 const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, description, \
     tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
@@ -117,26 +233,63 @@ impl Store {
         delegation: Option<&Delegation>,
         event: &EventRecord,
     ) -> StoreResult<(Task, bool)> {
-        let q = format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}");
-        let new = row;
-        let row: Option<TaskRow> = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            let row: Option<TaskRow> = bind_new_task!(sqlx::query_as(&q), new).fetch_optional(&mut *tx).await?;
-            if row.is_some() {
-                if let Some(d) = delegation {
-                    super::delegations::insert_delegation!(&mut *tx, d)?;
+        if let Db::Postgres(p) = &self.db {
+            let stored: Option<TaskRow> = match delegation {
+                None => {
+                    let q = bind_new_task!(sqlx::query_as(INSERT_TASK_PG_EV.as_str()), row);
+                    bind_event!(q, row.now, event).fetch_optional(p).await?
                 }
-                append_event!(&mut *tx, new.id, new.instance_id, new.now, event)?;
+                Some(d) => {
+                    let q = bind_new_task!(sqlx::query_as(INSERT_DELEGATING_PG_EV.as_str()), row);
+                    bind_event!(q, row.now, event)
+                        .bind(d.parent_instance_id.as_str())
+                        .bind(d.parent_task_id.as_str())
+                        .bind(d.child_instance_id.as_str())
+                        .bind(d.child_task_id.as_str())
+                        .bind(d.kind_str())
+                        .bind(d.state_str())
+                        .bind(d.delegated_at)
+                        .fetch_optional(p)
+                        .await?
+                }
+            };
+            return self.inserted_or_existing(row, stored).await;
+        }
+        let new = Arc::new(row.clone());
+        let d = Arc::new(delegation.cloned());
+        let ev = Arc::new(event.clone());
+        let stored: Option<TaskRow> = write_tx!(self, [new, d, ev], |c, events| {
+            let row: Option<TaskRow> =
+                bind_new_task!(sqlx::query_as(INSERT_TASK_RETURNING.as_str()), new)
+                    .fetch_optional(&mut *c)
+                    .await?;
+            if row.is_some() {
+                if let Some(d) = d.as_ref() {
+                    super::delegations::insert_delegation!(&mut *c, d)?;
+                }
+                events.push(PendingEvent::new(
+                    new.id.as_str(),
+                    new.instance_id.as_str(),
+                    new.now,
+                    &ev,
+                ));
             }
-            tx.commit().await?;
             row
         });
-        if let Some(r) = row {
+        self.inserted_or_existing(row, stored).await
+    }
+
+    async fn inserted_or_existing(
+        &self,
+        row: &NewTaskRow,
+        stored: Option<TaskRow>,
+    ) -> StoreResult<(Task, bool)> {
+        if let Some(r) = stored {
             return Ok((Task::try_from(r)?, true));
         }
         // The id existed already (a re-driven delegation): report what is stored.
-        let task = self.get_task(&new.id).await?.ok_or_else(|| {
-            super::StoreError::Corrupt(format!("task {} conflicted but is not there", new.id))
+        let task = self.get_task(&row.id).await?.ok_or_else(|| {
+            super::StoreError::Corrupt(format!("task {} conflicted but is not there", row.id))
         })?;
         Ok((task, false))
     }
@@ -158,32 +311,31 @@ impl Store {
         // PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a
         // row another transaction is claiming instead of queueing behind it. SQLite serialises
         // writers, so the plain sub-select is already atomic there.
-        let lock = match self.db {
-            Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-            Db::Sqlite(_) => "",
-        };
-        let q = format!(
-            "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
-             lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
-             WHERE status = 'pending' AND id = (SELECT id FROM tasks \
-                WHERE instance_id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
-                ORDER BY priority DESC, id LIMIT 1 {lock}) \
-             RETURNING {TASK_COLUMNS}"
-        );
-        let ev = EventRecord::new("claimed", executor);
-        let row: Option<TaskRow> = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            let row: Option<TaskRow> = sqlx::query_as(&q)
+        if let Db::Postgres(p) = &self.db {
+            let ev = EventRecord::new("claimed", executor);
+            let q = sqlx::query_as(CLAIM_NEXT_PG_EV.as_str())
                 .bind(instance.as_str())
                 .bind(executor)
                 .bind(now)
+                .bind(lease_until);
+            let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
+            return row.map(Task::try_from).transpose();
+        }
+        let q = CLAIM_NEXT_SQLITE.as_str();
+        let instance = Arc::new(instance.clone());
+        let executor: Arc<str> = executor.into();
+        let row: Option<TaskRow> = write_tx!(self, [instance, executor], |c, events| {
+            let row: Option<TaskRow> = sqlx::query_as(q)
+                .bind(instance.as_str())
+                .bind(&*executor)
+                .bind(now)
                 .bind(lease_until)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await?;
             if let Some(r) = &row {
-                append_event!(&mut *tx, r.id_str(), instance, now, ev)?;
+                let ev = EventRecord::new("claimed", &*executor);
+                events.push(PendingEvent::new(r.id_str(), instance.as_str(), now, &ev));
             }
-            tx.commit().await?;
             row
         });
         row.map(Task::try_from).transpose()
@@ -197,14 +349,13 @@ impl Store {
         now: Millis,
         lease_until: Millis,
     ) -> StoreResult<Option<Task>> {
-        let q = format!(
-            "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
-             lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
-             WHERE id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
-             RETURNING {TASK_COLUMNS}"
-        );
         let ev = EventRecord::new("claimed", executor);
-        self.update_returning(&q, id, executor, now, Some(lease_until), ev)
+        let q = if self.is_postgres() {
+            &CLAIM_ONE_PG_EV
+        } else {
+            &CLAIM_ONE
+        };
+        self.update_returning(q, id, executor, now, Some(lease_until), ev)
             .await
     }
 
@@ -216,37 +367,48 @@ impl Store {
         now: Millis,
         lease_until: Millis,
     ) -> StoreResult<Option<Task>> {
-        let q = format!(
-            "UPDATE tasks SET lease_expires_at = $4, updated_at = $3 \
-             WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 RETURNING {TASK_COLUMNS}"
-        );
         let ev = EventRecord::new("heartbeat", executor);
-        self.update_returning(&q, id, executor, now, Some(lease_until), ev)
+        let q = if self.is_postgres() {
+            &HEARTBEAT_PG_EV
+        } else {
+            &HEARTBEAT
+        };
+        self.update_returning(q, id, executor, now, Some(lease_until), ev)
             .await
     }
 
     async fn update_returning(
         &self,
-        q: &str,
+        q: &'static str,
         id: &TaskId,
         executor: &str,
         now: Millis,
         lease_until: Option<Millis>,
         ev: EventRecord,
     ) -> StoreResult<Option<Task>> {
-        let row: Option<TaskRow> = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            let row: Option<TaskRow> = sqlx::query_as(q)
+        if let Db::Postgres(p) = &self.db {
+            let q = sqlx::query_as(q)
                 .bind(id.as_str())
                 .bind(executor)
                 .bind(now)
+                .bind(lease_until);
+            let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
+            return row.map(Task::try_from).transpose();
+        }
+        let id = Arc::new(id.clone());
+        let executor: Arc<str> = executor.into();
+        let ev = Arc::new(ev);
+        let row: Option<TaskRow> = write_tx!(self, [id, executor, ev], |c, events| {
+            let row: Option<TaskRow> = sqlx::query_as(q)
+                .bind(id.as_str())
+                .bind(&*executor)
+                .bind(now)
                 .bind(lease_until)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *c)
                 .await?;
             if let Some(r) = &row {
-                append_event!(&mut *tx, id, r.instance_str(), now, ev)?;
+                events.push(PendingEvent::new(id.as_str(), r.instance_str(), now, &ev));
             }
-            tx.commit().await?;
             row
         });
         row.map(Task::try_from).transpose()
@@ -277,22 +439,38 @@ impl Store {
             sets.join(", "),
             status_list(req.from),
         );
-        let feedback = req.feedback.map(to_json);
-        let row: Option<TaskRow> = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            let row: Option<TaskRow> = sqlx::query_as(&q)
+        if let Db::Postgres(p) = &self.db {
+            let q = pg_with_event(&q, 6);
+            let q = sqlx::query_as(&q)
                 .bind(req.id.as_str())
                 .bind(req.to.as_str())
                 .bind(req.now)
-                .bind(feedback.clone())
+                .bind(req.feedback.map(to_json))
                 .bind(req.failure_reason)
-                .bind(req.claimer)
-                .fetch_optional(&mut *tx)
+                .bind(req.claimer);
+            let row: Option<TaskRow> = bind_event!(q, req.now, req.event).fetch_optional(p).await?;
+            return row.map(Task::try_from).transpose();
+        }
+        let q: Arc<str> = q.into();
+        let owned = Arc::new(OwnedFinish::from(req));
+        let row: Option<TaskRow> = write_tx!(self, [q, owned], |c, events| {
+            let row: Option<TaskRow> = sqlx::query_as(&q)
+                .bind(owned.id.as_str())
+                .bind(owned.to.as_str())
+                .bind(owned.now)
+                .bind(owned.feedback.as_deref())
+                .bind(owned.failure_reason.as_deref())
+                .bind(owned.claimer.as_deref())
+                .fetch_optional(&mut *c)
                 .await?;
             if let Some(r) = &row {
-                append_event!(&mut *tx, req.id, r.instance_str(), req.now, req.event)?;
+                events.push(PendingEvent::new(
+                    owned.id.as_str(),
+                    r.instance_str(),
+                    owned.now,
+                    &owned.event,
+                ));
             }
-            tx.commit().await?;
             row
         });
         row.map(Task::try_from).transpose()
@@ -305,33 +483,34 @@ impl Store {
         req: &FinishRequest<'_>,
         parent_instance: &InstanceId,
     ) -> StoreResult<Option<Task>> {
-        let q = format!(
-            "UPDATE tasks SET status = $2, updated_at = $3, finished_at = $3, \
-             feedback = COALESCE($4, feedback), failure_reason = COALESCE($5, failure_reason) \
-             WHERE id = $1 AND status = 'routed' RETURNING {TASK_COLUMNS}"
-        );
-        let feedback = req.feedback.map(to_json);
-        let row: Option<TaskRow> = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            let row: Option<TaskRow> = sqlx::query_as(&q)
-                .bind(req.id.as_str())
-                .bind(req.to.as_str())
-                .bind(req.now)
-                .bind(feedback.clone())
-                .bind(req.failure_reason)
-                .fetch_optional(&mut *tx)
+        let owned = Arc::new(OwnedFinish::from(req));
+        let parent = Arc::new(parent_instance.clone());
+        let row: Option<TaskRow> = write_tx!(self, [owned, parent], |c, events| {
+            let row: Option<TaskRow> = sqlx::query_as(FINISH_DELEGATED.as_str())
+                .bind(owned.id.as_str())
+                .bind(owned.to.as_str())
+                .bind(owned.now)
+                .bind(owned.feedback.as_deref())
+                .bind(owned.failure_reason.as_deref())
+                .fetch_optional(&mut *c)
                 .await?;
             if row.is_some() {
-                sqlx::query("UPDATE task_delegations SET state = 'finished', finished_at = $3 \
-                             WHERE parent_instance_id = $1 AND parent_task_id = $2")
-                    .bind(parent_instance.as_str())
-                    .bind(req.id.as_str())
-                    .bind(req.now)
-                    .execute(&mut *tx)
-                    .await?;
-                append_event!(&mut *tx, req.id, parent_instance, req.now, req.event)?;
+                sqlx::query(
+                    "UPDATE task_delegations SET state = 'finished', finished_at = $3 \
+                             WHERE parent_instance_id = $1 AND parent_task_id = $2",
+                )
+                .bind(parent.as_str())
+                .bind(owned.id.as_str())
+                .bind(owned.now)
+                .execute(&mut *c)
+                .await?;
+                events.push(PendingEvent::new(
+                    owned.id.as_str(),
+                    parent.as_str(),
+                    owned.now,
+                    &owned.event,
+                ));
             }
-            tx.commit().await?;
             row
         });
         row.map(Task::try_from).transpose()
