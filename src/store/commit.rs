@@ -217,3 +217,80 @@ async fn alone(conn: &mut SqliteConnection, job: &mut dyn Job) -> sqlx::Result<(
     flush_events!(sqlx::Sqlite, tx, events).await?;
     tx.commit().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    async fn pool(dir: &std::path::Path) -> SqlitePool {
+        let url = format!("sqlite:{}?mode=rwc", dir.join("c.db").display());
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE task_events (task_id TEXT, instance_id TEXT, at INTEGER, kind TEXT, actor TEXT, detail TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool
+    }
+
+    fn insert(v: i64) -> Work<i64> {
+        work(move |c, events| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                    .bind(v)
+                    .execute(&mut *c)
+                    .await?;
+                let ev = EventRecord::new("inserted", "test");
+                events.push(PendingEvent::new(&v.to_string(), "i", 0, &ev));
+                Ok(v)
+            })
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path()).await;
+        let committer = Committer::start(pool.clone());
+        // 1 is written twice: exactly one of the two must fail, everything else must land.
+        let values: Vec<i64> = (0..64).chain([1]).collect();
+        let results =
+            futures::future::join_all(values.iter().map(|v| committer.run(insert(*v)))).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(failed, 1, "{results:?}");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM task_events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!((rows, events), (64, 64));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_come_after_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path()).await;
+        let committer = Committer::start(pool.clone());
+        let v = committer.run(insert(7)).await.unwrap();
+        assert_eq!(v, 7);
+        // A separate connection sees it: it was committed, not just written.
+        let url = format!("sqlite:{}", dir.path().join("c.db").display());
+        let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v = 7")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
