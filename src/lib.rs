@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod gateway;
 pub mod routing;
 pub mod server;
 pub mod service;

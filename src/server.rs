@@ -12,6 +12,7 @@ use crate::api::{AppState, app};
 use crate::config::{ConfigSet, Secret};
 use crate::engine::{Engine, spawn_sweeper};
 use crate::error::{HopperError, Result};
+use crate::gateway::Gateway;
 
 /// The process-wide Prometheus recorder (a recorder can be installed only once per process).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
@@ -77,10 +78,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let gateway = Gateway::from_configs(engine.configs()).map_err(std::io::Error::other)?;
     let state = AppState {
         engine: engine.clone(),
         admin_token,
         metrics: metrics_handle(),
+        gateway: std::sync::Arc::new(gateway),
     };
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
     let stop = shutdown.clone();

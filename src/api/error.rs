@@ -91,3 +91,20 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<hopper_integration_api::InboundError> for ApiError {
+    fn from(e: hopper_integration_api::InboundError) -> Self {
+        use hopper_integration_api::InboundError::*;
+        let (status, code) = match &e {
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            // 503: the endpoint exists but cannot verify anything yet; senders retry later.
+            NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "source_not_configured"),
+            Malformed(_) => (StatusCode::BAD_REQUEST, "malformed"),
+            UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Refused(_) => (StatusCode::FORBIDDEN, "refused"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}

@@ -24,6 +24,7 @@ pub struct AppState {
     pub engine: Engine,
     pub admin_token: Secret,
     pub metrics: Option<PrometheusHandle>,
+    pub gateway: std::sync::Arc<crate::gateway::Gateway>,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -37,6 +38,8 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .nest("/v1", v1)
+        // Webhooks carry their own signatures (no bearer token) and their own body limits.
+        .merge(crate::gateway::router().layer(DefaultBodyLimit::disable()))
         .merge(openapi::router())
         .merge(health::router())
         .layer(DefaultBodyLimit::max(limit))

@@ -15,7 +15,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(file: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             key: key.into(),

@@ -54,6 +54,10 @@ pub struct HopperConfig {
     pub orchestration: OrchestrationConfig,
     /// Only read from the root instance's file.
     pub server: ServerConfig,
+    /// Inbound sources (`github`, `gitlab`, `slack`, `email`, `http`), each section parsed by
+    /// its integration. Only read from the root instance's file.
+    #[serde(default)]
+    pub inbound: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +241,7 @@ impl HopperConfig {
             tasks: TasksConfig { lease_seconds: 300 },
             orchestration: OrchestrationConfig::default(),
             server: ServerConfig::default(),
+            inbound: Default::default(),
         }
     }
 

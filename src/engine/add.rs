@@ -112,7 +112,7 @@ impl Engine {
         })
     }
 
-    async fn project_for(&self, global: &Node, name: &str) -> Result<Option<Arc<Node>>> {
+    pub(super) async fn project_for(&self, global: &Node, name: &str) -> Result<Option<Arc<Node>>> {
         let id = global.id().child(name).map_err(HopperError::Invalid)?;
         if let Ok(existing) = self.node(&id).await {
             return Ok(Some(existing));
@@ -124,7 +124,7 @@ impl Engine {
     }
 
     /// Creates `hopper-{project}-run-{id}` with one child per configured phase.
-    async fn start_run(&self, project: &Node) -> Result<Arc<Node>> {
+    pub(super) async fn start_run(&self, project: &Node) -> Result<Arc<Node>> {
         let run_id = uuid::Uuid::now_v7().simple().to_string();
         // The tail of a UUIDv7 is random; eight hex digits keep ids readable.
         let short = &run_id[run_id.len() - 8..];

@@ -4,6 +4,7 @@
 
 mod add;
 mod bubble;
+mod inbound;
 mod lifecycle;
 mod nodes;
 mod recovery;
@@ -21,6 +22,7 @@ use crate::error::{HopperError, Result};
 use crate::routing::{PriorityRouter, Router, RulesRouter};
 use crate::store::{Store, StoreKey, StoreSet};
 
+pub use inbound::Ingest;
 pub use nodes::Node;
 pub use sweeper::spawn_sweeper;
 

@@ -37,7 +37,7 @@ impl Engine {
         if redriven > 0 {
             tracing::info!(redriven, "unfinished delegations re-driven");
         }
-        Ok(())
+        self.route_unrouted(cutoff).await
     }
 
     async fn recover_one(&self, d: &Delegation) -> Result<bool> {

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use super::{Store, StoreError, StoreResult, on_db};
 use crate::domain::{InstanceId, Millis, TaskId};
 
@@ -150,6 +152,73 @@ impl Store {
             .bind(parent_task.as_str())
             .bind(from.as_str())
             .bind(to.as_str())
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+}
+
+/// Routing a task that is already stored (an inbound event's task, committed before routing).
+impl Store {
+    /// Turns a pending task into a routed one and records the delegation that carries it to a
+    /// child, in one transaction. `None` if the task was no longer pending (claimed meanwhile).
+    pub async fn route_pending(
+        &self,
+        delegation: &Delegation,
+        reason: &str,
+        event: &super::EventRecord,
+    ) -> StoreResult<Option<crate::domain::Task>> {
+        let q = format!(
+            "UPDATE tasks SET status = 'routed', routed_to = $2, routing_reason = $3, updated_at = $4 \
+             WHERE id = $1 AND status = 'pending' RETURNING {}",
+            super::rows::TASK_COLUMNS
+        );
+        let (q, d, reason, ev) = (
+            Arc::<str>::from(q),
+            Arc::new(delegation.clone()),
+            Arc::<str>::from(reason),
+            Arc::new(event.clone()),
+        );
+        let row: Option<super::rows::TaskRow> =
+            super::write_tx!(self, [q, d, reason, ev], |c, events| {
+                let row: Option<super::rows::TaskRow> = sqlx::query_as(&q)
+                    .bind(d.parent_task_id.as_str())
+                    .bind(d.child_instance_id.as_str())
+                    .bind(&*reason)
+                    .bind(d.delegated_at)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                if row.is_some() {
+                    insert_delegation!(&mut *c, d)?;
+                    events.push(super::commit::PendingEvent::new(
+                        d.parent_task_id.as_str(),
+                        d.parent_instance_id.as_str(),
+                        d.delegated_at,
+                        &ev,
+                    ));
+                }
+                row
+            });
+        row.map(crate::domain::Task::try_from).transpose()
+    }
+
+    /// Records a routing decision that keeps a pending task where it is (assigned to an
+    /// executor, or left for triage with the reason).
+    pub async fn annotate_pending(
+        &self,
+        task: &TaskId,
+        executor: Option<&str>,
+        reason: &str,
+        at: Millis,
+    ) -> StoreResult<bool> {
+        const Q: &str = "UPDATE tasks SET executor = COALESCE($2, executor), routing_reason = $3, \
+                         updated_at = $4 WHERE id = $1 AND status = 'pending'";
+        let n = on_db!(&self.db, p => sqlx::query(Q)
+            .bind(task.as_str())
+            .bind(executor)
+            .bind(reason)
+            .bind(at)
             .execute(p)
             .await?
             .rows_affected());

@@ -8,6 +8,7 @@
 mod commit;
 mod delegations;
 mod events;
+mod inbound;
 mod instances;
 mod open;
 mod rows;
@@ -17,6 +18,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use delegations::{Delegation, DelegationKind, DelegationState};
 pub use events::EventRecord;
+pub use inbound::{InboundEvent, NewInboundEvent, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
 pub use tasks::{FinishRequest, NewTaskRow};

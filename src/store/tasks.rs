@@ -80,7 +80,7 @@ impl From<&FinishRequest<'_>> for OwnedFinish {
     }
 }
 
-static INSERT_TASK_RETURNING: LazyLock<String> =
+pub(super) static INSERT_TASK_RETURNING: LazyLock<String> =
     LazyLock::new(|| format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}"));
 
 /// PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a row
@@ -196,12 +196,13 @@ macro_rules! bind_new_task {
             .bind($r.now)
     }};
 }
+pub(super) use bind_new_task;
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn source_json(s: &SourceRef) -> String {
+pub(super) fn source_json(s: &SourceRef) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "null".into())
 }
 

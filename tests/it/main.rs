@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod config;
 mod hierarchy;
+mod inbound_github;
 mod leases;
 mod recovery;
 mod support;

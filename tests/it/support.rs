@@ -19,6 +19,8 @@ pub struct TestEnv {
     pub url: String,
     pub lease_seconds: u64,
     pub body_limit: usize,
+    /// `inbound:` sections (secrets, limits, mappings) for webhook tests.
+    pub inbound: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn pg_admin_url() -> String {
@@ -52,6 +54,7 @@ impl TestEnv {
             url,
             lease_seconds: 300,
             body_limit: 1024 * 1024,
+            inbound: Default::default(),
         }
     }
 
@@ -66,6 +69,7 @@ impl TestEnv {
         c.root.server.data_dir = self.dir.path().display().to_string();
         c.root.server.body_limit_bytes = self.body_limit;
         c.root.server.sweep_interval_ms = 100;
+        c.root.inbound = self.inbound.clone();
         for cfg in [&mut c.root, &mut c.project, &mut c.orchestration] {
             cfg.tasks.lease_seconds = self.lease_seconds;
         }
@@ -150,3 +154,26 @@ macro_rules! on_both {
     };
 }
 pub(crate) use on_both;
+
+/// Polls `check` until it returns `Some`, for work the server finishes after answering.
+pub async fn eventually<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+/// Tasks stored directly in `instance`.
+pub async fn tasks_in(engine: &Engine, instance: &InstanceId) -> Vec<hopper::domain::Task> {
+    engine
+        .list_tasks(instance, &hopper::domain::TaskFilter::default())
+        .await
+        .unwrap()
+}

@@ -2,7 +2,7 @@ use crate::TaskDraft;
 
 /// The parts of an HTTP request (or SMTP message) an inbound source needs. Verification works on
 /// the raw bytes: a signature is checked before anything is parsed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct InboundRequest<'a> {
     pub headers: &'a [(String, String)],
     pub body: &'a [u8],
@@ -15,6 +15,28 @@ impl InboundRequest<'_> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The media type without parameters, lower-cased (`application/json`).
+    pub fn media_type(&self) -> String {
+        self.header("content-type")
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// Fails with 415 unless the media type is one of `accepted`.
+    pub fn require_media_type(&self, accepted: &[&str]) -> Result<(), InboundError> {
+        let mt = self.media_type();
+        if accepted.iter().any(|a| *a == mt) {
+            Ok(())
+        } else {
+            Err(InboundError::UnsupportedMediaType(format!(
+                "`{}` (expected {})",
+                if mt.is_empty() { "none" } else { &mt },
+                accepted.join(" or ")
+            )))
+        }
     }
 }
 
@@ -40,18 +62,76 @@ impl<T> Verified<T> {
     }
 }
 
-/// What a verified event turns into.
+/// What a verified event means.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// A new task, plus the sender's delivery id used to drop redeliveries.
-    Task {
-        delivery_id: Option<String>,
-        draft: Box<TaskDraft>,
-    },
+pub struct Interpretation {
+    /// The sender's delivery id: a redelivery with the same id creates nothing new.
+    pub delivery_id: Option<String>,
+    /// What the sender says happened (`issues.opened`, `Merge Request Hook.open`, `app_mention`).
+    pub event_type: String,
+    pub action: Action,
+    /// The delivery id of an earlier event this one answers (an email's `In-Reply-To`): if
+    /// that event made a task, this becomes a comment on it instead of a new task.
+    pub replies_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A new task (or a comment on an earlier one, see [`Interpretation::replies_to`]).
+    Task(Box<TaskDraft>),
     /// Valid but uninteresting (e.g. an unconfigured action); recorded with the reason.
     Ignored { reason: String },
-    /// The source must answer with this body itself (ping, URL verification challenge).
+    /// Answered with this body and not recorded (ping, URL verification challenge).
     Reply { body: serde_json::Value },
+}
+
+impl Interpretation {
+    pub fn new(delivery_id: Option<String>, event_type: impl Into<String>, action: Action) -> Self {
+        Self {
+            delivery_id,
+            event_type: event_type.into(),
+            action,
+            replies_to: None,
+        }
+    }
+
+    pub fn task(
+        delivery_id: Option<String>,
+        event_type: impl Into<String>,
+        draft: TaskDraft,
+    ) -> Self {
+        Self::new(delivery_id, event_type, Action::Task(Box::new(draft)))
+    }
+
+    pub fn replying_to(mut self, delivery_id: Option<String>) -> Self {
+        self.replies_to = delivery_id;
+        self
+    }
+
+    pub fn ignored(
+        delivery_id: Option<String>,
+        event_type: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::new(
+            delivery_id,
+            event_type,
+            Action::Ignored {
+                reason: reason.into(),
+            },
+        )
+    }
+}
+
+/// What the core did with an event, for sources that shape their own answer (Slack's slash
+/// commands answer with a message naming the task).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    pub event_id: String,
+    /// `accepted`, `duplicate`, `ignored` or `commented`.
+    pub status: &'static str,
+    pub task_id: Option<String>,
+    pub title: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +144,26 @@ pub enum InboundError {
     Malformed(String),
     #[error("unsupported content type: {0}")]
     UnsupportedMediaType(String),
+    /// Verified, but refused by policy (sender not on the allowlist, unknown recipient domain).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// One inbound integration (GitHub, GitLab, Slack, email, generic HTTP).
 pub trait InboundSource: Send + Sync {
-    /// Stable name, used in routes (`/webhooks/{name}`), metrics and the `source.kind` field.
-    fn name(&self) -> &'static str;
+    /// `source.kind` of the tasks it creates, and the label in metrics and `hopper events`.
+    fn kind(&self) -> &str;
+
+    /// Where it listens, below `/webhooks/` (`github`, `slack/events`, `http/deploys`).
+    fn path(&self) -> &str;
+
+    /// Largest body accepted; larger requests get 413 before they are read in full.
+    fn max_body_bytes(&self) -> usize;
+
+    /// The instance its tasks go to; `None` for the root (global) instance.
+    fn instance(&self) -> Option<&str> {
+        None
+    }
 
     /// Checks the signature or token on the raw request, in constant time.
     fn verify<'a>(
@@ -78,5 +172,13 @@ pub trait InboundSource: Send + Sync {
     ) -> Result<Verified<InboundRequest<'a>>, InboundError>;
 
     /// Decides what a verified request means.
-    fn interpret(&self, request: &Verified<InboundRequest<'_>>) -> Result<Outcome, InboundError>;
+    fn interpret(
+        &self,
+        request: &Verified<InboundRequest<'_>>,
+    ) -> Result<Interpretation, InboundError>;
+
+    /// A custom answer body; `None` answers with the receipt as JSON.
+    fn acknowledge(&self, _receipt: &Receipt) -> Option<serde_json::Value> {
+        None
+    }
 }

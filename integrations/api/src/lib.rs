@@ -1,10 +1,19 @@
 //! The contract between Hopper's core and its integrations.
 //!
 //! Integrations depend on this crate and never on the core, so the dependency arrows point one
-//! way: a source turns a *verified* request into a [`TaskDraft`]; the core decides where it goes.
+//! way: a source verifies a raw request and turns it into a [`TaskDraft`] (or a comment, or a
+//! recorded "ignored"); the core stores it and decides where it goes.
 
 mod draft;
 mod inbound;
+mod plugin;
+mod secret;
+pub mod text;
+pub mod verify;
 
 pub use draft::{Priority, SourceRef, TaskDraft};
-pub use inbound::{InboundError, InboundRequest, InboundSource, Outcome, Verified};
+pub use inbound::{
+    Action, InboundError, InboundRequest, InboundSource, Interpretation, Receipt, Verified,
+};
+pub use plugin::{BuildResult, Plugin, SourceSettings};
+pub use secret::Secret;

@@ -1,0 +1,285 @@
+//! What a verified GitHub delivery means for Hopper.
+
+use hopper_integration_api::text::{clip, title};
+use hopper_integration_api::{
+    Action, InboundError, InboundRequest, Interpretation, Priority, SourceRef, TaskDraft,
+};
+use octocrab::models::webhook_events::{WebhookEvent, WebhookEventPayload};
+use serde_json::{Value, json};
+
+use crate::GithubConfig;
+
+/// The JSON payload: GitHub sends it raw (`application/json`) or as the `payload` field of a
+/// form (`application/x-www-form-urlencoded`), depending on the hook's settings.
+fn payload(request: &InboundRequest<'_>) -> Result<Vec<u8>, InboundError> {
+    request.require_media_type(&["application/json", "application/x-www-form-urlencoded"])?;
+    if request.media_type() == "application/json" {
+        return Ok(request.body.to_vec());
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(request.body)
+        .map_err(|e| InboundError::Malformed(format!("form body: {e}")))?;
+    form.into_iter()
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_bytes())
+        .ok_or_else(|| InboundError::Malformed("form body has no `payload` field".into()))
+}
+
+fn action_name<T: serde::Serialize>(action: &T) -> String {
+    serde_json::to_value(action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn interpret(
+    config: &GithubConfig,
+    request: &InboundRequest<'_>,
+) -> Result<Interpretation, InboundError> {
+    let event = request
+        .header("x-github-event")
+        .ok_or_else(|| InboundError::Malformed("missing X-GitHub-Event header".into()))?
+        .to_owned();
+    let delivery = request.header("x-github-delivery").map(str::to_owned);
+    let body = payload(request)?;
+    let raw: Value = serde_json::from_slice(&body)
+        .map_err(|e| InboundError::Malformed(format!("invalid JSON: {e}")))?;
+    if event == "ping" {
+        return Ok(Interpretation::new(
+            delivery,
+            "ping",
+            Action::Reply {
+                body: json!({ "ok": true, "zen": raw.get("zen") }),
+            },
+        ));
+    }
+    let parsed = match WebhookEvent::try_from_header_and_body(&event, &body) {
+        Ok(p) => p,
+        // Valid JSON that octocrab's model does not accept: keep it (replayable) rather than
+        // make GitHub retry something that will never parse differently.
+        Err(e) => {
+            return Ok(Interpretation::ignored(
+                delivery,
+                event,
+                format!("payload not understood: {e}"),
+            ));
+        }
+    };
+    let ctx = Context::new(&parsed, &raw);
+    let (event_type, draft) = match &parsed.specific {
+        WebhookEventPayload::Issues(p) => {
+            let action = action_name(&p.action);
+            let label = p.label.as_ref().map(|l| l.name.clone());
+            let wanted = config.issue_actions.contains(&action)
+                && (action != "labeled"
+                    || label.as_ref().is_some_and(|l| {
+                        config
+                            .trigger_labels
+                            .iter()
+                            .any(|t| t.eq_ignore_ascii_case(l))
+                    }));
+            let issue = &p.issue;
+            let draft = wanted.then(|| {
+                let labels = issue.labels.iter().map(|l| l.name.clone()).collect();
+                ctx.draft(
+                    config,
+                    clip(&issue.title, 200),
+                    issue.body.as_deref().unwrap_or_default(),
+                    &["issue"],
+                    labels,
+                    Some(issue.number),
+                    Some(issue.html_url.to_string()),
+                )
+            });
+            (format!("issues.{action}"), draft)
+        }
+        WebhookEventPayload::IssueComment(p) => {
+            let action = action_name(&p.action);
+            let text = p.comment.body.as_deref().unwrap_or_default();
+            let command = (action == "created")
+                .then(|| command(text, &config.command))
+                .flatten();
+            let draft = command.map(|cmd| {
+                let issue = &p.issue;
+                let t = if cmd.is_empty() {
+                    format!("Follow up: {}", issue.title)
+                } else {
+                    title(&cmd)
+                };
+                let labels = issue.labels.iter().map(|l| l.name.clone()).collect();
+                let mut d = ctx.draft(
+                    config,
+                    t,
+                    &format!("{text}\n\nOn: {} ({})", issue.title, issue.html_url),
+                    &["comment", "command"],
+                    labels,
+                    Some(issue.number),
+                    Some(p.comment.html_url.to_string()),
+                );
+                d.requester = Some(p.comment.user.login.clone());
+                d
+            });
+            (format!("issue_comment.{action}"), draft)
+        }
+        WebhookEventPayload::PullRequest(p) => {
+            let action = action_name(&p.action);
+            let pr = &p.pull_request;
+            let draft = config.pull_request_actions.contains(&action).then(|| {
+                let labels = pr.labels.iter().flatten().map(|l| l.name.clone()).collect();
+                let verb = if action == "review_requested" {
+                    "Review"
+                } else {
+                    "Pull request"
+                };
+                let mut d = ctx.draft(
+                    config,
+                    clip(
+                        &format!(
+                            "{verb} #{}: {}",
+                            p.number,
+                            pr.title.clone().unwrap_or_default()
+                        ),
+                        200,
+                    ),
+                    pr.body.as_deref().unwrap_or_default(),
+                    &["pull-request"],
+                    labels,
+                    Some(p.number),
+                    pr.html_url.as_ref().map(|u| u.to_string()),
+                );
+                if let Some(r) = &p.requested_reviewer {
+                    d.executor = None;
+                    d.tags.push(format!("reviewer-{}", r.login.to_lowercase()));
+                }
+                d
+            });
+            (format!("pull_request.{action}"), draft)
+        }
+        WebhookEventPayload::WorkflowRun(p) => {
+            let action = action_name(&p.action);
+            let run = &p.workflow_run;
+            (
+                format!("workflow_run.{action}"),
+                ci_failure(config, &ctx, &action, run, "workflow"),
+            )
+        }
+        WebhookEventPayload::CheckSuite(p) => {
+            let action = action_name(&p.action);
+            let suite = &p.check_suite;
+            (
+                format!("check_suite.{action}"),
+                ci_failure(config, &ctx, &action, suite, "check suite"),
+            )
+        }
+        _ => (event.clone(), None),
+    };
+    Ok(match draft {
+        Some(d) => Interpretation::task(delivery, event_type, d),
+        None => {
+            let reason = format!("`{event_type}` is not configured to create tasks");
+            Interpretation::ignored(delivery, event_type, reason)
+        }
+    })
+}
+
+/// The text after the command word, if the comment starts with it (`/hopper fix this`).
+fn command(text: &str, word: &str) -> Option<String> {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let rest = first.strip_prefix(word)?;
+    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    Some(rest.trim().to_owned())
+}
+
+fn ci_failure(
+    config: &GithubConfig,
+    ctx: &Context,
+    action: &str,
+    run: &Value,
+    what: &str,
+) -> Option<TaskDraft> {
+    let conclusion = run.get("conclusion").and_then(Value::as_str)?;
+    if !config.ci_failures
+        || action != "completed"
+        || !matches!(conclusion, "failure" | "timed_out")
+    {
+        return None;
+    }
+    let name = run
+        .get("name")
+        .or_else(|| run.pointer("/app/name"))
+        .and_then(Value::as_str)
+        .unwrap_or(what);
+    let branch = run
+        .get("head_branch")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    let url = run
+        .get("html_url")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut d = ctx.draft(
+        config,
+        clip(&format!("CI {conclusion}: {name} on {branch}"), 200),
+        &format!("The {what} `{name}` concluded `{conclusion}` on branch `{branch}`."),
+        &["ci", "failure"],
+        Vec::new(),
+        None,
+        url,
+    );
+    d.priority = d.priority.max(Priority::High);
+    Some(d)
+}
+
+/// What every task from one delivery shares: repository, sender, installation.
+struct Context {
+    repo: Option<String>,
+    sender: Option<String>,
+    installation: Option<u64>,
+}
+
+impl Context {
+    fn new(event: &WebhookEvent, raw: &Value) -> Self {
+        Self {
+            repo: event.repository.as_ref().and_then(|r| r.full_name.clone()),
+            sender: event.sender.as_ref().map(|s| s.login.clone()),
+            installation: raw.pointer("/installation/id").and_then(Value::as_u64),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn draft(
+        &self,
+        config: &GithubConfig,
+        title: String,
+        description: &str,
+        tags: &[&str],
+        labels: Vec<String>,
+        number: Option<u64>,
+        url: Option<String>,
+    ) -> TaskDraft {
+        let mut d = TaskDraft::new(title);
+        d.description = clip(description, 64 * 1024);
+        d.tags = std::iter::once("github")
+            .chain(tags.iter().copied())
+            .map(str::to_owned)
+            .collect();
+        d.requester = self.sender.clone();
+        d.source = Some(SourceRef {
+            kind: "github".into(),
+            container: self.repo.clone(),
+            external_id: match (&self.repo, number) {
+                (Some(r), Some(n)) => Some(format!("{r}#{n}")),
+                _ => None,
+            },
+            url,
+            reply_handle: Some(json!({
+                "repository": self.repo,
+                "issue_number": number,
+                "installation_id": self.installation,
+            })),
+        });
+        config.mapping.apply(&mut d, self.repo.as_deref(), &labels);
+        d
+    }
+}

@@ -1,0 +1,6 @@
+pub fn plugin() -> hopper_integration_api::Plugin {
+    hopper_integration_api::Plugin {
+        name: "slack",
+        build: |_| Ok(Vec::new()),
+    }
+}

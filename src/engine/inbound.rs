@@ -1,0 +1,267 @@
+//! Events from outside (webhooks, email) becoming tasks.
+//!
+//! Two steps, so the sender gets its answer fast and nothing is lost: `ingest` writes the raw
+//! event and a pending task in one transaction and returns; routing that task (which may
+//! create a project, an orchestration run, a delegation) runs afterwards. An event whose task
+//! was never routed (the process died in between) is routed again at start-up.
+
+use std::sync::Arc;
+
+use hopper_integration_api::{Action, Interpretation, Receipt};
+use serde_json::json;
+
+use super::{Engine, Node};
+use crate::domain::{InstanceId, Task, TaskId, TaskStatus, now_millis};
+use crate::error::{HopperError, Result};
+use crate::routing::Route;
+use crate::store::{
+    Delegation, DelegationKind, DelegationState, EventRecord, InboundEvent, NewInboundEvent,
+    NewTaskRow, Recorded,
+};
+
+/// A verified, interpreted event on its way into a store.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    pub source: String,
+    /// The instance its task goes to; the root when `None`.
+    pub instance: Option<InstanceId>,
+    /// The headers worth keeping (no signatures), as a JSON object.
+    pub headers: serde_json::Value,
+    pub body: bytes::Bytes,
+    pub interpretation: Interpretation,
+    pub replay_of: Option<String>,
+}
+
+impl Engine {
+    /// Records an event and the task (or comment) it makes, durably, then starts routing in the
+    /// background. A redelivered event changes nothing and reports the first outcome.
+    pub async fn ingest(&self, ingest: Ingest) -> Result<Receipt> {
+        let instance = ingest.instance.unwrap_or_else(|| self.root().clone());
+        let node = self.node(&instance).await?;
+        let Interpretation {
+            delivery_id,
+            event_type,
+            action,
+            replies_to,
+        } = ingest.interpretation;
+        let now = now_millis();
+        let mut event = NewInboundEvent {
+            id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
+            source: ingest.source,
+            delivery_id,
+            event_type,
+            received_at: now,
+            headers: ingest.headers,
+            body: ingest.body,
+            status: "ignored",
+            reason: None,
+            instance_id: instance.as_str().to_owned(),
+            task_id: None,
+            replay_of: ingest.replay_of,
+        };
+        let (task, comment) = match action {
+            Action::Reply { .. } => {
+                return Err(HopperError::Invalid(
+                    "a reply is not an event to record".into(),
+                ));
+            }
+            Action::Ignored { reason } => {
+                event.reason = Some(reason);
+                (None, None)
+            }
+            Action::Task(draft) => {
+                let target = match &replies_to {
+                    Some(r) => self.thread_task(&node, &event.source, r).await?,
+                    None => None,
+                };
+                if let Some(target) = target {
+                    event.status = "commented";
+                    event.task_id = Some(target.as_str().to_owned());
+                    let ev = EventRecord::new("comment", draft.requester.clone().unwrap_or_default())
+                        .with(json!({ "title": draft.title, "text": draft.description, "event": event.id }));
+                    (None, Some((target, instance.as_str().to_owned(), ev)))
+                } else if let Err(why) = draft.validate() {
+                    event.reason = Some(format!("cannot become a task: {why}"));
+                    (None, None)
+                } else {
+                    event.status = "accepted";
+                    let row = NewTaskRow {
+                        id: TaskId::generate(),
+                        instance_id: instance.clone(),
+                        parent_task_id: None,
+                        draft: *draft,
+                        status: TaskStatus::Pending,
+                        routed_to: None,
+                        routing_reason: None,
+                        now,
+                    };
+                    let ev = EventRecord::new("created", event.source.clone())
+                        .with(json!({ "inbound_event": event.id }));
+                    (Some((row, ev)), None)
+                }
+            }
+        };
+        let (event_id, status, source) = (event.id.clone(), event.status, event.source.clone());
+        let recorded = node.store.record_inbound(event, task, comment).await?;
+        metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
+            .increment(1);
+        Ok(match recorded {
+            Recorded::New(Some(task)) => {
+                let engine = self.clone();
+                let (ev, task_id) = (event_id.clone(), task.id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = engine.route_inbound(&ev, &task_id).await {
+                        tracing::warn!(event = %ev, task = %task_id, error = %e,
+                            "routing an inbound task failed; it stays pending and is retried at start-up");
+                    }
+                });
+                Receipt {
+                    event_id,
+                    status,
+                    task_id: Some(task.id.to_string()),
+                    title: Some(task.title),
+                }
+            }
+            Recorded::New(None) => Receipt {
+                event_id,
+                status,
+                task_id: None,
+                title: None,
+            },
+            Recorded::Duplicate(existing) => Receipt {
+                event_id: existing.id,
+                status: "duplicate",
+                task_id: existing.task_id,
+                title: None,
+            },
+        })
+    }
+
+    /// The task an earlier event of this source created, if `delivery_id` names one.
+    async fn thread_task(
+        &self,
+        node: &Node,
+        source: &str,
+        delivery_id: &str,
+    ) -> Result<Option<TaskId>> {
+        let Some(earlier) = node.store.inbound_by_delivery(source, delivery_id).await? else {
+            return Ok(None);
+        };
+        Ok(earlier.task_id.and_then(|t| TaskId::parse(&t).ok()))
+    }
+
+    /// Routes an inbound event's task, then marks the event routed.
+    pub async fn route_inbound(&self, event_id: &str, task_id: &TaskId) -> Result<()> {
+        let (task, node) = self.locate(task_id).await?;
+        if task.status == TaskStatus::Pending {
+            self.route_existing(node.clone(), task).await?;
+        }
+        node.store
+            .mark_inbound_routed(event_id, now_millis())
+            .await?;
+        Ok(())
+    }
+
+    /// Routes events whose task was committed but never routed (a crash in between).
+    pub(super) async fn route_unrouted(&self, received_before: i64) -> Result<()> {
+        for store in self.inner.stores.all().await {
+            for (event_id, task_id) in store.unrouted_inbound(received_before).await? {
+                let Ok(task_id) = TaskId::parse(&task_id) else {
+                    continue;
+                };
+                if let Err(e) = self.route_inbound(&event_id, &task_id).await {
+                    tracing::warn!(event = %event_id, error = %e, "could not route inbound task");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `add_task`'s routing for a task that is already stored as pending.
+    async fn route_existing(&self, node: Arc<Node>, task: Task) -> Result<()> {
+        let draft = task.to_draft();
+        let projects = self.projects().await;
+        let decision = self
+            .router_for(&node)
+            .route(node.scope(), &draft, &projects)
+            .await;
+        let (child, kind) = match decision.route.clone() {
+            Route::Project(name) => match self.project_for(&node, &name).await? {
+                Some(child) => (child, DelegationKind::Task),
+                None => {
+                    let why = format!("project `{name}` has no instance and auto_create is off");
+                    node.store
+                        .annotate_pending(&task.id, None, &why, now_millis())
+                        .await?;
+                    return Ok(());
+                }
+            },
+            Route::Orchestrate => (self.start_run(&node).await?, DelegationKind::Run),
+            Route::Assign(executor) => {
+                node.store
+                    .annotate_pending(&task.id, Some(&executor), &decision.reasoning, now_millis())
+                    .await?;
+                return Ok(());
+            }
+            Route::Queue | Route::Triage => {
+                node.store
+                    .annotate_pending(&task.id, None, &decision.reasoning, now_millis())
+                    .await?;
+                return Ok(());
+            }
+        };
+        let delegation = Delegation {
+            parent_instance_id: node.id().clone(),
+            parent_task_id: task.id.clone(),
+            child_instance_id: child.id().clone(),
+            child_task_id: TaskId::generate(),
+            kind,
+            state: DelegationState::Pending,
+            delegated_at: now_millis(),
+        };
+        let ev = EventRecord::new("routed", "hopper").with(json!({
+            "to": child.id(),
+            "confidence": decision.confidence,
+            "reasoning": decision.reasoning,
+            "decided_by": decision.decided_by,
+        }));
+        if node
+            .store
+            .route_pending(&delegation, &decision.reasoning, &ev)
+            .await?
+            .is_some()
+        {
+            self.hand_down(&delegation, draft).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Stored inbound events, newest first, across every database this process uses.
+    pub async fn list_events(
+        &self,
+        source: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<InboundEvent>> {
+        let mut all = Vec::new();
+        for store in self.inner.stores.all().await {
+            all.extend(store.list_inbound(source, status, limit).await?);
+        }
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.truncate(limit.max(0) as usize);
+        Ok(all)
+    }
+
+    pub async fn get_event(&self, id: &str) -> Result<InboundEvent> {
+        for store in self.inner.stores.all().await {
+            if let Some(e) = store.inbound_event(id).await? {
+                return Ok(e);
+            }
+        }
+        Err(HopperError::NotFound(format!(
+            "inbound event `{id}` not found"
+        )))
+    }
+}

@@ -1,0 +1,260 @@
+//! The webhook gateway: `POST /webhooks/{source path}`. It enforces the source's body limit,
+//! has the source verify the raw bytes and interpret them, and hands the result to
+//! [`Engine::ingest`], which commits the event and its task before anything is answered.
+
+mod registry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hopper_integration_api::{
+    Action, InboundError, InboundRequest, InboundSource, Interpretation, SourceSettings,
+};
+
+use crate::api::AppState;
+use crate::api::error::{ApiError, ApiResult};
+use crate::config::{ConfigError, ConfigSet};
+use crate::domain::InstanceId;
+use crate::engine::{Engine, Ingest};
+
+/// Headers never stored with an event: credentials and signatures.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "x-gitlab-token",
+    "x-slack-signature",
+    "webhook-signature",
+];
+
+/// Every configured inbound endpoint, by path.
+#[derive(Clone, Default)]
+pub struct Gateway {
+    by_path: HashMap<String, Arc<dyn InboundSource>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut paths: Vec<_> = self.by_path.keys().collect();
+        paths.sort();
+        f.debug_struct("Gateway").field("paths", &paths).finish()
+    }
+}
+
+impl Gateway {
+    /// Builds every source from the root config's `inbound:` section (and the environment,
+    /// for secrets). Every registered source gets an endpoint; one without a secret answers
+    /// 503. An unknown section or a bad key fails with the file, key and reason.
+    pub fn from_configs(configs: &ConfigSet) -> Result<Self, ConfigError> {
+        let env = |k: &str| std::env::var(k).ok();
+        Self::build(configs, &env)
+    }
+
+    pub fn build(
+        configs: &ConfigSet,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<Self, ConfigError> {
+        let file = configs
+            .source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(defaults)".into());
+        let plugins = registry::plugins();
+        let inbound = &configs.root.inbound;
+        if let Some(unknown) = inbound
+            .keys()
+            .find(|k| !plugins.iter().any(|p| p.name == *k))
+        {
+            let known: Vec<_> = plugins.iter().map(|p| p.name).collect();
+            return Err(ConfigError::new(
+                &file,
+                format!("inbound.{unknown}"),
+                format!("unknown source (known: {})", known.join(", ")),
+            ));
+        }
+        let mut by_path = HashMap::new();
+        let null = serde_json::Value::Null;
+        for plugin in plugins {
+            let section = inbound.get(plugin.name).unwrap_or(&null);
+            let settings = SourceSettings { section, env };
+            let sources = (plugin.build)(&settings).map_err(|reason| {
+                let (key, reason) = match reason.split_once(": ") {
+                    Some((k, r)) if !k.contains(' ') => {
+                        (format!("inbound.{}.{k}", plugin.name), r.to_owned())
+                    }
+                    _ => (format!("inbound.{}", plugin.name), reason),
+                };
+                ConfigError::new(&file, key, reason)
+            })?;
+            for s in sources {
+                if let Some(instance) = s.instance()
+                    && let Err(e) = InstanceId::parse(instance)
+                {
+                    return Err(ConfigError::new(
+                        &file,
+                        format!("inbound.{}.instance", plugin.name),
+                        e,
+                    ));
+                }
+                by_path.insert(s.path().to_owned(), Arc::from(s));
+            }
+        }
+        Ok(Self { by_path })
+    }
+
+    pub fn source(&self, path: &str) -> Option<Arc<dyn InboundSource>> {
+        self.by_path.get(path.trim_matches('/')).cloned()
+    }
+
+    pub fn paths(&self) -> Vec<String> {
+        let mut p: Vec<_> = self.by_path.keys().cloned().collect();
+        p.sort();
+        p
+    }
+}
+
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/webhooks/{*path}", axum::routing::post(receive))
+}
+
+/// The headers a source may look at, as (name, value) pairs; values that are not text are
+/// dropped (no source reads them).
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+fn kept_headers(pairs: &[(String, String)]) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .filter(|(k, _)| !SECRET_HEADERS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+fn rejected(source: &str, e: InboundError) -> ApiError {
+    let reason = match e {
+        InboundError::Unauthorized => "signature",
+        InboundError::NotConfigured => "not_configured",
+        InboundError::Malformed(_) => "malformed",
+        InboundError::UnsupportedMediaType(_) => "media_type",
+        InboundError::Refused(_) => "refused",
+    };
+    metrics::counter!("hopper_inbound_rejected_total", "source" => source.to_owned(), "reason" => reason)
+        .increment(1);
+    e.into()
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<bytes::Bytes> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("body exceeds this source's limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let overflow = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if overflow {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("could not read the body: {e}"))
+        }
+    })
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let source = state.gateway.source(&path).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no inbound source at /webhooks/{path}"),
+        )
+    })?;
+    let bytes = read_body(body, &headers, source.max_body_bytes()).await?;
+    let pairs = header_pairs(&headers);
+    let request = InboundRequest {
+        headers: &pairs,
+        body: &bytes,
+    };
+    let verified = source
+        .verify(request)
+        .map_err(|e| rejected(source.kind(), e))?;
+    let interpretation = source
+        .interpret(&verified)
+        .map_err(|e| rejected(source.kind(), e))?;
+    deliver(
+        &state.engine,
+        source.as_ref(),
+        &pairs,
+        bytes,
+        interpretation,
+        None,
+    )
+    .await
+}
+
+/// Turns an interpretation into a stored event and the answer for the sender. Shared by the
+/// HTTP gateway, the SMTP listener and `events replay`.
+pub async fn deliver(
+    engine: &Engine,
+    source: &dyn InboundSource,
+    headers: &[(String, String)],
+    body: bytes::Bytes,
+    interpretation: Interpretation,
+    replay_of: Option<String>,
+) -> ApiResult<Response> {
+    if let Action::Reply { body } = &interpretation.action {
+        return Ok((StatusCode::OK, Json(body.clone())).into_response());
+    }
+    let instance = source
+        .instance()
+        .map(InstanceId::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let receipt = engine
+        .ingest(Ingest {
+            source: source.kind().to_owned(),
+            instance,
+            headers: kept_headers(headers),
+            body,
+            interpretation,
+            replay_of,
+        })
+        .await?;
+    let status = if receipt.status == "accepted" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let body = source.acknowledge(&receipt).unwrap_or_else(|| {
+        serde_json::json!({
+            "event_id": receipt.event_id,
+            "status": receipt.status,
+            "task_id": receipt.task_id,
+        })
+    });
+    Ok((status, Json(body)).into_response())
+}

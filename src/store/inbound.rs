@@ -1,0 +1,202 @@
+//! `inbound_events`: every accepted webhook, email or HTTP event, verbatim, with what became
+//! of it. The event row and the task it creates are written in one transaction.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::commit::PendingEvent;
+use super::rows::TaskRow;
+use super::tasks::{INSERT_TASK_RETURNING, NewTaskRow, bind_new_task, source_json, to_json};
+use super::{EventRecord, Store, StoreError, StoreResult, on_db, write_tx};
+use crate::domain::{Millis, Task, TaskId};
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewInboundEvent {
+    pub id: String,
+    pub source: String,
+    pub delivery_id: Option<String>,
+    pub event_type: String,
+    pub received_at: Millis,
+    /// The headers that matter (signatures removed), as a JSON object.
+    pub headers: serde_json::Value,
+    pub body: bytes::Bytes,
+    /// `accepted`, `ignored` or `commented`.
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub instance_id: String,
+    /// For `commented`: the task the comment went to.
+    pub task_id: Option<String>,
+    pub replay_of: Option<String>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct InboundEvent {
+    pub id: String,
+    pub source: String,
+    pub delivery_id: Option<String>,
+    pub event_type: String,
+    pub received_at: i64,
+    #[schema(value_type = Object)]
+    pub headers: String,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub instance_id: String,
+    pub task_id: Option<String>,
+    pub replay_of: Option<String>,
+    pub routed_at: Option<i64>,
+}
+
+/// What recording did.
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    /// Stored, with the task it created if any.
+    New(Option<Box<Task>>),
+    /// The sender had delivered this id before: nothing was written.
+    Duplicate(Box<InboundEvent>),
+}
+
+const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
+    received_at, headers, body, status, reason, instance_id, task_id, replay_of) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+    ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id";
+
+const COLUMNS: &str = "id, source, delivery_id, event_type, received_at, headers, body, status, \
+    reason, instance_id, task_id, replay_of, routed_at";
+
+impl Store {
+    /// Records an event and, in the same transaction, the task it creates (`task`) or the
+    /// comment it adds to an existing task (`comment`). A redelivery writes nothing.
+    pub async fn record_inbound(
+        &self,
+        event: NewInboundEvent,
+        task: Option<(NewTaskRow, EventRecord)>,
+        comment: Option<(TaskId, String, EventRecord)>,
+    ) -> StoreResult<Recorded> {
+        let (event, task, comment) = (Arc::new(event), Arc::new(task), Arc::new(comment));
+        let ours = event.clone();
+        let created: Option<Option<TaskRow>> =
+            write_tx!(self, [event, task, comment], |c, events| {
+                let mut task_id = event.task_id.clone();
+                if let Some((row, _)) = task.as_ref() {
+                    task_id = Some(row.id.as_str().to_owned());
+                }
+                let inserted: Option<String> = sqlx::query_scalar(INSERT_EVENT)
+                    .bind(event.id.as_str())
+                    .bind(event.source.as_str())
+                    .bind(event.delivery_id.as_deref())
+                    .bind(event.event_type.as_str())
+                    .bind(event.received_at)
+                    .bind(event.headers.to_string())
+                    .bind(&event.body[..])
+                    .bind(event.status)
+                    .bind(event.reason.as_deref())
+                    .bind(event.instance_id.as_str())
+                    .bind(task_id)
+                    .bind(event.replay_of.as_deref())
+                    .fetch_optional(&mut *c)
+                    .await?;
+                match inserted {
+                    None => None,
+                    Some(_) => {
+                        let mut created = None;
+                        if let Some((row, ev)) = task.as_ref() {
+                            created = bind_new_task!(
+                                sqlx::query_as::<_, TaskRow>(INSERT_TASK_RETURNING.as_str()),
+                                row
+                            )
+                            .fetch_optional(&mut *c)
+                            .await?;
+                            events.push(PendingEvent::new(
+                                row.id.as_str(),
+                                row.instance_id.as_str(),
+                                row.now,
+                                ev,
+                            ));
+                        }
+                        if let Some((target, instance, ev)) = comment.as_ref() {
+                            events.push(PendingEvent::new(
+                                target.as_str(),
+                                instance,
+                                event.received_at,
+                                ev,
+                            ));
+                        }
+                        Some(created)
+                    }
+                }
+            });
+        match created {
+            Some(row) => Ok(Recorded::New(row.map(Task::try_from).transpose()?.map(Box::new))),
+            None => {
+                let delivery = ours.delivery_id.as_deref().unwrap_or_default();
+                let existing = self
+                    .inbound_by_delivery(&ours.source, delivery)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "inbound event {} conflicted but is not there",
+                            ours.id
+                        ))
+                    })?;
+                Ok(Recorded::Duplicate(Box::new(existing)))
+            }
+        }
+    }
+
+    pub async fn inbound_by_delivery(
+        &self,
+        source: &str,
+        delivery_id: &str,
+    ) -> StoreResult<Option<InboundEvent>> {
+        let q =
+            format!("SELECT {COLUMNS} FROM inbound_events WHERE source = $1 AND delivery_id = $2");
+        let row = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(delivery_id).fetch_optional(p).await?);
+        Ok(row)
+    }
+
+    pub async fn inbound_event(&self, id: &str) -> StoreResult<Option<InboundEvent>> {
+        let q = format!("SELECT {COLUMNS} FROM inbound_events WHERE id = $1");
+        let row = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id).fetch_optional(p).await?);
+        Ok(row)
+    }
+
+    /// Newest first, optionally of one source and/or status.
+    pub async fn list_inbound(
+        &self,
+        source: Option<&str>,
+        status: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<InboundEvent>> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM inbound_events \
+             WHERE (CAST($1 AS TEXT) IS NULL OR source = $1) AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+             ORDER BY id DESC LIMIT $3"
+        );
+        let rows = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(status).bind(limit).fetch_all(p).await?);
+        Ok(rows)
+    }
+
+    /// Accepted events whose task has not been through routing yet: what start-up re-drives.
+    pub async fn unrouted_inbound(
+        &self,
+        received_before: Millis,
+    ) -> StoreResult<Vec<(String, String)>> {
+        const Q: &str = "SELECT id, task_id FROM inbound_events \
+            WHERE status = 'accepted' AND routed_at IS NULL AND task_id IS NOT NULL \
+            AND received_at <= $1 ORDER BY received_at LIMIT 1000";
+        let rows: Vec<(String, String)> =
+            on_db!(&self.reader, p => sqlx::query_as(Q).bind(received_before).fetch_all(p).await?);
+        Ok(rows)
+    }
+
+    pub async fn mark_inbound_routed(&self, id: &str, at: Millis) -> StoreResult<()> {
+        const Q: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
+        on_db!(&self.db, p => { sqlx::query(Q).bind(id).bind(at).execute(p).await?; });
+        Ok(())
+    }
+}
