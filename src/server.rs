@@ -85,6 +85,10 @@ pub async fn run(
         metrics: metrics_handle(),
         gateway: std::sync::Arc::new(gateway),
     };
+    if let Some(addr) = crate::gateway::smtp::start(&engine, shutdown.clone()).await? {
+        tracing::info!(%addr, "SMTP listener started");
+        eprintln!("SMTP listening on {addr}");
+    }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
     let stop = shutdown.clone();
     let served = axum::serve(listener, app(state))

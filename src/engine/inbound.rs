@@ -102,6 +102,7 @@ impl Engine {
             }
         };
         let (event_id, status, source) = (event.id.clone(), event.status, event.source.clone());
+        let commented_on = event.task_id.clone();
         let recorded = node.store.record_inbound(event, task, comment).await?;
         metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
             .increment(1);
@@ -125,7 +126,7 @@ impl Engine {
             Recorded::New(None) => Receipt {
                 event_id,
                 status,
-                task_id: None,
+                task_id: commented_on,
                 title: None,
             },
             Recorded::Duplicate(existing) => Receipt {

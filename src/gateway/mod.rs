@@ -3,6 +3,7 @@
 //! [`Engine::ingest`], which commits the event and its task before anything is answered.
 
 mod registry;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::sync::Arc;

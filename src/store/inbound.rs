@@ -131,7 +131,9 @@ impl Store {
                 }
             });
         match created {
-            Some(row) => Ok(Recorded::New(row.map(Task::try_from).transpose()?.map(Box::new))),
+            Some(row) => Ok(Recorded::New(
+                row.map(Task::try_from).transpose()?.map(Box::new),
+            )),
             None => {
                 let delivery = ours.delivery_id.as_deref().unwrap_or_default();
                 let existing = self

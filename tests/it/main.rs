@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod hierarchy;
 mod inbound_github;
+mod inbound_sources;
 mod leases;
 mod recovery;
 mod support;

@@ -1,6 +1,281 @@
-pub fn plugin() -> hopper_integration_api::Plugin {
-    hopper_integration_api::Plugin {
+//! GitLab webhooks: `POST /webhooks/gitlab`.
+//!
+//! Verified with the `X-Gitlab-Token` secret token (constant-time) and, when a signing secret
+//! is configured, GitLab's Standard Webhooks signature (`webhook-id`, `webhook-timestamp`,
+//! `webhook-signature`, a `whsec_` key). Every check that is configured must pass.
+
+use std::time::Duration;
+
+use hopper_integration_api::text::{Mapping, clip, title};
+use hopper_integration_api::verify::StandardWebhook;
+use hopper_integration_api::{
+    BuildResult, InboundError, InboundRequest, InboundSource, Interpretation, Plugin, Priority,
+    Secret, SourceRef, SourceSettings, TaskDraft, Verified,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn plugin() -> Plugin {
+    Plugin {
         name: "gitlab",
-        build: |_| Ok(Vec::new()),
+        build,
+    }
+}
+
+/// `inbound.gitlab` in the config. Every key has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitlabConfig {
+    /// The hook's secret token; else `HOPPER_GITLAB_WEBHOOK_TOKEN`.
+    pub token: Option<Secret>,
+    /// A `whsec_` signing secret; else `HOPPER_GITLAB_SIGNING_SECRET`.
+    pub signing_secret: Option<Secret>,
+    pub instance: Option<String>,
+    pub max_body_bytes: usize,
+    /// Issue hook actions that create a task.
+    pub issue_actions: Vec<String>,
+    /// Merge request hook actions that create a task.
+    pub merge_request_actions: Vec<String>,
+    /// A note starting with this creates a task.
+    pub command: String,
+    /// Failed pipelines create a task.
+    pub pipeline_failures: bool,
+    pub mapping: Mapping,
+}
+
+impl Default for GitlabConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            signing_secret: None,
+            instance: None,
+            max_body_bytes: 25 * 1024 * 1024,
+            issue_actions: vec!["open".into(), "reopen".into()],
+            merge_request_actions: vec!["open".into(), "reopen".into()],
+            command: "/hopper".into(),
+            pipeline_failures: true,
+            mapping: Mapping::default(),
+        }
+    }
+}
+
+fn build(settings: &SourceSettings<'_>) -> BuildResult {
+    let config: GitlabConfig = settings.parse()?;
+    let token = settings.secret(config.token.clone(), "HOPPER_GITLAB_WEBHOOK_TOKEN");
+    let signing = settings.secret(
+        config.signing_secret.clone(),
+        "HOPPER_GITLAB_SIGNING_SECRET",
+    );
+    if let Some(s) = &signing
+        && StandardWebhook::sign(s, "probe", "0", b"").is_empty()
+    {
+        return Err("signing_secret: not a base64 `whsec_` secret".into());
+    }
+    Ok(vec![Box::new(GitlabSource {
+        config,
+        token,
+        signing,
+    })])
+}
+
+pub struct GitlabSource {
+    config: GitlabConfig,
+    token: Option<Secret>,
+    signing: Option<Secret>,
+}
+
+impl InboundSource for GitlabSource {
+    fn kind(&self) -> &str {
+        "gitlab"
+    }
+
+    fn path(&self) -> &str {
+        "gitlab"
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+
+    fn instance(&self) -> Option<&str> {
+        self.config.instance.as_deref()
+    }
+
+    fn verify<'a>(
+        &self,
+        request: InboundRequest<'a>,
+    ) -> Result<Verified<InboundRequest<'a>>, InboundError> {
+        if self.token.is_none() && self.signing.is_none() {
+            return Err(InboundError::NotConfigured);
+        }
+        if let Some(token) = &self.token {
+            let presented = request
+                .header("x-gitlab-token")
+                .ok_or(InboundError::Unauthorized)?;
+            if !token.matches(presented) {
+                return Err(InboundError::Unauthorized);
+            }
+        }
+        if let Some(secret) = &self.signing {
+            let hook = StandardWebhook {
+                id: request
+                    .header("webhook-id")
+                    .ok_or(InboundError::Unauthorized)?,
+                timestamp: request
+                    .header("webhook-timestamp")
+                    .ok_or(InboundError::Unauthorized)?,
+                signatures: request
+                    .header("webhook-signature")
+                    .ok_or(InboundError::Unauthorized)?,
+            };
+            hook.verify(secret, request.body, Duration::from_secs(300))?;
+        }
+        Ok(Verified::vouch(request))
+    }
+
+    fn interpret(
+        &self,
+        request: &Verified<InboundRequest<'_>>,
+    ) -> Result<Interpretation, InboundError> {
+        let request = request.get();
+        request.require_media_type(&["application/json"])?;
+        let event = request
+            .header("x-gitlab-event")
+            .ok_or_else(|| InboundError::Malformed("missing X-Gitlab-Event header".into()))?;
+        let delivery = ["idempotency-key", "x-gitlab-event-uuid", "webhook-id"]
+            .iter()
+            .find_map(|h| request.header(h))
+            .map(str::to_owned);
+        let v: Value = serde_json::from_slice(request.body)
+            .map_err(|e| InboundError::Malformed(format!("invalid JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(InboundError::Malformed("expected a JSON object".into()));
+        }
+        let attrs = &v["object_attributes"];
+        let action = str_at(attrs, "/action")
+            .or_else(|| str_at(attrs, "/status"))
+            .unwrap_or_default();
+        let event_type = format!("{event}.{action}").trim_end_matches('.').to_owned();
+        let draft = match event {
+            "Issue Hook" if self.config.issue_actions.iter().any(|a| a == &action) => {
+                Some(self.draft(
+                    &v,
+                    clip(&str_at(attrs, "/title").unwrap_or_default(), 200),
+                    &str_at(attrs, "/description").unwrap_or_default(),
+                    "issue",
+                ))
+            }
+            "Merge Request Hook"
+                if self
+                    .config
+                    .merge_request_actions
+                    .iter()
+                    .any(|a| a == &action) =>
+            {
+                let iid = attrs["iid"].as_u64().unwrap_or_default();
+                let t = format!(
+                    "Merge request !{iid}: {}",
+                    str_at(attrs, "/title").unwrap_or_default()
+                );
+                Some(self.draft(
+                    &v,
+                    clip(&t, 200),
+                    &str_at(attrs, "/description").unwrap_or_default(),
+                    "merge-request",
+                ))
+            }
+            "Note Hook" => {
+                let note = str_at(attrs, "/note").unwrap_or_default();
+                command(&note, &self.config.command).map(|cmd| {
+                    let on = v["issue"]["title"]
+                        .as_str()
+                        .or(v["merge_request"]["title"].as_str())
+                        .unwrap_or("GitLab note");
+                    let t = if cmd.is_empty() {
+                        format!("Follow up: {on}")
+                    } else {
+                        title(&cmd)
+                    };
+                    self.draft(&v, t, &note, "command")
+                })
+            }
+            "Pipeline Hook" if self.config.pipeline_failures && action == "failed" => {
+                let r = str_at(attrs, "/ref").unwrap_or_default();
+                let mut d = self.draft(
+                    &v,
+                    clip(&format!("Pipeline failed on {r}"), 200),
+                    &format!("Pipeline {} failed on `{r}`.", attrs["id"]),
+                    "ci",
+                );
+                d.priority = d.priority.max(Priority::High);
+                Some(d)
+            }
+            _ => None,
+        };
+        Ok(match draft {
+            Some(d) => Interpretation::task(delivery, event_type, d),
+            None => {
+                let reason = format!("`{event_type}` is not configured to create tasks");
+                Interpretation::ignored(delivery, event_type, reason)
+            }
+        })
+    }
+}
+
+fn str_at(v: &Value, pointer: &str) -> Option<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn command(text: &str, word: &str) -> Option<String> {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let rest = first.strip_prefix(word)?;
+    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim().to_owned())
+}
+
+impl GitlabSource {
+    fn draft(&self, v: &Value, title: String, description: &str, kind: &str) -> TaskDraft {
+        let project = str_at(v, "/project/path_with_namespace");
+        let attrs = &v["object_attributes"];
+        let iid = attrs["iid"]
+            .as_u64()
+            .or_else(|| v["issue"]["iid"].as_u64())
+            .or_else(|| v["merge_request"]["iid"].as_u64());
+        let labels: Vec<String> = v["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["title"].as_str().map(str::to_owned))
+            .collect();
+        let mut d = TaskDraft::new(if title.trim().is_empty() {
+            "GitLab event".into()
+        } else {
+            title
+        });
+        d.description = clip(description, 64 * 1024);
+        d.tags = vec!["gitlab".into(), kind.into()];
+        d.requester = str_at(v, "/user/username");
+        d.source = Some(SourceRef {
+            kind: "gitlab".into(),
+            container: project.clone(),
+            external_id: match (&project, iid) {
+                (Some(p), Some(n)) => Some(format!("{p}#{n}")),
+                _ => None,
+            },
+            url: str_at(attrs, "/url"),
+            reply_handle: Some(json!({
+                "project_id": v["project"]["id"],
+                "noteable_type": attrs["noteable_type"].as_str().unwrap_or(match kind {
+                    "merge-request" => "MergeRequest",
+                    _ => "Issue",
+                }),
+                "iid": iid,
+            })),
+        });
+        self.config
+            .mapping
+            .apply(&mut d, project.as_deref(), &labels);
+        d
     }
 }

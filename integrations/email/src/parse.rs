@@ -1,0 +1,175 @@
+//! One parser for every door. Real-world mail is messy (odd charsets, nested multiparts,
+//! missing headers): mail-parser decodes what it can and nothing here assumes a header exists.
+
+use hopper_integration_api::text::{clip, title};
+use hopper_integration_api::{InboundError, Interpretation, SourceRef, TaskDraft};
+use mail_parser::{MessageParser, MimeHeaders};
+use serde_json::json;
+
+use crate::EmailConfig;
+
+/// Whether `sender` matches an allowlist entry (`user@host` or `*@host`).
+pub fn sender_allowed(allowed: &[String], sender: &str) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let sender = sender.to_ascii_lowercase();
+    allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        match a.strip_prefix("*@") {
+            Some(domain) => sender.rsplit_once('@').is_some_and(|(_, d)| d == domain),
+            None => a == sender,
+        }
+    })
+}
+
+/// The project named by a plus address (`hopper+web@example.com` -> `web`).
+pub fn plus_project(mailbox: &str, address: &str) -> Option<String> {
+    let (local, _) = address.rsplit_once('@')?;
+    let (base, tag) = local.split_once('+')?;
+    (base.eq_ignore_ascii_case(mailbox) && !tag.is_empty()).then(|| tag.to_ascii_lowercase())
+}
+
+fn angle_trim(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
+pub fn interpret(
+    config: &EmailConfig,
+    raw: &[u8],
+    envelope_rcpt: &[String],
+) -> Result<Interpretation, InboundError> {
+    let msg = MessageParser::default()
+        .parse(raw)
+        .filter(|m| !m.headers().is_empty())
+        .ok_or_else(|| InboundError::Malformed("not an RFC 5322 message".into()))?;
+    let message_id = msg.message_id().map(angle_trim);
+    let from = msg.from().and_then(|a| a.first());
+    let sender = from
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned();
+    if !sender_allowed(&config.allowed_senders, &sender) {
+        let reason = format!("sender `{sender}` is not on the allowlist");
+        return Ok(Interpretation::ignored(message_id, "email", reason));
+    }
+    let recipients: Vec<String> = envelope_rcpt
+        .iter()
+        .cloned()
+        .chain(
+            msg.to()
+                .into_iter()
+                .flat_map(|a| a.iter())
+                .filter_map(|a| a.address().map(str::to_owned)),
+        )
+        .collect();
+    let project = recipients
+        .iter()
+        .find_map(|r| plus_project(&config.mailbox, r));
+    let subject = msg.subject().map(str::trim).unwrap_or_default();
+    let body = msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+    let attachments: Vec<serde_json::Value> = msg
+        .attachments()
+        .map(|a| {
+            let ctype = a
+                .content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")))
+                .unwrap_or_else(|| "application/octet-stream".into());
+            json!({
+                "name": a.attachment_name().unwrap_or("unnamed"),
+                "type": ctype,
+                "size": a.contents().len(),
+            })
+        })
+        .collect();
+    let mut description = clip(body.trim(), 64 * 1024);
+    if !attachments.is_empty() {
+        description.push_str("\n\nAttachments:");
+        for a in &attachments {
+            description.push_str(&format!(
+                "\n- {} ({}, {} bytes)",
+                a["name"].as_str().unwrap_or(""),
+                a["type"].as_str().unwrap_or(""),
+                a["size"]
+            ));
+        }
+    }
+    let t = if subject.is_empty() {
+        title(&body)
+    } else {
+        clip(subject, 200)
+    };
+    let mut d = TaskDraft::new(if t.is_empty() {
+        "(no subject)".into()
+    } else {
+        t
+    });
+    d.description = description;
+    d.tags = vec!["email".into()];
+    d.project = project;
+    d.requester = Some(sender.clone()).filter(|s| !s.is_empty());
+    let in_reply_to = msg.in_reply_to().as_text().map(angle_trim);
+    d.source = Some(SourceRef {
+        kind: "email".into(),
+        container: recipients.first().cloned(),
+        external_id: message_id.clone(),
+        url: None,
+        reply_handle: Some(json!({
+            "reply_to": sender,
+            "from_name": from.and_then(|a| a.name()),
+            "message_id": message_id,
+            "subject": subject,
+            "attachments": attachments,
+        })),
+    });
+    let labels: Vec<String> = Vec::new();
+    config.mapping.apply(&mut d, None, &labels);
+    Ok(Interpretation::task(message_id, "email", d).replying_to(in_reply_to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_and_plus_addresses() {
+        let allowed = vec!["*@example.com".to_owned(), "bob@other.org".to_owned()];
+        assert!(sender_allowed(&allowed, "Alice@Example.com"));
+        assert!(sender_allowed(&allowed, "bob@other.org"));
+        assert!(!sender_allowed(&allowed, "eve@evil.example.com"));
+        assert!(sender_allowed(&[], "anyone@anywhere"));
+        assert_eq!(
+            plus_project("hopper", "hopper+Web@x.io").as_deref(),
+            Some("web")
+        );
+        assert_eq!(plus_project("hopper", "other+web@x.io"), None);
+        assert_eq!(plus_project("hopper", "hopper@x.io"), None);
+    }
+
+    #[test]
+    fn garbage_is_malformed_or_a_titled_task_never_a_panic() {
+        let c = EmailConfig::default();
+        assert!(matches!(
+            interpret(&c, b"", &[]),
+            Err(InboundError::Malformed(_))
+        ));
+        for raw in [
+            &b"\xff\xfe\x00"[..],
+            b"no headers here",
+            b"Subject:\r\n\r\n",
+            b"From: <>\r\n",
+        ] {
+            match interpret(&c, raw, &[]) {
+                Err(InboundError::Malformed(_)) => {}
+                Ok(i) => match i.action {
+                    hopper_integration_api::Action::Task(d) => assert!(!d.title.is_empty()),
+                    other => panic!("unexpected {other:?}"),
+                },
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    }
+}

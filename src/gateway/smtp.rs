@@ -1,0 +1,106 @@
+//! The SMTP door for email: the listener lives in the email integration; this adapter hands
+//! what it accepts to the engine, like the HTTP gateway does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use hopper_email::EmailSource;
+use hopper_email::smtp::{Envelope, Rejection, Sink};
+use hopper_integration_api::{InboundSource, SourceSettings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::InstanceId;
+use crate::engine::{Engine, Ingest};
+use crate::error::HopperError;
+
+struct EngineSink {
+    engine: Engine,
+    source: EmailSource,
+}
+
+impl Sink for EngineSink {
+    fn deliver(
+        &self,
+        raw: Vec<u8>,
+        envelope: Envelope,
+    ) -> BoxFuture<'_, Result<String, Rejection>> {
+        Box::pin(async move {
+            let interpretation = self
+                .source
+                .interpret_raw(&raw, &envelope.recipients)
+                .map_err(|e| Rejection::Permanent(e.to_string()))?;
+            let instance = self
+                .source
+                .instance()
+                .map(InstanceId::parse)
+                .transpose()
+                .map_err(Rejection::Permanent)?;
+            let headers = serde_json::json!({
+                "smtp-mail-from": envelope.mail_from,
+                "smtp-rcpt-to": envelope.recipients,
+            });
+            let receipt = self
+                .engine
+                .ingest(Ingest {
+                    source: "email".into(),
+                    instance,
+                    headers,
+                    body: raw.into(),
+                    interpretation,
+                    replay_of: None,
+                })
+                .await
+                .map_err(|e| match e {
+                    HopperError::Invalid(m) | HopperError::NotFound(m) => Rejection::Permanent(m),
+                    other => {
+                        tracing::error!(error = %other, "could not store an SMTP message");
+                        Rejection::Temporary("temporary failure, try again later".into())
+                    }
+                })?;
+            Ok(receipt.event_id)
+        })
+    }
+}
+
+/// Starts the listener if `inbound.email.smtp.bind` is set; returns the bound address.
+pub async fn start(
+    engine: &Engine,
+    shutdown: CancellationToken,
+) -> std::io::Result<Option<SocketAddr>> {
+    let source = email_source(engine).map_err(std::io::Error::other)?;
+    let Some(bind) = source.config.smtp.bind.clone() else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(&bind).await?;
+    let addr = listener.local_addr()?;
+    spawn(engine.clone(), source, listener, shutdown);
+    Ok(Some(addr))
+}
+
+/// Serves SMTP on an already-bound listener (tests bind port 0).
+pub fn spawn(
+    engine: Engine,
+    source: EmailSource,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
+    let config = source.config.smtp.clone();
+    let max = source.config.max_message_bytes;
+    let sink = Arc::new(EngineSink { engine, source });
+    tokio::spawn(async move {
+        hopper_email::smtp::serve(listener, config, max, sink, async move {
+            shutdown.cancelled().await
+        })
+        .await;
+    });
+}
+
+/// The email source as the root config describes it.
+pub fn email_source(engine: &Engine) -> Result<EmailSource, String> {
+    let null = serde_json::Value::Null;
+    let section = engine.configs().root.inbound.get("email").unwrap_or(&null);
+    let env = |k: &str| std::env::var(k).ok();
+    EmailSource::from_settings(&SourceSettings { section, env: &env })
+}
