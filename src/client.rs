@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::domain::{
-    Actor, Feedback, Instance, InstanceFilter, InstanceId, InstanceStats, InstanceTree, Task,
-    TaskDraft, TaskEvent, TaskFilter, TaskId,
+    Actor, EventFilter, Feedback, InboundEventView, IngestReceipt, Instance, InstanceFilter,
+    InstanceId, InstanceStats, InstanceTree, Task, TaskDraft, TaskEvent, TaskFilter, TaskId,
 };
 use crate::error::{HopperError, Result};
 use crate::service::HopperService;
@@ -257,4 +257,38 @@ impl HopperService for HopperClient {
         self.call(Method::DELETE, &format!("/v1/instances/{instance}"), None)
             .await
     }
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<InboundEventView>> {
+        let mut q = format!("/v1/events?limit={}", filter.limit.unwrap_or(100));
+        if let Some(s) = &filter.source {
+            q.push_str(&format!("&source={}", urlencode(s)));
+        }
+        if let Some(s) = &filter.status {
+            q.push_str(&format!("&status={}", urlencode(s)));
+        }
+        self.call(Method::GET, &q, None).await
+    }
+    async fn get_event(&self, id: &str) -> Result<InboundEventView> {
+        self.call(Method::GET, &format!("/v1/events/{}", urlencode(id)), None)
+            .await
+    }
+    async fn replay_event(&self, id: &str) -> Result<IngestReceipt> {
+        self.call(
+            Method::POST,
+            &format!("/v1/events/{}/replay", urlencode(id)),
+            None,
+        )
+        .await
+    }
+}
+
+/// Percent-encodes a query or path component.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -14,7 +14,10 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            match e.downcast_ref::<hopper::cli::MailgateError>() {
+                Some(m) => std::process::ExitCode::from(m.code),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

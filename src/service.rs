@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Actor, Feedback, Instance, InstanceFilter, InstanceId, InstanceStats, InstanceTree, Task,
-    TaskDraft, TaskEvent, TaskFilter, TaskId,
+    Actor, EventFilter, Feedback, InboundEventView, IngestReceipt, Instance, InstanceFilter,
+    InstanceId, InstanceStats, InstanceTree, Task, TaskDraft, TaskEvent, TaskFilter, TaskId,
 };
 use crate::engine::Engine;
 use crate::error::Result;
@@ -49,6 +49,12 @@ pub trait HopperService: Send + Sync {
     async fn instance_tree(&self) -> Result<InstanceTree>;
     async fn stats(&self, instance: &InstanceId) -> Result<InstanceStats>;
     async fn archive_and_delete(&self, instance: &InstanceId) -> Result<serde_json::Value>;
+    /// Stored inbound events, newest first.
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<InboundEventView>>;
+    /// One inbound event with its raw body.
+    async fn get_event(&self, id: &str) -> Result<InboundEventView>;
+    /// Reads an inbound event again with the current configuration.
+    async fn replay_event(&self, id: &str) -> Result<IngestReceipt>;
 }
 
 /// A handle on one instance: the design's `Hopper` object.
@@ -198,5 +204,23 @@ impl HopperService for Engine {
     }
     async fn archive_and_delete(&self, instance: &InstanceId) -> Result<serde_json::Value> {
         Engine::archive_and_delete(self, instance).await
+    }
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<InboundEventView>> {
+        let limit = filter.limit.unwrap_or(100).clamp(1, 1000);
+        let events = Engine::list_events(
+            self,
+            filter.source.as_deref(),
+            filter.status.as_deref(),
+            limit,
+        )
+        .await?;
+        Ok(events.iter().map(|e| e.view(false)).collect())
+    }
+    async fn get_event(&self, id: &str) -> Result<InboundEventView> {
+        Ok(Engine::get_event(self, id).await?.view(true))
+    }
+    async fn replay_event(&self, id: &str) -> Result<IngestReceipt> {
+        let gateway = crate::gateway::Gateway::from_configs(self.configs())?;
+        crate::gateway::replay(self, &gateway, id).await
     }
 }

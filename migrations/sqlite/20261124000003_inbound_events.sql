@@ -4,6 +4,7 @@
 CREATE TABLE inbound_events (
     id           TEXT PRIMARY KEY,
     source       TEXT NOT NULL,
+    endpoint     TEXT NOT NULL,
     delivery_id  TEXT,
     event_type   TEXT NOT NULL,
     received_at  BIGINT NOT NULL,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod events;
 pub mod extract;
 mod health;
 mod instances;
@@ -32,6 +33,7 @@ pub fn app(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(instances::router())
         .merge(tasks::router())
+        .merge(events::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

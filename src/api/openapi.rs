@@ -3,7 +3,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, error, health, instances, tasks};
+use super::{AppState, error, events, health, instances, tasks};
 use crate::domain;
 
 #[derive(OpenApi)]
@@ -17,12 +17,13 @@ use crate::domain;
         instances::notify,
         tasks::get_task, tasks::claim, tasks::heartbeat, tasks::complete, tasks::fail,
         tasks::release, tasks::cancel,
+        events::list_events, events::get_event, events::replay_event,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, domain::Task, domain::TaskDraft, domain::TaskEvent,
         domain::Feedback, domain::ChildFeedback, domain::Priority, domain::TaskStatus,
         domain::SourceRef, domain::Instance, domain::InstanceStats, domain::InstanceTree,
-        domain::Scope, domain::InstanceStatus,
+        domain::Scope, domain::InstanceStatus, domain::InboundEventView, domain::IngestReceipt,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -31,6 +31,9 @@ fn configs(cli: &Cli) -> anyhow::Result<ConfigSet> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve { .. } => return serve(&cli).await,
+        Command::Mailgate { email_token } => {
+            return super::inbound::mailgate(&cli, email_token.as_deref()).await;
+        }
         Command::Migrate => {
             let engine = Engine::open(configs(&cli)?)
                 .await
@@ -115,7 +118,10 @@ fn actor(executor: &Option<String>) -> Actor {
 async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
     let json = cli.json;
     match &cli.command {
-        Command::Serve { .. } | Command::Migrate => unreachable_command(),
+        Command::Serve { .. } | Command::Migrate | Command::Mailgate { .. } => {
+            unreachable_command()
+        }
+        Command::Events(cmd) => super::inbound::events(s, cmd, json).await,
         Command::Add(a) => add(s, a, json).await,
         Command::List(l) | Command::Tasks(l) => list(s, l, json).await,
         Command::Show { id } => {

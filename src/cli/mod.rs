@@ -2,6 +2,7 @@
 //! a server (`--server` / `HOPPER_URL`) or directly on the local database.
 
 mod commands;
+mod inbound;
 mod output;
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub use commands::run;
+pub use inbound::MailgateError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,6 +114,33 @@ pub enum Command {
         #[arg(long, default_value = "hopper-global")]
         instance: String,
     },
+    /// Inspect and replay inbound events (webhooks, email).
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Post an email read on stdin to the server (for a Postfix/procmail pipe). Exits 75 on a
+    /// temporary failure so the MTA retries.
+    Mailgate {
+        #[arg(long, env = "HOPPER_EMAIL_TOKEN", hide_env_values = true)]
+        email_token: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Newest first.
+    List {
+        #[arg(long)]
+        source: Option<String>,
+        /// accepted, ignored or commented.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One event with its raw body.
+    Show { id: String },
+    /// Read an event again with the current configuration.
+    Replay { id: String },
 }
 
 #[derive(Debug, Args)]

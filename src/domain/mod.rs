@@ -2,12 +2,14 @@
 
 mod feedback;
 mod ids;
+mod inbound;
 mod instance;
 mod task;
 
 pub use feedback::{ChildFeedback, Feedback};
 pub use hopper_integration_api::{Priority, SourceRef, TaskDraft};
 pub use ids::{InstanceId, TaskId, validate_child_name};
+pub use inbound::{EventFilter, InboundEventView, IngestReceipt};
 pub use instance::{Instance, InstanceFilter, InstanceStats, InstanceStatus, InstanceTree, Scope};
 pub use task::{Actor, Task, TaskEvent, TaskFilter, TaskStatus};
 

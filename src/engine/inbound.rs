@@ -23,6 +23,8 @@ use crate::store::{
 #[derive(Debug, Clone)]
 pub struct Ingest {
     pub source: String,
+    /// The endpoint it came in on (`github`, `slack/commands`, `smtp`).
+    pub endpoint: String,
     /// The instance its task goes to; the root when `None`.
     pub instance: Option<InstanceId>,
     /// The headers worth keeping (no signatures), as a JSON object.
@@ -48,6 +50,7 @@ impl Engine {
         let mut event = NewInboundEvent {
             id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
             source: ingest.source,
+            endpoint: ingest.endpoint,
             delivery_id,
             event_type,
             received_at: now,
@@ -153,6 +156,7 @@ impl Engine {
 
     /// Routes an inbound event's task, then marks the event routed.
     pub async fn route_inbound(&self, event_id: &str, task_id: &TaskId) -> Result<()> {
+        self.check_fault(super::Fault::BeforeInboundRouting)?;
         let (task, node) = self.locate(task_id).await?;
         if task.status == TaskStatus::Pending {
             self.route_existing(node.clone(), task).await?;

@@ -35,6 +35,8 @@ pub enum Fault {
     AfterDelegationRecorded = 1,
     /// Die after the child has the task, before the delegation is marked delegated.
     AfterChildInserted = 2,
+    /// Die after an inbound event and its task are committed, before routing.
+    BeforeInboundRouting = 3,
 }
 
 #[derive(Clone)]
@@ -136,6 +138,7 @@ impl Engine {
             return Err(HopperError::InjectedFault(match at {
                 Fault::AfterDelegationRecorded => "after delegation recorded",
                 Fault::AfterChildInserted => "after child inserted",
+                Fault::BeforeInboundRouting => "before inbound routing",
                 Fault::None => "none",
             }));
         }

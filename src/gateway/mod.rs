@@ -20,7 +20,7 @@ use hopper_integration_api::{
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiResult};
 use crate::config::{ConfigError, ConfigSet};
-use crate::domain::InstanceId;
+use crate::domain::{IngestReceipt, InstanceId};
 use crate::engine::{Engine, Ingest};
 
 /// Headers never stored with an event: credentials and signatures.
@@ -238,6 +238,7 @@ pub async fn deliver(
     let receipt = engine
         .ingest(Ingest {
             source: source.kind().to_owned(),
+            endpoint: source.path().to_owned(),
             instance,
             headers: kept_headers(headers),
             body,
@@ -258,4 +259,72 @@ pub async fn deliver(
         })
     });
     Ok((status, Json(body)).into_response())
+}
+
+/// Reads a stored event again with today's configuration (after fixing a mapping, say) and
+/// records the result as a new event that points back at it. The signature was checked when
+/// the event first arrived; it is not checked again (Slack's, for one, would have expired).
+pub async fn replay(
+    engine: &Engine,
+    gateway: &Gateway,
+    id: &str,
+) -> crate::error::Result<IngestReceipt> {
+    let original = engine.get_event(id).await?;
+    let mut headers = original.header_pairs();
+    let path = if original.endpoint == "smtp" {
+        // An SMTP message is re-read by the email source, with its envelope recipients.
+        let rcpt = original.view(false).headers["smtp-rcpt-to"].clone();
+        for r in rcpt
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+        {
+            headers.push(("x-original-to".into(), r.to_owned()));
+        }
+        headers.push(("content-type".into(), "message/rfc822".into()));
+        "email".to_owned()
+    } else {
+        original.endpoint.clone()
+    };
+    let source = gateway.source(&path).ok_or_else(|| {
+        crate::error::HopperError::Conflict(format!(
+            "the source `{path}` of event {id} is not configured any more"
+        ))
+    })?;
+    let body = bytes::Bytes::from(original.body.clone());
+    let request = InboundRequest {
+        headers: &headers,
+        body: &body,
+    };
+    let mut interpretation = source
+        .interpret(&hopper_integration_api::Verified::vouch(request))
+        .map_err(|e| crate::error::HopperError::Invalid(format!("cannot replay {id}: {e}")))?;
+    if matches!(interpretation.action, Action::Reply { .. }) {
+        return Err(crate::error::HopperError::Invalid(format!(
+            "event {id} is not one that makes tasks"
+        )));
+    }
+    // A replay is a new delivery, not a duplicate of the original.
+    interpretation.delivery_id = None;
+    let receipt = engine
+        .ingest(Ingest {
+            source: original.source.clone(),
+            endpoint: original.endpoint.clone(),
+            instance: source
+                .instance()
+                .map(InstanceId::parse)
+                .transpose()
+                .map_err(crate::error::HopperError::Invalid)?,
+            headers: kept_headers(&headers),
+            body,
+            interpretation,
+            replay_of: Some(original.id.clone()),
+        })
+        .await?;
+    Ok(IngestReceipt {
+        event_id: receipt.event_id,
+        status: receipt.status.to_owned(),
+        task_id: receipt.task_id,
+    })
 }

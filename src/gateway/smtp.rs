@@ -45,6 +45,7 @@ impl Sink for EngineSink {
                 .engine
                 .ingest(Ingest {
                     source: "email".into(),
+                    endpoint: "smtp".into(),
                     instance,
                     headers,
                     body: raw.into(),

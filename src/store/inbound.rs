@@ -16,6 +16,8 @@ use crate::domain::{Millis, Task, TaskId};
 pub struct NewInboundEvent {
     pub id: String,
     pub source: String,
+    /// Where it came in (`github`, `slack/commands`, `smtp`): what a replay re-reads it with.
+    pub endpoint: String,
     pub delivery_id: Option<String>,
     pub event_type: String,
     pub received_at: Millis,
@@ -36,6 +38,7 @@ pub struct NewInboundEvent {
 pub struct InboundEvent {
     pub id: String,
     pub source: String,
+    pub endpoint: String,
     pub delivery_id: Option<String>,
     pub event_type: String,
     pub received_at: i64,
@@ -61,11 +64,11 @@ pub enum Recorded {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
-    received_at, headers, body, status, reason, instance_id, task_id, replay_of) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+    received_at, headers, body, status, reason, instance_id, task_id, replay_of, endpoint) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
     ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id";
 
-const COLUMNS: &str = "id, source, delivery_id, event_type, received_at, headers, body, status, \
+const COLUMNS: &str = "id, source, endpoint, delivery_id, event_type, received_at, headers, body, status, \
     reason, instance_id, task_id, replay_of, routed_at";
 
 impl Store {
@@ -98,6 +101,7 @@ impl Store {
                     .bind(event.instance_id.as_str())
                     .bind(task_id)
                     .bind(event.replay_of.as_deref())
+                    .bind(event.endpoint.as_str())
                     .fetch_optional(&mut *c)
                     .await?;
                 match inserted {
@@ -200,5 +204,44 @@ impl Store {
         const Q: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
         on_db!(&self.db, p => { sqlx::query(Q).bind(id).bind(at).execute(p).await?; });
         Ok(())
+    }
+}
+
+impl InboundEvent {
+    /// The API's view; `with_body` for detail views.
+    pub fn view(&self, with_body: bool) -> crate::domain::InboundEventView {
+        crate::domain::InboundEventView {
+            id: self.id.clone(),
+            source: self.source.clone(),
+            endpoint: self.endpoint.clone(),
+            delivery_id: self.delivery_id.clone(),
+            event_type: self.event_type.clone(),
+            received_at: self.received_at,
+            status: self.status.clone(),
+            reason: self.reason.clone(),
+            instance_id: self.instance_id.clone(),
+            task_id: self.task_id.clone(),
+            replay_of: self.replay_of.clone(),
+            routed_at: self.routed_at,
+            headers: serde_json::from_str(&self.headers).unwrap_or(serde_json::Value::Null),
+            body_bytes: self.body.len(),
+            body: with_body.then(|| String::from_utf8_lossy(&self.body).into_owned()),
+        }
+    }
+
+    /// The stored headers as (name, value) pairs, for re-reading the event.
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&self.headers).unwrap_or_default();
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect()
     }
 }
