@@ -113,8 +113,9 @@ impl Engine {
             Recorded::New(Some(task)) => {
                 let engine = self.clone();
                 let (ev, task_id) = (event_id.clone(), task.id.clone());
+                let routed = (*task).clone();
                 tokio::spawn(async move {
-                    if let Err(e) = engine.route_inbound(&ev, &task_id).await {
+                    if let Err(e) = engine.route_recorded(node, routed, &ev).await {
                         tracing::warn!(event = %ev, task = %task_id, error = %e,
                             "routing an inbound task failed; it stays pending and is retried at start-up");
                     }
@@ -156,8 +157,13 @@ impl Engine {
 
     /// Routes an inbound event's task, then marks the event routed.
     pub async fn route_inbound(&self, event_id: &str, task_id: &TaskId) -> Result<()> {
-        self.check_fault(super::Fault::BeforeInboundRouting)?;
         let (task, node) = self.locate(task_id).await?;
+        self.route_recorded(node, task, event_id).await
+    }
+
+    /// As `route_inbound`, for the task just recorded (no need to look it up again).
+    async fn route_recorded(&self, node: Arc<Node>, task: Task, event_id: &str) -> Result<()> {
+        self.check_fault(super::Fault::BeforeInboundRouting)?;
         if task.status == TaskStatus::Pending {
             self.route_existing(node.clone(), task).await?;
         }

@@ -147,10 +147,21 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the committer for a pool. It takes the writer connection per batch, so writes
     /// outside the committer (rare, administrative) still interleave with it.
-    pub fn start(pool: SqlitePool) -> Self {
+    ///
+    /// The committer gets an OS thread (and a small runtime) of its own: every statement is a
+    /// round trip to the connection's thread, and as one task among thousands of HTTP tasks it
+    /// would wait for a turn on every round trip.
+    pub fn start(pool: SqlitePool) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
-        Self { tx }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Open(format!("group commit runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name("hopper-commit".into())
+            .spawn(move || rt.block_on(run(pool, rx)))
+            .map_err(|e| StoreError::Open(format!("group commit thread: {e}")))?;
+        Ok(Self { tx })
     }
 
     /// Runs `work` in the next batch and returns its result once the batch is committed.
@@ -259,7 +270,7 @@ mod tests {
     async fn a_failing_write_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path()).await;
-        let committer = Committer::start(pool.clone());
+        let committer = Committer::start(pool.clone()).unwrap();
         // 1 is written twice: exactly one of the two must fail, everything else must land.
         let values: Vec<i64> = (0..64).chain([1]).collect();
         let results =
@@ -281,7 +292,7 @@ mod tests {
     async fn answers_come_after_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path()).await;
-        let committer = Committer::start(pool.clone());
+        let committer = Committer::start(pool.clone()).unwrap();
         let v = committer.run(insert(7)).await.unwrap();
         assert_eq!(v, 7);
         // A separate connection sees it: it was committed, not just written.

@@ -148,13 +148,16 @@ impl Store {
     ) -> StoreResult<bool> {
         const Q: &str =
             "UPDATE task_delegations SET state = $3 WHERE parent_task_id = $1 AND state = $2";
-        let n = on_db!(&self.db, p => sqlx::query(Q)
-            .bind(parent_task.as_str())
-            .bind(from.as_str())
-            .bind(to.as_str())
-            .execute(p)
-            .await?
-            .rows_affected());
+        let parent_task = Arc::new(parent_task.clone());
+        let n = super::write_stmt!(self, [parent_task], |c| {
+            sqlx::query(Q)
+                .bind(parent_task.as_str())
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 }
@@ -214,14 +217,19 @@ impl Store {
     ) -> StoreResult<bool> {
         const Q: &str = "UPDATE tasks SET executor = COALESCE($2, executor), routing_reason = $3, \
                          updated_at = $4 WHERE id = $1 AND status = 'pending'";
-        let n = on_db!(&self.db, p => sqlx::query(Q)
-            .bind(task.as_str())
-            .bind(executor)
-            .bind(reason)
-            .bind(at)
-            .execute(p)
-            .await?
-            .rows_affected());
+        let task = Arc::new(task.clone());
+        let executor: Option<Arc<str>> = executor.map(Arc::from);
+        let reason: Arc<str> = Arc::from(reason);
+        let n = super::write_stmt!(self, [task, executor, reason], |c| {
+            sqlx::query(Q)
+                .bind(task.as_str())
+                .bind(executor.as_deref())
+                .bind(&*reason)
+                .bind(at)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
         Ok(n == 1)
     }
 }

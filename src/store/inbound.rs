@@ -1,14 +1,13 @@
 //! `inbound_events`: every accepted webhook, email or HTTP event, verbatim, with what became
 //! of it. The event row and the task it creates are written in one transaction.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 
 use super::commit::PendingEvent;
-use super::rows::TaskRow;
-use super::tasks::{INSERT_TASK_RETURNING, NewTaskRow, bind_new_task, source_json, to_json};
-use super::{EventRecord, Store, StoreError, StoreResult, on_db, write_tx};
+use super::tasks::{NewTaskRow, bind_new_task, source_json, to_json};
+use super::{Db, EventRecord, Store, StoreError, StoreResult, on_db, write_tx};
 use crate::domain::{Millis, Task, TaskId};
 
 /// An event about to be recorded.
@@ -66,7 +65,66 @@ pub enum Recorded {
 const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
     received_at, headers, body, status, reason, instance_id, task_id, replay_of, endpoint) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-    ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id";
+    ON CONFLICT (source, delivery_id) DO NOTHING";
+
+/// The task columns of `TASK_INSERT_COLUMNS` as a SELECT list over 17 parameters from `$first`
+/// (the task binds follow the event's 13).
+fn task_select(first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    // $17 (updated_at) repeats created_at, as in INSERT_TASK.
+    let cols: Vec<String> = (0..17).map(p).chain(std::iter::once(p(16))).collect();
+    cols.join(", ")
+}
+
+const TASK_INSERT_COLUMNS: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, \
+    description, tags, priority, project, needs_orchestration, executor, required_capabilities, \
+    requester, source, status, routed_to, routing_reason, created_at, updated_at)";
+
+/// SQLite: both inserts in one query string; the task only if the event row was new
+/// (`changes()` is the row count of the statement just before).
+static RECORD_WITH_TASK_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_EVENT}; {TASK_INSERT_COLUMNS} SELECT {} WHERE changes() = 1",
+        task_select(14)
+    )
+});
+
+/// PostgreSQL: data-modifying CTEs, so the event, the task and its history are one statement.
+static RECORD_PG: LazyLock<String> =
+    LazyLock::new(|| format!("WITH e AS ({INSERT_EVENT} RETURNING id) SELECT COUNT(*) FROM e"));
+static RECORD_WITH_TASK_PG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH e AS ({INSERT_EVENT} RETURNING id), \
+         t AS ({TASK_INSERT_COLUMNS} SELECT {} FROM e RETURNING id, instance_id, created_at), \
+         h AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+               SELECT id, instance_id, created_at, CAST($31 AS TEXT), CAST($32 AS TEXT), CAST($33 AS TEXT) FROM t) \
+         SELECT COUNT(*) FROM e",
+        task_select(14)
+    )
+});
+
+/// Binds an event's 13 parameters (the task id, if any, is the event's `task_id`).
+macro_rules! bind_event {
+    ($q:expr, $event:expr, $task:expr) => {{
+        let task_id = match $task.as_ref() {
+            Some((row, _)) => Some(row.id.as_str().to_owned()),
+            None => $event.task_id.clone(),
+        };
+        $q.bind($event.id.as_str())
+            .bind($event.source.as_str())
+            .bind($event.delivery_id.as_deref())
+            .bind($event.event_type.as_str())
+            .bind($event.received_at)
+            .bind($event.headers.to_string())
+            .bind(&$event.body[..])
+            .bind($event.status)
+            .bind($event.reason.as_deref())
+            .bind($event.instance_id.as_str())
+            .bind(task_id)
+            .bind($event.replay_of.as_deref())
+            .bind($event.endpoint.as_str())
+    }};
+}
 
 const COLUMNS: &str = "id, source, endpoint, delivery_id, event_type, received_at, headers, body, status, \
     reason, instance_id, task_id, replay_of, routed_at";
@@ -82,76 +140,82 @@ impl Store {
     ) -> StoreResult<Recorded> {
         let (event, task, comment) = (Arc::new(event), Arc::new(task), Arc::new(comment));
         let ours = event.clone();
-        let created: Option<Option<TaskRow>> =
-            write_tx!(self, [event, task, comment], |c, events| {
-                let mut task_id = event.task_id.clone();
-                if let Some((row, _)) = task.as_ref() {
-                    task_id = Some(row.id.as_str().to_owned());
+        let created = task.as_ref().as_ref().map(|(row, _)| row.to_task());
+        let inserted: bool = match &self.db {
+            // One statement: the event, and the task only if the event was new.
+            Db::Postgres(p) => {
+                let q = match task.as_ref() {
+                    Some(_) => RECORD_WITH_TASK_PG.as_str(),
+                    None => RECORD_PG.as_str(),
+                };
+                let mut query = bind_event!(sqlx::query_scalar::<_, i64>(q), event, task);
+                if let Some((row, ev)) = task.as_ref() {
+                    query = bind_new_task!(query, row)
+                        .bind(ev.kind)
+                        .bind(ev.actor.as_str())
+                        .bind(ev.detail.as_ref().map(|d| d.to_string()));
                 }
-                let inserted: Option<String> = sqlx::query_scalar(INSERT_EVENT)
-                    .bind(event.id.as_str())
-                    .bind(event.source.as_str())
-                    .bind(event.delivery_id.as_deref())
-                    .bind(event.event_type.as_str())
-                    .bind(event.received_at)
-                    .bind(event.headers.to_string())
-                    .bind(&event.body[..])
-                    .bind(event.status)
-                    .bind(event.reason.as_deref())
-                    .bind(event.instance_id.as_str())
-                    .bind(task_id)
-                    .bind(event.replay_of.as_deref())
-                    .bind(event.endpoint.as_str())
-                    .fetch_optional(&mut *c)
+                let n: i64 = query.fetch_one(p).await?;
+                if n > 0
+                    && let Some((target, instance, ev)) = comment.as_ref()
+                {
+                    self.append_event(
+                        target,
+                        &crate::domain::InstanceId::parse(instance).map_err(StoreError::Corrupt)?,
+                        event.received_at,
+                        ev,
+                    )
                     .await?;
-                match inserted {
-                    None => None,
-                    Some(_) => {
-                        let mut created = None;
-                        if let Some((row, ev)) = task.as_ref() {
-                            created = bind_new_task!(
-                                sqlx::query_as::<_, TaskRow>(INSERT_TASK_RETURNING.as_str()),
-                                row
-                            )
-                            .fetch_optional(&mut *c)
-                            .await?;
-                            events.push(PendingEvent::new(
-                                row.id.as_str(),
-                                row.instance_id.as_str(),
-                                row.now,
-                                ev,
-                            ));
-                        }
-                        if let Some((target, instance, ev)) = comment.as_ref() {
-                            events.push(PendingEvent::new(
-                                target.as_str(),
-                                instance,
-                                event.received_at,
-                                ev,
-                            ));
-                        }
-                        Some(created)
+                }
+                n > 0
+            }
+            // One hand-off to the writer thread for both inserts (sqlx runs every statement
+            // of a query string in one go); the group commit batches the rest.
+            Db::Sqlite(_) => write_tx!(self, [event, task, comment], |c, events| {
+                let q = match task.as_ref() {
+                    Some(_) => RECORD_WITH_TASK_SQLITE.as_str(),
+                    None => INSERT_EVENT,
+                };
+                let mut query = bind_event!(sqlx::query(q), event, task);
+                if let Some((row, _)) = task.as_ref() {
+                    query = bind_new_task!(query, row);
+                }
+                let inserted = query.execute(&mut *c).await?.rows_affected() > 0;
+                if inserted {
+                    if let Some((row, ev)) = task.as_ref() {
+                        events.push(PendingEvent::new(
+                            row.id.as_str(),
+                            row.instance_id.as_str(),
+                            row.now,
+                            ev,
+                        ));
+                    }
+                    if let Some((target, instance, ev)) = comment.as_ref() {
+                        events.push(PendingEvent::new(
+                            target.as_str(),
+                            instance,
+                            event.received_at,
+                            ev,
+                        ));
                     }
                 }
-            });
-        match created {
-            Some(row) => Ok(Recorded::New(
-                row.map(Task::try_from).transpose()?.map(Box::new),
-            )),
-            None => {
-                let delivery = ours.delivery_id.as_deref().unwrap_or_default();
-                let existing = self
-                    .inbound_by_delivery(&ours.source, delivery)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "inbound event {} conflicted but is not there",
-                            ours.id
-                        ))
-                    })?;
-                Ok(Recorded::Duplicate(Box::new(existing)))
-            }
+                inserted
+            }),
+        };
+        if inserted {
+            return Ok(Recorded::New(created.map(Box::new)));
         }
+        let delivery = ours.delivery_id.as_deref().unwrap_or_default();
+        let existing = self
+            .inbound_by_delivery(&ours.source, delivery)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "inbound event {} conflicted but is not there",
+                    ours.id
+                ))
+            })?;
+        Ok(Recorded::Duplicate(Box::new(existing)))
     }
 
     pub async fn inbound_by_delivery(
@@ -202,7 +266,10 @@ impl Store {
 
     pub async fn mark_inbound_routed(&self, id: &str, at: Millis) -> StoreResult<()> {
         const Q: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
-        on_db!(&self.db, p => { sqlx::query(Q).bind(id).bind(at).execute(p).await?; });
+        let id: Arc<str> = Arc::from(id);
+        super::write_stmt!(self, [id], |c| {
+            sqlx::query(Q).bind(&*id).bind(at).execute(&mut *c).await?;
+        });
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! once with `$n` placeholders, which both drivers accept; the `on_db!` macro runs the same
 //! code against whichever pool a store holds. Only the claim query differs by dialect.
 
+mod checkpoint;
 mod commit;
 mod delegations;
 mod events;
@@ -87,6 +88,31 @@ macro_rules! write_tx {
     };
 }
 pub(crate) use write_tx;
+
+/// One write statement outside any larger transaction: straight to a pooled connection on
+/// PostgreSQL, into the group commit on SQLite (where it would otherwise take the single
+/// writer connection for a commit of its own). `$c` is a `&mut` connection in both.
+macro_rules! write_stmt {
+    ($store:expr, [$($cap:ident),*], |$c:ident| $body:block) => {
+        match &$store.db {
+            $crate::store::Db::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                let $c: &mut sqlx::PgConnection = &mut conn;
+                async { Ok::<_, sqlx::Error>($body) }.await?
+            }
+            $crate::store::Db::Sqlite(_) => {
+                $store
+                    .committer()?
+                    .run($crate::store::commit::work(move |$c, _events| {
+                        $(let $cap = $cap.clone();)*
+                        Box::pin(async move { Ok($body) })
+                    }))
+                    .await?
+            }
+        }
+    };
+}
+pub(crate) use write_stmt;
 
 /// A database with Hopper's schema.
 #[derive(Clone, Debug)]

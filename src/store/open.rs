@@ -87,7 +87,7 @@ impl StoreSet {
             }
         };
         let committer = match &db {
-            Db::Sqlite(pool) => Some(super::commit::Committer::start(pool.clone())),
+            Db::Sqlite(pool) => Some(super::commit::Committer::start(pool.clone())?),
             Db::Postgres(_) => None,
         };
         let store = Store {
@@ -129,14 +129,19 @@ async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<(Db, Db
         .busy_timeout(Duration::from_secs(10))
         .pragma("temp_store", "memory")
         .pragma("cache_size", "-16000")
+        // Once a checkpoint has caught up, the WAL file is cut back to this size.
+        .pragma("journal_size_limit", "67108864")
         .foreign_keys(true);
+    // The writer never checkpoints; `checkpoint` does, beside it.
+    let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0");
     // A local file cannot go stale like a network connection: skip the ping sqlx would
     // otherwise send before handing out every connection (a full round trip per transaction).
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .test_before_acquire(false)
-        .connect_with(opts.clone())
+        .connect_with(writer_opts)
         .await?;
+    super::checkpoint::spawn(opts.clone(), writer.clone());
     let reader = SqlitePoolOptions::new()
         .max_connections(size.unwrap_or(8))
         .test_before_acquire(false)

@@ -24,6 +24,41 @@ pub struct NewTaskRow {
     pub now: Millis,
 }
 
+impl NewTaskRow {
+    /// The task exactly as inserting this row stores it (for writes that do not read back).
+    pub fn to_task(&self) -> Task {
+        let d = &self.draft;
+        let at = crate::domain::millis_to_rfc3339(self.now);
+        Task {
+            id: self.id.clone(),
+            instance_id: self.instance_id.clone(),
+            parent_task_id: self.parent_task_id.clone(),
+            title: d.title.clone(),
+            description: d.description.clone(),
+            tags: d.tags.clone(),
+            priority: d.priority,
+            project: d.project.clone(),
+            needs_orchestration: d.needs_orchestration,
+            executor: d.executor.clone(),
+            required_capabilities: d.required_capabilities.clone(),
+            requester: d.requester.clone(),
+            source: d.source.clone(),
+            status: self.status,
+            routed_to: self.routed_to.clone(),
+            routing_reason: self.routing_reason.clone(),
+            claimed_by: None,
+            claimed_at: None,
+            lease_expires_at: None,
+            attempts: 0,
+            feedback: None,
+            failure_reason: None,
+            created_at: at.clone(),
+            updated_at: at,
+            finished_at: None,
+        }
+    }
+}
+
 /// A conditional state change: applies only if the task is in one of `from` (and, when
 /// `claimer` is set, held by that executor).
 #[derive(Debug, Clone)]
@@ -168,7 +203,7 @@ static FINISH_DELEGATED: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, description, \
+pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, description, \
     tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
     source, status, routed_to, routing_reason, created_at, updated_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \

@@ -41,9 +41,9 @@ pub(crate) fn interpret(
         .to_owned();
     let delivery = request.header("x-github-delivery").map(str::to_owned);
     let body = payload(request)?;
-    let raw: Value = serde_json::from_slice(&body)
-        .map_err(|e| InboundError::Malformed(format!("invalid JSON: {e}")))?;
     if event == "ping" {
+        let raw: Value = serde_json::from_slice(&body)
+            .map_err(|e| InboundError::Malformed(format!("invalid JSON: {e}")))?;
         return Ok(Interpretation::new(
             delivery,
             "ping",
@@ -52,8 +52,12 @@ pub(crate) fn interpret(
             },
         ));
     }
+    // One parse, into octocrab's models.
     let parsed = match WebhookEvent::try_from_header_and_body(&event, &body) {
         Ok(p) => p,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err(InboundError::Malformed(format!("invalid JSON: {e}")));
+        }
         // Valid JSON that octocrab's model does not accept: keep it (replayable) rather than
         // make GitHub retry something that will never parse differently.
         Err(e) => {
@@ -64,7 +68,7 @@ pub(crate) fn interpret(
             ));
         }
     };
-    let ctx = Context::new(&parsed, &raw);
+    let ctx = Context::new(&parsed);
     let (event_type, draft) = match &parsed.specific {
         WebhookEventPayload::Issues(p) => {
             let action = action_name(&p.action);
@@ -239,11 +243,11 @@ struct Context {
 }
 
 impl Context {
-    fn new(event: &WebhookEvent, raw: &Value) -> Self {
+    fn new(event: &WebhookEvent) -> Self {
         Self {
             repo: event.repository.as_ref().and_then(|r| r.full_name.clone()),
             sender: event.sender.as_ref().map(|s| s.login.clone()),
-            installation: raw.pointer("/installation/id").and_then(Value::as_u64),
+            installation: event.installation.as_ref().map(|i| i.id().0),
         }
     }
 

@@ -1,0 +1,243 @@
+//! Inbound gateway throughput: signed GitHub `issues.opened` deliveries (GitHub's documented
+//! payload, ~9 KB compact) over loopback HTTP against the real app, each verified, stored with
+//! its task and answered, compared in the same run with a no-op route on the same server.
+//!
+//! `cargo bench --bench inbound` prints the figures (set HOPPER_BENCH_PG_URL to include
+//! PostgreSQL); under `cargo test` it runs a small smoke pass.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use hopper::api::{AppState, app};
+use hopper::config::{ConfigSet, Secret, Storage};
+use hopper::gateway::Gateway;
+use hopper_integration_api::verify::sign_hex;
+use sqlx::Connection;
+
+const SECRET: &str = "bench-secret";
+
+struct Scale {
+    requests: usize,
+    concurrency: usize,
+    paced_seconds: u64,
+    paced_rate: u64,
+}
+
+fn payload() -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("../tests/fixtures/github/issues_opened.json")).unwrap();
+    serde_json::to_string(&v).unwrap()
+}
+
+async fn start(url: &str, dir: &std::path::Path) -> (String, hopper::Engine) {
+    let mut c = ConfigSet::defaults();
+    c.root.persistence.storage = if url.starts_with("sqlite:") {
+        Storage::Sqlite
+    } else {
+        Storage::Postgresql
+    };
+    c.root.persistence.url = Some(url.to_owned());
+    c.root.server.data_dir = dir.display().to_string();
+    c.root
+        .inbound
+        .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err()} }));
+    let gateway = Gateway::from_configs(&c).unwrap();
+    let engine = hopper::Engine::open(c).await.unwrap();
+    let state = AppState {
+        engine: engine.clone(),
+        admin_token: Secret::new("bench"),
+        metrics: None,
+        gateway: Arc::new(gateway),
+    };
+    // The ceiling: a route that reads the same body and answers, on the same server.
+    let router = app(state).route(
+        "/noop",
+        post(|body: bytes::Bytes| async move { body.len().to_string() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, engine)
+}
+
+fn request(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &Arc<String>,
+    sig: &str,
+    n: usize,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "issues")
+        .header(
+            "x-github-delivery",
+            format!("bench-{}-{n}", std::process::id()),
+        )
+        .header("x-hub-signature-256", sig)
+        .body(body.as_bytes().to_vec())
+}
+
+/// Closed loop: `concurrency` clients send `total` requests as fast as answers come.
+async fn saturate(
+    base: &str,
+    path: &str,
+    body: &Arc<String>,
+    sig: &str,
+    s: &Scale,
+) -> (f64, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(s.concurrency)
+        .build()
+        .unwrap();
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..s.concurrency {
+        let (client, next, errors, body) =
+            (client.clone(), next.clone(), errors.clone(), body.clone());
+        let (base, path, sig) = (base.to_owned(), path.to_owned(), sig.to_owned());
+        let total = s.requests;
+        handles.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let ok = request(&client, &base, &path, &body, &sig, n)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    (
+        s.requests as f64 / started.elapsed().as_secs_f64(),
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+/// Open loop: requests start on a fixed schedule whatever the answers do; latency per request.
+async fn paced(base: &str, body: &Arc<String>, sig: &str, s: &Scale) -> (Vec<Duration>, usize) {
+    let client = reqwest::Client::new();
+    let total = (s.paced_rate * s.paced_seconds) as usize;
+    let gap = Duration::from_secs_f64(1.0 / s.paced_rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut handles = Vec::with_capacity(total);
+    for n in 0..total {
+        tokio::time::sleep_until(start + gap * n as u32).await;
+        let req = request(&client, base, "/webhooks/github", body, sig, 1_000_000 + n);
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = req
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            (t.elapsed(), ok)
+        }));
+    }
+    let mut lat = Vec::with_capacity(total);
+    let mut errors = 0;
+    for h in handles {
+        let (d, ok) = h.await.unwrap();
+        lat.push(d);
+        errors += usize::from(!ok);
+    }
+    lat.sort();
+    (lat, errors)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn backend(label: &str, url: &str, s: &Scale) {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, engine) = start(url, dir.path()).await;
+    let body = Arc::new(payload());
+    let sig = format!(
+        "sha256={}",
+        sign_hex(
+            &hopper_integration_api::Secret::new(SECRET),
+            &[body.as_bytes()]
+        )
+    );
+    let (ceiling, e0) = saturate(&base, "/noop", &body, &sig, s).await;
+    let (rate, e1) = saturate(&base, "/webhooks/github", &body, &sig, s).await;
+    let (lat, e2) = paced(&base, &body, &sig, s).await;
+    println!(
+        "{label:<9} {} B deliveries, {} clients: {rate:>7.0}/s verified+committed ({e1} errors); \
+         no-op route {ceiling:>7.0}/s ({e0} errors); ratio {:.2}",
+        body.len(),
+        s.concurrency,
+        rate / ceiling
+    );
+    println!(
+        "{label:<9} paced {}/s for {} s: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({e2} errors)",
+        s.paced_rate,
+        s.paced_seconds,
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    let stored = engine.list_events(Some("github"), None, 1).await.unwrap();
+    assert!(!stored.is_empty());
+    engine.close().await;
+}
+
+async fn fresh_pg(admin: &str) -> String {
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    let name = format!("hopper_bench_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let s = if full {
+        Scale {
+            requests: 30_000,
+            concurrency: 64,
+            paced_seconds: 5,
+            paced_rate: 2_000,
+        }
+    } else {
+        Scale {
+            requests: 200,
+            concurrency: 8,
+            paced_seconds: 1,
+            paced_rate: 100,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite:{}", dir.path().join("inbound.db").display());
+        backend("sqlite", &sqlite, &s).await;
+        match std::env::var("HOPPER_BENCH_PG_URL") {
+            Ok(admin) => backend("postgres", &fresh_pg(&admin).await, &s).await,
+            Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),
+        }
+    });
+}
