@@ -28,6 +28,10 @@ fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
     };
     c.root.persistence.url = Some(url.to_owned());
     c.root.server.data_dir = dir.display().to_string();
+    // HOPPER_BENCH_SQLITE_SYNC=normal measures the crash-safe (not power-loss-safe) setting.
+    if std::env::var("HOPPER_BENCH_SQLITE_SYNC").is_ok_and(|v| v == "normal") {
+        c.root.persistence.sqlite_synchronous = hopper::config::SqliteSync::Normal;
+    }
     c
 }
 

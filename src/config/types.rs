@@ -133,6 +133,19 @@ pub struct PersistenceConfig {
     #[serde(default)]
     pub path: Option<String>,
     pub retention: Retention,
+    /// SQLite files only: `full` (default) fsyncs every commit, so an acknowledged write
+    /// survives power loss; `normal` survives process crashes only, for more throughput.
+    /// Read from the root instance's file; it applies to every SQLite file of the process.
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSync,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -231,6 +244,7 @@ impl HopperConfig {
                 url: None,
                 path: Some("{data_dir}/hopper.db".into()),
                 retention: Retention::Forever,
+                sqlite_synchronous: SqliteSync::Full,
             },
             integrations: IntegrationsConfig::default(),
             child_instances: ChildInstancesConfig {
@@ -256,6 +270,7 @@ impl HopperConfig {
                 url: None,
                 path: None,
                 retention: Retention::parse("1_year").unwrap_or(Retention::Forever),
+                sqlite_synchronous: SqliteSync::Full,
             },
             integrations: IntegrationsConfig {
                 parent_hopper: true,
@@ -283,6 +298,7 @@ impl HopperConfig {
                 url: None,
                 path: None,
                 retention: Retention::RunDuration,
+                sqlite_synchronous: SqliteSync::Full,
             },
             integrations: IntegrationsConfig {
                 parent_hopper: true,

@@ -63,7 +63,10 @@ impl Engine {
     /// Opens the root store, loads the instance registry and re-drives anything a previous
     /// process left half-done.
     pub async fn open(configs: ConfigSet) -> Result<Self> {
-        Self::open_with(configs, StoreSet::new()).await
+        let mut stores = StoreSet::new();
+        stores.sqlite_full_sync =
+            configs.root.persistence.sqlite_synchronous == crate::config::SqliteSync::Full;
+        Self::open_with(configs, stores).await
     }
 
     pub async fn open_with(configs: ConfigSet, stores: StoreSet) -> Result<Self> {

@@ -59,10 +59,22 @@ impl StoreKey {
 }
 
 /// Every open store, by key. Opening is lazy and each database is migrated once.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StoreSet {
     open: Arc<Mutex<HashMap<StoreKey, Store>>>,
     pub pool_size: Option<u32>,
+    /// `synchronous=FULL` (true) or `NORMAL` for SQLite files.
+    pub sqlite_full_sync: bool,
+}
+
+impl Default for StoreSet {
+    fn default() -> Self {
+        Self {
+            open: Arc::default(),
+            pool_size: None,
+            sqlite_full_sync: true,
+        }
+    }
 }
 
 impl StoreSet {
@@ -76,7 +88,9 @@ impl StoreSet {
             return Ok(store.clone());
         }
         let (db, reader) = match key {
-            StoreKey::SqliteFile(path) => open_sqlite_file(path, self.pool_size).await?,
+            StoreKey::SqliteFile(path) => {
+                open_sqlite_file(path, self.pool_size, self.sqlite_full_sync).await?
+            }
             StoreKey::Postgres(url) => {
                 let db = open_postgres(url, self.pool_size).await?;
                 (db.clone(), db)
@@ -113,7 +127,11 @@ impl StoreSet {
     }
 }
 
-async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<(Db, Db)> {
+async fn open_sqlite_file(
+    path: &Path,
+    size: Option<u32>,
+    full_sync: bool,
+) -> StoreResult<(Db, Db)> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
@@ -121,10 +139,15 @@ async fn open_sqlite_file(path: &Path, size: Option<u32>) -> StoreResult<(Db, Db
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        // WAL lets readers run beside the one writer; NORMAL sync is durable across process
-        // crashes (only an OS crash can lose the last commits), the usual WAL trade-off.
+        // WAL lets readers run beside the one writer. FULL fsyncs each commit (one per group
+        // commit batch): an answered write survives power loss. NORMAL survives crashes of the
+        // process only, the usual WAL trade-off, when configured.
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(if full_sync {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        })
         // Other processes may share the file: they still wait for each other here.
         .busy_timeout(Duration::from_secs(10))
         .pragma("temp_store", "memory")

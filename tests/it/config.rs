@@ -97,3 +97,57 @@ fn no_file_means_embedded_defaults() {
     assert_eq!(set.orchestration.persistence.storage, Storage::Memory);
     assert!(set.not_enabled_features().is_empty());
 }
+
+#[test]
+fn shipped_inbound_sections_build_every_endpoint() {
+    let set = ConfigSet::load(Some(shipped()), &Overrides::default()).unwrap();
+    let no_env = |_: &str| None;
+    let gateway = hopper::gateway::Gateway::build(&set, &no_env).unwrap();
+    assert_eq!(
+        gateway.paths(),
+        [
+            "email",
+            "github",
+            "gitlab",
+            "slack/commands",
+            "slack/events"
+        ]
+    );
+}
+
+#[test]
+fn bad_inbound_config_names_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "inbound:\n  githib: {}\n",
+            "inbound.githib",
+            "unknown source",
+        ),
+        (
+            "inbound:\n  github:\n    max_body_bytes: lots\n",
+            "inbound.github.max_body_bytes",
+            "invalid",
+        ),
+        (
+            "inbound:\n  github:\n    secrt: x\n",
+            "inbound.github",
+            "unknown field `secrt`",
+        ),
+        (
+            "inbound:\n  http:\n    alerts:\n      secret: whsec_!!!\n",
+            "inbound.http.alerts.secret",
+            "whsec_",
+        ),
+    ];
+    for (yaml, key, reason) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, format!("scope: global\n{yaml}")).unwrap();
+        let set = ConfigSet::load(Some(&path), &Overrides::default()).unwrap();
+        let err = hopper::gateway::Gateway::build(&set, &|_: &str| None).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("bad.yaml"), "{text}");
+        assert!(text.contains(key), "{key} in {text}");
+        assert!(text.contains(reason), "{reason} in {text}");
+    }
+}
