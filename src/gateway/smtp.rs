@@ -71,31 +71,33 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> std::io::Result<Option<SocketAddr>> {
     let source = email_source(engine).map_err(std::io::Error::other)?;
-    let Some(bind) = source.config.smtp.bind.clone() else {
+    let bind = source.config.smtp.bind.clone();
+    let Some(bind) = bind.filter(|b| !b.trim().is_empty()) else {
         return Ok(None);
     };
     let listener = TcpListener::bind(&bind).await?;
     let addr = listener.local_addr()?;
-    spawn(engine.clone(), source, listener, shutdown);
+    spawn(engine.clone(), source, listener, shutdown).map_err(std::io::Error::other)?;
     Ok(Some(addr))
 }
 
-/// Serves SMTP on an already-bound listener (tests bind port 0).
+/// Serves SMTP on an already-bound listener (tests bind port 0). Fails if the configured TLS
+/// certificate cannot be loaded.
 pub fn spawn(
     engine: Engine,
     source: EmailSource,
     listener: TcpListener,
     shutdown: CancellationToken,
-) {
+) -> Result<(), String> {
     let config = source.config.smtp.clone();
+    let tls = hopper_email::smtp::tls_acceptor(&config)?;
     let max = source.config.max_message_bytes;
     let sink = Arc::new(EngineSink { engine, source });
     tokio::spawn(async move {
-        hopper_email::smtp::serve(listener, config, max, sink, async move {
-            shutdown.cancelled().await
-        })
-        .await;
+        let stop = async move { shutdown.cancelled().await };
+        hopper_email::smtp::serve(listener, config, max, sink, tls, stop).await;
     });
+    Ok(())
 }
 
 /// The email source as the root config describes it.

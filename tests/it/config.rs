@@ -151,3 +151,23 @@ fn bad_inbound_config_names_file_key_and_reason() {
         assert!(text.contains(reason), "{reason} in {text}");
     }
 }
+
+#[tokio::test]
+async fn shipped_email_section_leaves_smtp_off_until_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut set = ConfigSet::load(Some(shipped()), &Overrides::default()).unwrap();
+    set.root.persistence.storage = Storage::Sqlite;
+    set.root.persistence.url = Some(format!("sqlite:{}", dir.path().join("h.db").display()));
+    set.project.persistence.path = Some(dir.path().join("{project_name}.db").display().to_string());
+    let engine = hopper::Engine::open(set).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let started = hopper::gateway::smtp::start(&engine, stop.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        started, None,
+        "empty ${{HOPPER_SMTP_BIND:-}} means no listener"
+    );
+    stop.cancel();
+    engine.close().await;
+}

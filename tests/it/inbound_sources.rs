@@ -364,6 +364,16 @@ async fn email_over_http_with_replies(backend: Backend) {
 }
 on_both!(email_over_http_with_replies);
 
+/// The SMTP listener on a free port, for the server's engine and email config.
+async fn start_smtp(server: &TestServer) -> (u16, tokio_util::sync::CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let source = hopper::gateway::smtp::email_source(&server.engine).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    hopper::gateway::smtp::spawn(server.engine.clone(), source, listener, stop.clone()).unwrap();
+    (port, stop)
+}
+
 #[tokio::test]
 async fn smtp_conversation_with_a_real_client() {
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -373,11 +383,7 @@ async fn smtp_conversation_with_a_real_client() {
         json!({ "smtp": { "domains": ["tasks.example.com"] }, "max_message_bytes": 100000 }),
     );
     let server = TestServer::start(&env).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let source = hopper::gateway::smtp::email_source(&server.engine).unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    hopper::gateway::smtp::spawn(server.engine.clone(), source, listener, stop.clone());
+    let (port, stop) = start_smtp(&server).await;
     let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
         .build();
@@ -422,5 +428,55 @@ async fn smtp_conversation_with_a_real_client() {
         tasks_in(&server.engine, &InstanceId::global()).await.len(),
         1
     );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn smtp_starttls_with_a_configured_certificate() {
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (
+        env.dir.path().join("smtp.crt"),
+        env.dir.path().join("smtp.key"),
+    );
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    env.inbound.insert(
+        "email".into(),
+        json!({ "smtp": {
+            "domains": ["tasks.example.com"],
+            "tls_cert": cert_path, "tls_key": key_path, "require_tls": true,
+        } }),
+    );
+    let server = TestServer::start(&env).await;
+    let (port, stop) = start_smtp(&server).await;
+    let mail = || {
+        Message::builder()
+            .from("ana@example.com".parse().unwrap())
+            .to("hopper@tasks.example.com".parse().unwrap())
+            .subject("Sent over TLS")
+            .body("encrypted in transit".to_owned())
+            .unwrap()
+    };
+    // Without TLS the listener refuses the mail (require_tls).
+    let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    assert!(plain.send(mail()).await.is_err());
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .unwrap();
+    let secure = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .tls(Tls::Required(tls))
+        .build();
+    let reply = secure.send(mail()).await.unwrap();
+    assert!(reply.is_positive());
+    let tasks = tasks_in(&server.engine, &InstanceId::global()).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].title, "Sent over TLS");
     stop.cancel();
 }

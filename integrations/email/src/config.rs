@@ -15,6 +15,10 @@ pub struct EmailConfig {
     pub allowed_senders: Vec<String>,
     /// The local part that receives tasks; `hopper+PROJECT@...` names a project.
     pub mailbox: String,
+    /// Keep attachment contents on the task (base64, in `source.reply_handle.attachments`);
+    /// by default only name, type and size are listed. The raw message is kept with the
+    /// inbound event either way.
+    pub store_attachments: bool,
     pub smtp: SmtpConfig,
     pub mapping: Mapping,
 }
@@ -27,6 +31,7 @@ impl Default for EmailConfig {
             max_message_bytes: 10 * 1024 * 1024,
             allowed_senders: Vec::new(),
             mailbox: "hopper".into(),
+            store_attachments: false,
             smtp: SmtpConfig::default(),
             mapping: Mapping {
                 project_from_container: false,
@@ -50,6 +55,11 @@ pub struct SmtpConfig {
     pub timeout_seconds: u64,
     /// Concurrent sessions.
     pub max_connections: usize,
+    /// PEM certificate chain and private key: with both, `STARTTLS` is offered.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// Refuse mail until the client has switched to TLS.
+    pub require_tls: bool,
 }
 
 impl Default for SmtpConfig {
@@ -60,6 +70,9 @@ impl Default for SmtpConfig {
             hostname: "hopper.localhost".into(),
             timeout_seconds: 300,
             max_connections: 64,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
         }
     }
 }

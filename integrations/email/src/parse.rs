@@ -78,11 +78,18 @@ pub fn interpret(
                 .content_type()
                 .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")))
                 .unwrap_or_else(|| "application/octet-stream".into());
-            json!({
+            let mut entry = json!({
                 "name": a.attachment_name().unwrap_or("unnamed"),
                 "type": ctype,
                 "size": a.contents().len(),
-            })
+            });
+            if config.store_attachments {
+                use base64::Engine as _;
+                entry["content_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(a.contents())
+                    .into();
+            }
+            entry
         })
         .collect();
     let mut description = clip(body.trim(), 64 * 1024);
@@ -133,6 +140,25 @@ pub fn interpret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachment_contents_only_when_configured() {
+        let raw = b"From: a@x.io\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=a.csv\r\n\r\nx,y\r\n--b--\r\n";
+        let listed = |config: &EmailConfig| match interpret(config, raw, &[]).unwrap().action {
+            hopper_integration_api::Action::Task(d) => {
+                d.source.unwrap().reply_handle.unwrap()["attachments"][0].clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        let plain = listed(&EmailConfig::default());
+        assert_eq!(plain["name"], "a.csv");
+        assert!(plain.get("content_base64").is_none());
+        let kept = listed(&EmailConfig {
+            store_attachments: true,
+            ..EmailConfig::default()
+        });
+        assert_eq!(kept["content_base64"], "eCx5");
+    }
 
     #[test]
     fn allowlist_and_plus_addresses() {

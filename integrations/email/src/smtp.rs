@@ -7,9 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::SmtpConfig;
 
@@ -37,16 +41,55 @@ pub enum Rejection {
 /// Longest command line accepted (RFC 5321 allows 512; extensions add some).
 const MAX_LINE: usize = 4096;
 
+/// The TLS acceptor for `STARTTLS`, if the config names a certificate and key.
+pub fn tls_acceptor(config: &SmtpConfig) -> Result<Option<TlsAcceptor>, String> {
+    // An unset `${VAR:-}` leaves an empty string: that means "not configured".
+    let set = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let (Some(cert), Some(key)) = (set(&config.tls_cert), set(&config.tls_key)) else {
+        if config.require_tls {
+            return Err("smtp.require_tls needs smtp.tls_cert and smtp.tls_key".into());
+        }
+        return Ok(None);
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("smtp.tls_cert: {cert}: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("smtp.tls_key: {key}: {e}"))?;
+    let server = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("smtp TLS: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("smtp.tls_cert: {e}"))?;
+    Ok(Some(TlsAcceptor::from(Arc::new(server))))
+}
+
+struct Ctx {
+    config: SmtpConfig,
+    max_bytes: usize,
+    sink: Arc<dyn Sink>,
+    tls: Option<TlsAcceptor>,
+}
+
 /// Serves SMTP on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     config: SmtpConfig,
     max_message_bytes: usize,
     sink: Arc<dyn Sink>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let config = Arc::new(config);
+    let ctx = Arc::new(Ctx {
+        config,
+        max_bytes: max_message_bytes,
+        sink,
+        tls,
+    });
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -63,9 +106,9 @@ pub async fn serve(
                 .await;
             continue;
         };
-        let (config, sink) = (config.clone(), sink.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = session(stream, &config, max_message_bytes, sink.as_ref()).await {
+            if let Err(e) = connection(stream, &ctx).await {
                 tracing::debug!(%peer, error = %e, "SMTP session ended");
             }
             drop(permit);
@@ -84,19 +127,36 @@ fn path_arg(arg: &str) -> Option<(String, &str)> {
     Some((arg[start + 1..end].trim().to_owned(), arg[end + 1..].trim()))
 }
 
-async fn session(
-    stream: TcpStream,
-    config: &SmtpConfig,
-    max_bytes: usize,
-    sink: &dyn Sink,
-) -> std::io::Result<()> {
+async fn connection(stream: tokio::net::TcpStream, ctx: &Ctx) -> std::io::Result<()> {
+    let greeting = format!("220 {} ESMTP Hopper\r\n", ctx.config.hostname);
+    let Some(plain) = session(stream, ctx, false, Some(&greeting)).await? else {
+        return Ok(());
+    };
+    let Some(acceptor) = &ctx.tls else {
+        return Ok(());
+    };
+    // After STARTTLS the client starts over with EHLO, and gets no second greeting.
+    let secured = acceptor.accept(plain).await?;
+    session(secured, ctx, true, None).await.map(|_| ())
+}
+
+/// One SMTP session on `stream`. Returns the stream when the client asked for STARTTLS (what
+/// it sent after the command is discarded, as RFC 3207 requires).
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    ctx: &Ctx,
+    secured: bool,
+    greeting: Option<&str>,
+) -> std::io::Result<Option<S>> {
+    let (config, max_bytes, sink) = (&ctx.config, ctx.max_bytes, ctx.sink.as_ref());
+    let offer_tls = ctx.tls.is_some() && !secured;
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     let host = &config.hostname;
-    write
-        .write_all(format!("220 {host} ESMTP Hopper\r\n").as_bytes())
-        .await?;
+    if let Some(g) = greeting {
+        write.write_all(g.as_bytes()).await?;
+    }
     let mut env: Option<Envelope> = None;
     let mut line = Vec::new();
     loop {
@@ -105,16 +165,24 @@ async fn session(
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle"))??;
         if n == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
         let reply: String = match verb.to_ascii_uppercase().as_str() {
             "EHLO" => {
-                format!("250-{host}\r\n250-SIZE {max_bytes}\r\n250-8BITMIME\r\n250 PIPELINING")
+                env = None;
+                let tls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
+                format!("250-{host}\r\n250-SIZE {max_bytes}\r\n{tls}250-8BITMIME\r\n250 PIPELINING")
             }
             "HELO" => format!("250 {host}"),
+            "STARTTLS" if offer_tls => {
+                write.write_all(b"220 ready to start TLS\r\n").await?;
+                write.flush().await?;
+                return Ok(Some(reader.into_inner().unsplit(write)));
+            }
+            "MAIL" if config.require_tls && !secured => "530 5.7.0 issue STARTTLS first".into(),
             "MAIL" => match path_arg(arg) {
                 Some((from, params)) => {
                     let declared = params.split_whitespace().find_map(|p| {
@@ -177,7 +245,7 @@ async fn session(
             "VRFY" => "252 cannot verify, send some mail".into(),
             "QUIT" => {
                 write.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                return Ok(None);
             }
             _ => "502 command not implemented".into(),
         };
