@@ -38,6 +38,14 @@ async fn deliver(
     req.send().await.unwrap()
 }
 
+/// The task a 202 answer names.
+async fn accepted_task(server: &TestServer, resp: reqwest::Response) -> hopper::domain::Task {
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    let id = hopper::domain::TaskId::parse(body["task_id"].as_str().unwrap()).unwrap();
+    server.engine.get_task(&id).await.unwrap()
+}
+
 fn signed(body: &str) -> Option<String> {
     Some(format!(
         "sha256={}",
@@ -260,16 +268,7 @@ async fn ping_comment_commands_and_uninteresting_events() {
     );
 
     let resp = deliver(&server, "issue_comment", "c1", COMMENT, signed(COMMENT)).await;
-    assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["task_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let task = server
-        .engine
-        .get_task(&hopper::domain::TaskId::parse(&id).unwrap())
-        .await
-        .unwrap();
+    let task = accepted_task(&server, resp).await;
     assert_eq!(task.title, "fix the spelling in the README");
     let handle = task.source.unwrap().reply_handle.unwrap();
     assert_eq!(
@@ -299,4 +298,32 @@ async fn ping_comment_commands_and_uninteresting_events() {
         tasks_in(&server.engine, &InstanceId::global()).await.len(),
         1
     );
+}
+
+#[tokio::test]
+async fn failed_workflow_runs_make_high_priority_tasks() {
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    env_with_github(&mut env, json!({}));
+    let server = TestServer::start(&env).await;
+    let fixture: Value = serde_json::from_str(ISSUE_OPENED).unwrap();
+    let (repo, sender) = (fixture["repository"].clone(), fixture["sender"].clone());
+    let run = |conclusion: &str| {
+        json!({
+            "action": "completed",
+            "workflow_run": {"id": 30433642, "name": "Build", "head_branch": "main", "conclusion": conclusion,
+                "status": "completed", "html_url": "https://github.com/Codertocat/Hello-World/actions/runs/30433642"},
+            "workflow": {"id": 159038, "name": "Build"},
+            "repository": repo, "sender": sender,
+        })
+        .to_string()
+    };
+    let failed = run("failure");
+    let resp = deliver(&server, "workflow_run", "w1", &failed, signed(&failed)).await;
+    let task = accepted_task(&server, resp).await;
+    assert_eq!(task.title, "CI failure: Build on main");
+    assert_eq!(task.priority, Priority::High);
+    assert!(task.tags.contains(&"ci".to_owned()));
+    let ok = run("success");
+    let resp = deliver(&server, "workflow_run", "w2", &ok, signed(&ok)).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ignored");
 }

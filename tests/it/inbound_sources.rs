@@ -480,3 +480,140 @@ async fn smtp_starttls_with_a_configured_certificate() {
     assert_eq!(tasks[0].title, "Sent over TLS");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn gitlab_merge_requests_notes_and_failed_pipelines() {
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    env.inbound
+        .insert("gitlab".into(), json!({ "token": "glt" }));
+    let server = TestServer::start(&env).await;
+    let project = json!({"id": 15, "path_with_namespace": "acme/shop", "web_url": "http://gitlab.example.com/acme/shop"});
+    let user = json!({"id": 1, "username": "root", "name": "Administrator"});
+    let cases = [
+        (
+            "Merge Request Hook",
+            json!({"object_kind": "merge_request", "user": user, "project": project,
+            "object_attributes": {"iid": 7, "title": "Add cart API", "description": "Adds /cart", "action": "open", "url": "http://gitlab.example.com/acme/shop/-/merge_requests/7"},
+            "labels": []}),
+            Some("Merge request !7: Add cart API"),
+        ),
+        (
+            "Note Hook",
+            json!({"object_kind": "note", "user": user, "project": project,
+            "object_attributes": {"note": "/hopper write the migration", "noteable_type": "Issue", "url": "http://gitlab.example.com/acme/shop/-/issues/3#note_1"},
+            "issue": {"iid": 3, "title": "Carts are lost"}}),
+            Some("write the migration"),
+        ),
+        (
+            "Note Hook",
+            json!({"object_kind": "note", "user": user, "project": project,
+            "object_attributes": {"note": "looks good to me", "noteable_type": "Issue"}}),
+            None,
+        ),
+        (
+            "Pipeline Hook",
+            json!({"object_kind": "pipeline", "user": user, "project": project,
+            "object_attributes": {"id": 31, "ref": "main", "status": "failed"}}),
+            Some("Pipeline failed on main"),
+        ),
+        (
+            "Pipeline Hook",
+            json!({"object_kind": "pipeline", "user": user, "project": project,
+            "object_attributes": {"id": 32, "ref": "main", "status": "success"}}),
+            None,
+        ),
+    ];
+    for (i, (event, body, title)) in cases.into_iter().enumerate() {
+        let resp = client()
+            .post(format!("{}/webhooks/gitlab", server.base))
+            .header("content-type", "application/json")
+            .header("x-gitlab-event", event)
+            .header("x-gitlab-token", "glt")
+            .header("idempotency-key", format!("k-{i}"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let (s, r) = status_and_body(resp).await;
+        match title {
+            Some(t) => {
+                assert_eq!(s, 202, "{event}: {r}");
+                let task = server
+                    .engine
+                    .get_task(&TaskId::parse(r["task_id"].as_str().unwrap()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(task.title, t);
+                assert_eq!(task.project.as_deref(), Some("shop"));
+            }
+            None => assert_eq!((s, r["status"].as_str()), (200, Some("ignored")), "{event}"),
+        }
+    }
+    let failed = tasks_in(&server.engine, &InstanceId::global()).await;
+    let pipeline = failed
+        .iter()
+        .find(|t| t.title.starts_with("Pipeline"))
+        .unwrap();
+    assert_eq!(pipeline.priority, Priority::High);
+}
+
+#[tokio::test]
+async fn slack_channel_messages_and_bots() {
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    env.inbound.insert(
+        "slack".into(),
+        json!({ "signing_secret": "slack-signing", "channels": ["C0WATCHED"] }),
+    );
+    let server = TestServer::start(&env).await;
+    let envelope = |id: &str, event: Value| {
+        json!({"type": "event_callback", "team_id": "T1", "event_id": id, "event": event})
+            .to_string()
+    };
+    let cases = [
+        (
+            envelope(
+                "Ev1",
+                json!({"type": "message", "channel": "C0WATCHED", "user": "U1", "text": "printer on 3 is out of toner", "ts": "1.1"}),
+            ),
+            "accepted",
+        ),
+        (
+            envelope(
+                "Ev2",
+                json!({"type": "message", "channel": "C0OTHER", "user": "U1", "text": "lunch?", "ts": "1.2"}),
+            ),
+            "ignored",
+        ),
+        (
+            envelope(
+                "Ev3",
+                json!({"type": "message", "channel": "C0WATCHED", "bot_id": "B1", "text": "deploy done", "ts": "1.3"}),
+            ),
+            "ignored",
+        ),
+        (
+            envelope(
+                "Ev4",
+                json!({"type": "message", "subtype": "message_changed", "channel": "C0WATCHED", "ts": "1.4"}),
+            ),
+            "ignored",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (ts, sig) = slack_signed(&body, unix_now());
+        let resp = client()
+            .post(format!("{}/webhooks/slack/events", server.base))
+            .header("content-type", "application/json")
+            .header("x-slack-request-timestamp", ts)
+            .header("x-slack-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (_, r) = status_and_body(resp).await;
+        assert_eq!(r["status"], expected, "{r}");
+    }
+    let tasks = tasks_in(&server.engine, &InstanceId::global()).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].title, "printer on 3 is out of toner");
+}
