@@ -240,7 +240,6 @@ impl Engine {
             .store
             .route_pending(&delegation, &decision.reasoning, &ev)
             .await?
-            .is_some()
         {
             self.hand_down(&delegation, draft).await?;
         }

@@ -120,6 +120,23 @@ impl Delegation {
     }
 }
 
+/// Pending -> routed plus its delegation. SQLite: two statements in one query string, the
+/// insert only if the update changed the row.
+const ROUTE_PENDING_SQLITE: &str = "UPDATE tasks SET status = 'routed', routed_to = $2, \
+    routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'; \
+    INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
+    child_task_id, kind, state, delegated_at) SELECT $5, $1, $2, $6, $7, $8, $4 WHERE changes() = 1";
+
+/// PostgreSQL: the same, and the history event, as one statement.
+const ROUTE_PENDING_PG: &str = "WITH t AS (UPDATE tasks SET status = 'routed', routed_to = $2, \
+    routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending' RETURNING id, instance_id), \
+    d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
+    child_task_id, kind, state, delegated_at) SELECT CAST($5 AS TEXT), id, CAST($2 AS TEXT), \
+    CAST($6 AS TEXT), CAST($7 AS TEXT), CAST($8 AS TEXT), CAST($4 AS BIGINT) FROM t), \
+    e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+    SELECT id, instance_id, CAST($4 AS BIGINT), CAST($9 AS TEXT), CAST($10 AS TEXT), CAST($11 AS TEXT) FROM t) \
+    SELECT COUNT(*) FROM t";
+
 const COLUMNS: &str = "parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, delegated_at";
 
 impl Store {
@@ -171,39 +188,54 @@ impl Store {
         delegation: &Delegation,
         reason: &str,
         event: &super::EventRecord,
-    ) -> StoreResult<Option<crate::domain::Task>> {
-        let q = format!(
-            "UPDATE tasks SET status = 'routed', routed_to = $2, routing_reason = $3, updated_at = $4 \
-             WHERE id = $1 AND status = 'pending' RETURNING {}",
-            super::rows::TASK_COLUMNS
-        );
-        let (q, d, reason, ev) = (
-            Arc::<str>::from(q),
+    ) -> StoreResult<bool> {
+        if let super::Db::Postgres(p) = &self.db {
+            let n: i64 = sqlx::query_scalar(ROUTE_PENDING_PG)
+                .bind(delegation.parent_task_id.as_str())
+                .bind(delegation.child_instance_id.as_str())
+                .bind(reason)
+                .bind(delegation.delegated_at)
+                .bind(delegation.parent_instance_id.as_str())
+                .bind(delegation.child_task_id.as_str())
+                .bind(delegation.kind_str())
+                .bind(delegation.state_str())
+                .bind(event.kind)
+                .bind(event.actor.as_str())
+                .bind(event.detail.as_ref().map(|d| d.to_string()))
+                .fetch_one(p)
+                .await?;
+            return Ok(n > 0);
+        }
+        let (d, reason, ev) = (
             Arc::new(delegation.clone()),
             Arc::<str>::from(reason),
             Arc::new(event.clone()),
         );
-        let row: Option<super::rows::TaskRow> =
-            super::write_tx!(self, [q, d, reason, ev], |c, events| {
-                let row: Option<super::rows::TaskRow> = sqlx::query_as(&q)
-                    .bind(d.parent_task_id.as_str())
-                    .bind(d.child_instance_id.as_str())
-                    .bind(&*reason)
-                    .bind(d.delegated_at)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                if row.is_some() {
-                    insert_delegation!(&mut *c, d)?;
-                    events.push(super::commit::PendingEvent::new(
-                        d.parent_task_id.as_str(),
-                        d.parent_instance_id.as_str(),
-                        d.delegated_at,
-                        &ev,
-                    ));
-                }
-                row
-            });
-        row.map(crate::domain::Task::try_from).transpose()
+        let routed = super::write_tx!(self, [d, reason, ev], |c, events| {
+            // One hand-off for both statements (see `ROUTE_PENDING_SQLITE`).
+            let n = sqlx::query(ROUTE_PENDING_SQLITE)
+                .bind(d.parent_task_id.as_str())
+                .bind(d.child_instance_id.as_str())
+                .bind(&*reason)
+                .bind(d.delegated_at)
+                .bind(d.parent_instance_id.as_str())
+                .bind(d.child_task_id.as_str())
+                .bind(d.kind_str())
+                .bind(d.state_str())
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                events.push(super::commit::PendingEvent::new(
+                    d.parent_task_id.as_str(),
+                    d.parent_instance_id.as_str(),
+                    d.delegated_at,
+                    &ev,
+                ));
+            }
+            n > 0
+        });
+        Ok(routed)
     }
 
     /// Records a routing decision that keeps a pending task where it is (assigned to an
