@@ -190,6 +190,8 @@ impl Store {
         event: &super::EventRecord,
     ) -> StoreResult<bool> {
         if let super::Db::Postgres(p) = &self.db {
+            // Re-drivable: an unrouted inbound event is routed again at start-up.
+            let p = self.relaxed.as_ref().unwrap_or(p);
             let n: i64 = sqlx::query_scalar(ROUTE_PENDING_PG)
                 .bind(delegation.parent_task_id.as_str())
                 .bind(delegation.child_instance_id.as_str())

@@ -89,14 +89,14 @@ macro_rules! write_tx {
 }
 pub(crate) use write_tx;
 
-/// One write statement outside any larger transaction: straight to a pooled connection on
-/// PostgreSQL, into the group commit on SQLite (where it would otherwise take the single
+/// One re-drivable write statement (bookkeeping that recovery redoes): on PostgreSQL through
+/// the relaxed pool, on SQLite into the group commit (where it would otherwise take the single
 /// writer connection for a commit of its own). `$c` is a `&mut` connection in both.
 macro_rules! write_stmt {
     ($store:expr, [$($cap:ident),*], |$c:ident| $body:block) => {
         match &$store.db {
             $crate::store::Db::Postgres(p) => {
-                let mut conn = p.acquire().await?;
+                let mut conn = $store.relaxed.as_ref().unwrap_or(p).acquire().await?;
                 let $c: &mut sqlx::PgConnection = &mut conn;
                 async { Ok::<_, sqlx::Error>($body) }.await?
             }
@@ -126,6 +126,11 @@ pub struct Store {
     reader: Db,
     /// Group commit for SQLite writes (see `commit`); `None` on PostgreSQL.
     committer: Option<commit::Committer>,
+    /// PostgreSQL only: a pool whose commits do not wait for the WAL flush, for writes that
+    /// start-up recovery redoes if a crash loses them (routing an inbound task, handing a
+    /// delegated task to its child, delegation bookkeeping). PostgreSQL never reorders commits,
+    /// so a lost suffix leaves the same state as a crash just before those writes.
+    relaxed: Option<sqlx::PgPool>,
     key: StoreKey,
 }
 

@@ -100,6 +100,10 @@ impl StoreSet {
                 (db.clone(), db)
             }
         };
+        let relaxed = match key {
+            StoreKey::Postgres(url) => Some(open_relaxed_postgres(url).await?),
+            _ => None,
+        };
         let committer = match &db {
             Db::Sqlite(pool) => Some(super::commit::Committer::start(pool.clone())?),
             Db::Postgres(_) => None,
@@ -108,6 +112,7 @@ impl StoreSet {
             db,
             reader,
             committer,
+            relaxed,
             key: key.clone(),
         };
         store.migrate().await?;
@@ -189,6 +194,20 @@ async fn open_memory(name: &str) -> StoreResult<Db> {
         .connect_with(opts)
         .await?;
     Ok(Db::Sqlite(pool))
+}
+
+/// Connections with `synchronous_commit=off`, for writes that recovery re-drives anyway (see
+/// `Store::relaxed`): their commit does not wait for the WAL flush.
+async fn open_relaxed_postgres(url: &str) -> StoreResult<sqlx::PgPool> {
+    let opts =
+        sqlx::postgres::PgConnectOptions::from_str(url)?.options([("synchronous_commit", "off")]);
+    Ok(PgPoolOptions::new()
+        .max_connections(8)
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(300))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?)
 }
 
 async fn open_postgres(url: &str, size: Option<u32>) -> StoreResult<Db> {

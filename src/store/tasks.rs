@@ -270,6 +270,12 @@ impl Store {
         event: &EventRecord,
     ) -> StoreResult<(Task, bool)> {
         if let Db::Postgres(p) = &self.db {
+            // A delegated child task is re-inserted (same id) by recovery from its parent's
+            // delegation row, so it need not wait for the flush.
+            let p = match (&row.parent_task_id, &self.relaxed) {
+                (Some(_), Some(relaxed)) => relaxed,
+                _ => p,
+            };
             let stored: Option<TaskRow> = match delegation {
                 None => {
                     let q = bind_new_task!(sqlx::query_as(INSERT_TASK_PG_EV.as_str()), row);
