@@ -62,6 +62,16 @@ impl From<HopperError> for ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 "remote",
             ),
+            // Out of database connections: the request was fine, the server is saturated.
+            // 503 tells webhook senders and clients to retry (redeliveries are deduplicated).
+            Store(crate::store::StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+                tracing::warn!("database pool exhausted; answering 503");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server is busy; retry later",
+                );
+            }
             Store(_) | Config(_) | Transport(_) | InjectedFault(_) => {
                 tracing::error!(error = %e, "internal error");
                 return Self::new(
@@ -106,5 +116,28 @@ impl From<hopper_integration_api::InboundError> for ApiError {
             Refused(_) => (StatusCode::FORBIDDEN, "refused"),
         };
         Self::new(status, code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saturation_is_503_and_internal_errors_say_nothing_inside() {
+        let busy: ApiError = HopperError::Store(crate::store::StoreError::Database(
+            sqlx::Error::PoolTimedOut,
+        ))
+        .into();
+        assert_eq!(
+            (busy.status, busy.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+        );
+        let broken: ApiError =
+            HopperError::Store(crate::store::StoreError::Corrupt("secret detail".into())).into();
+        assert_eq!(broken.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!broken.message.contains("secret detail"));
+        let unsigned: ApiError = hopper_integration_api::InboundError::Unauthorized.into();
+        assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
     }
 }
