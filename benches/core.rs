@@ -4,6 +4,8 @@
 //! Set HOPPER_BENCH_PG_URL (an admin URL; a fresh database is created) to include PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,16 +35,6 @@ fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
         c.root.persistence.sqlite_synchronous = hopper::config::SqliteSync::Normal;
     }
     c
-}
-
-async fn fresh_pg(admin: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    let name = format!("hopper_bench_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
 async fn queue(engine: &Engine, name: &str) -> InstanceId {
@@ -238,7 +230,7 @@ fn main() {
         let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());
         backend("sqlite", &sqlite, &scale).await;
         if let Ok(admin) = std::env::var("HOPPER_BENCH_PG_URL") {
-            let url = fresh_pg(&admin).await;
+            let url = common::fresh_pg(&admin).await;
             backend("postgres", &url, &scale).await;
         } else {
             println!("postgres   skipped (set HOPPER_BENCH_PG_URL)");

@@ -6,6 +6,8 @@
 //! PostgreSQL); under `cargo test` it runs a small smoke pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +17,6 @@ use hopper::api::{AppState, app};
 use hopper::config::{ConfigSet, Secret, Storage};
 use hopper::gateway::Gateway;
 use hopper_integration_api::verify::sign_hex;
-use sqlx::Connection;
 
 const SECRET: &str = "bench-secret";
 
@@ -200,16 +201,6 @@ async fn backend(label: &str, url: &str, s: &Scale) {
     engine.close().await;
 }
 
-async fn fresh_pg(admin: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    let name = format!("hopper_bench_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let s = if full {
@@ -236,7 +227,7 @@ fn main() {
         let sqlite = format!("sqlite:{}", dir.path().join("inbound.db").display());
         backend("sqlite", &sqlite, &s).await;
         match std::env::var("HOPPER_BENCH_PG_URL") {
-            Ok(admin) => backend("postgres", &fresh_pg(&admin).await, &s).await,
+            Ok(admin) => backend("postgres", &common::fresh_pg(&admin).await, &s).await,
             Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),
         }
     });

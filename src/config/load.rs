@@ -241,7 +241,7 @@ fn merge(base: &mut Value, over: Value) {
 fn strip_redacted(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            m.retain(|_, v| v.as_str() != Some("[redacted]"));
+            m.retain(|_, v| v.as_str() != Some(hopper_integration_api::secret::REDACTED));
             m.values_mut().for_each(strip_redacted);
         }
         Value::Array(a) => a.iter_mut().for_each(strip_redacted),

@@ -1,40 +1,9 @@
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::Retention;
 use crate::domain::Scope;
 
-/// A secret from configuration: never printed, never serialised back out.
-#[derive(Clone, Deserialize, PartialEq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
+pub use hopper_integration_api::Secret;
 
 /// One instance's configuration: the shape of `config/*.yaml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

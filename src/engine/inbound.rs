@@ -15,8 +15,8 @@ use crate::domain::{InstanceId, Task, TaskId, TaskStatus, now_millis};
 use crate::error::{HopperError, Result};
 use crate::routing::Route;
 use crate::store::{
-    Delegation, DelegationKind, DelegationState, EventRecord, InboundEvent, NewInboundEvent,
-    NewTaskRow, Recorded,
+    Delegation, DelegationKind, DelegationState, Effect, EventRecord, InboundEvent,
+    NewInboundEvent, NewTaskRow, Recorded,
 };
 
 /// A verified, interpreted event on its way into a store.
@@ -62,7 +62,7 @@ impl Engine {
             task_id: None,
             replay_of: ingest.replay_of,
         };
-        let (task, comment) = match action {
+        let effect = match action {
             Action::Reply { .. } => {
                 return Err(HopperError::Invalid(
                     "a reply is not an event to record".into(),
@@ -70,7 +70,7 @@ impl Engine {
             }
             Action::Ignored { reason } => {
                 event.reason = Some(reason);
-                (None, None)
+                Effect::Nothing
             }
             Action::Task(draft) => {
                 let target = match &replies_to {
@@ -82,10 +82,14 @@ impl Engine {
                     event.task_id = Some(target.as_str().to_owned());
                     let ev = EventRecord::new("comment", draft.requester.clone().unwrap_or_default())
                         .with(json!({ "title": draft.title, "text": draft.description, "event": event.id }));
-                    (None, Some((target, instance.as_str().to_owned(), ev)))
+                    Effect::Comment {
+                        target,
+                        instance: instance.as_str().to_owned(),
+                        event: ev,
+                    }
                 } else if let Err(why) = draft.validate() {
                     event.reason = Some(format!("cannot become a task: {why}"));
-                    (None, None)
+                    Effect::Nothing
                 } else {
                     event.status = "accepted";
                     let row = NewTaskRow {
@@ -100,32 +104,32 @@ impl Engine {
                     };
                     let ev = EventRecord::new("created", event.source.clone())
                         .with(json!({ "inbound_event": event.id }));
-                    (Some((row, ev)), None)
+                    Effect::Task(Box::new(row), ev)
                 }
             }
         };
         let (event_id, status, source) = (event.id.clone(), event.status, event.source.clone());
         let commented_on = event.task_id.clone();
-        let recorded = node.store.record_inbound(event, task, comment).await?;
+        let recorded = node.store.record_inbound(event, effect).await?;
         metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
             .increment(1);
         Ok(match recorded {
             Recorded::New(Some(task)) => {
+                let receipt = Receipt {
+                    event_id: event_id.clone(),
+                    status,
+                    task_id: Some(task.id.to_string()),
+                    title: Some(task.title.clone()),
+                };
                 let engine = self.clone();
-                let (ev, task_id) = (event_id.clone(), task.id.clone());
-                let routed = (*task).clone();
                 tokio::spawn(async move {
-                    if let Err(e) = engine.route_recorded(node, routed, &ev).await {
-                        tracing::warn!(event = %ev, task = %task_id, error = %e,
+                    let task_id = task.id.clone();
+                    if let Err(e) = engine.route_recorded(node, *task, &event_id).await {
+                        tracing::warn!(event = %event_id, task = %task_id, error = %e,
                             "routing an inbound task failed; it stays pending and is retried at start-up");
                     }
                 });
-                Receipt {
-                    event_id,
-                    status,
-                    task_id: Some(task.id.to_string()),
-                    title: Some(task.title),
-                }
+                receipt
             }
             Recorded::New(None) => Receipt {
                 event_id,

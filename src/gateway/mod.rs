@@ -273,14 +273,8 @@ pub async fn replay(
     let mut headers = original.header_pairs();
     let path = if original.endpoint == "smtp" {
         // An SMTP message is re-read by the email source, with its envelope recipients.
-        let rcpt = original.view(false).headers["smtp-rcpt-to"].clone();
-        for r in rcpt
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_str())
-        {
-            headers.push(("x-original-to".into(), r.to_owned()));
+        for r in original.smtp_recipients() {
+            headers.push(("x-original-to".into(), r));
         }
         headers.push(("content-type".into(), "message/rfc822".into()));
         "email".to_owned()

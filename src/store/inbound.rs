@@ -53,6 +53,20 @@ pub struct InboundEvent {
     pub routed_at: Option<i64>,
 }
 
+/// What an inbound event does besides being recorded.
+#[derive(Debug)]
+pub enum Effect {
+    Nothing,
+    /// A new (pending) task and its `created` history entry.
+    Task(Box<NewTaskRow>, EventRecord),
+    /// A comment on an existing task, kept in that task's history.
+    Comment {
+        target: TaskId,
+        instance: String,
+        event: EventRecord,
+    },
+}
+
 /// What recording did.
 #[derive(Debug, Clone)]
 pub enum Recorded {
@@ -103,13 +117,9 @@ static RECORD_WITH_TASK_PG: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Binds an event's 13 parameters (the task id, if any, is the event's `task_id`).
+/// Binds an event's 13 parameters; `$task_id` is the task it made or commented on.
 macro_rules! bind_event {
-    ($q:expr, $event:expr, $task:expr) => {{
-        let task_id = match $task.as_ref() {
-            Some((row, _)) => Some(row.id.as_str().to_owned()),
-            None => $event.task_id.clone(),
-        };
+    ($q:expr, $event:expr, $task_id:expr) => {{
         $q.bind($event.id.as_str())
             .bind($event.source.as_str())
             .bind($event.delivery_id.as_deref())
@@ -120,7 +130,7 @@ macro_rules! bind_event {
             .bind($event.status)
             .bind($event.reason.as_deref())
             .bind($event.instance_id.as_str())
-            .bind(task_id)
+            .bind($task_id)
             .bind($event.replay_of.as_deref())
             .bind($event.endpoint.as_str())
     }};
@@ -130,74 +140,79 @@ const COLUMNS: &str = "id, source, endpoint, delivery_id, event_type, received_a
     reason, instance_id, task_id, replay_of, routed_at";
 
 impl Store {
-    /// Records an event and, in the same transaction, the task it creates (`task`) or the
-    /// comment it adds to an existing task (`comment`). A redelivery writes nothing.
+    /// Records an event and, in the same transaction, what it does: a new task, a comment
+    /// on an existing task, or nothing. A redelivery writes nothing.
     pub async fn record_inbound(
         &self,
         event: NewInboundEvent,
-        task: Option<(NewTaskRow, EventRecord)>,
-        comment: Option<(TaskId, String, EventRecord)>,
+        effect: Effect,
     ) -> StoreResult<Recorded> {
-        let (event, task, comment) = (Arc::new(event), Arc::new(task), Arc::new(comment));
+        let created = match &effect {
+            Effect::Task(row, _) => Some(row.to_task()),
+            _ => None,
+        };
+        let task_id = match &effect {
+            Effect::Task(row, _) => Some(row.id.as_str().to_owned()),
+            _ => event.task_id.clone(),
+        };
+        let (event, effect, task_id) = (Arc::new(event), Arc::new(effect), Arc::new(task_id));
         let ours = event.clone();
-        let created = task.as_ref().as_ref().map(|(row, _)| row.to_task());
-        let inserted: bool = match &self.db {
+        let inserted: bool = match (&self.db, effect.as_ref()) {
             // One statement: the event, and the task only if the event was new.
-            Db::Postgres(p) => {
-                let q = match task.as_ref() {
-                    Some(_) => RECORD_WITH_TASK_PG.as_str(),
-                    None => RECORD_PG.as_str(),
-                };
-                let mut query = bind_event!(sqlx::query_scalar::<_, i64>(q), event, task);
-                if let Some((row, ev)) = task.as_ref() {
-                    query = bind_new_task!(query, row)
-                        .bind(ev.kind)
-                        .bind(ev.actor.as_str())
-                        .bind(ev.detail.as_ref().map(|d| d.to_string()));
-                }
-                let n: i64 = query.fetch_one(p).await?;
-                if n > 0
-                    && let Some((target, instance, ev)) = comment.as_ref()
-                {
-                    self.append_event(
-                        target,
-                        &crate::domain::InstanceId::parse(instance).map_err(StoreError::Corrupt)?,
-                        event.received_at,
-                        ev,
-                    )
+            (Db::Postgres(p), Effect::Task(row, ev)) => {
+                let q = bind_event!(
+                    sqlx::query_scalar::<_, i64>(&RECORD_WITH_TASK_PG),
+                    event,
+                    task_id.as_deref()
+                );
+                let n: i64 = bind_new_task!(q, row)
+                    .bind(ev.kind)
+                    .bind(ev.actor.as_str())
+                    .bind(ev.detail.as_ref().map(|d| d.to_string()))
+                    .fetch_one(p)
                     .await?;
-                }
                 n > 0
             }
-            // One hand-off to the writer thread for both inserts (sqlx runs every statement
-            // of a query string in one go); the group commit batches the rest.
-            Db::Sqlite(_) => write_tx!(self, [event, task, comment], |c, events| {
-                let q = match task.as_ref() {
-                    Some(_) => RECORD_WITH_TASK_SQLITE.as_str(),
-                    None => INSERT_EVENT,
+            (Db::Postgres(p), Effect::Nothing) => {
+                let q = bind_event!(
+                    sqlx::query_scalar::<_, i64>(&RECORD_PG),
+                    event,
+                    task_id.as_deref()
+                );
+                q.fetch_one(p).await? > 0
+            }
+            // SQLite: one hand-off to the writer thread for both inserts (sqlx runs every
+            // statement of a query string in one go), and the group commit batches the rest.
+            // A comment on PostgreSQL also comes here: a transaction, event row then history.
+            _ => write_tx!(self, [event, effect, task_id], |c, events| {
+                let q = match effect.as_ref() {
+                    Effect::Task(..) => RECORD_WITH_TASK_SQLITE.as_str(),
+                    _ => INSERT_EVENT,
                 };
-                let mut query = bind_event!(sqlx::query(q), event, task);
-                if let Some((row, _)) = task.as_ref() {
+                let mut query = bind_event!(sqlx::query(q), event, task_id.as_deref());
+                if let Effect::Task(row, _) = effect.as_ref() {
                     query = bind_new_task!(query, row);
                 }
                 let inserted = query.execute(&mut *c).await?.rows_affected() > 0;
-                if inserted {
-                    if let Some((row, ev)) = task.as_ref() {
-                        events.push(PendingEvent::new(
-                            row.id.as_str(),
-                            row.instance_id.as_str(),
-                            row.now,
-                            ev,
-                        ));
-                    }
-                    if let Some((target, instance, ev)) = comment.as_ref() {
-                        events.push(PendingEvent::new(
-                            target.as_str(),
-                            instance,
-                            event.received_at,
-                            ev,
-                        ));
-                    }
+                match effect.as_ref() {
+                    _ if !inserted => {}
+                    Effect::Task(row, ev) => events.push(PendingEvent::new(
+                        row.id.as_str(),
+                        row.instance_id.as_str(),
+                        row.now,
+                        ev,
+                    )),
+                    Effect::Comment {
+                        target,
+                        instance,
+                        event: ev,
+                    } => events.push(PendingEvent::new(
+                        target.as_str(),
+                        instance,
+                        event.received_at,
+                        ev,
+                    )),
+                    Effect::Nothing => {}
                 }
                 inserted
             }),
@@ -294,6 +309,17 @@ impl InboundEvent {
             body_bytes: self.body.len(),
             body: with_body.then(|| String::from_utf8_lossy(&self.body).into_owned()),
         }
+    }
+
+    /// The SMTP envelope recipients kept with a message that came in over SMTP.
+    pub fn smtp_recipients(&self) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.headers).unwrap_or_default();
+        v["smtp-rcpt-to"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The stored headers as (name, value) pairs, for re-reading the event.

@@ -19,7 +19,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use delegations::{Delegation, DelegationKind, DelegationState};
 pub use events::EventRecord;
-pub use inbound::{InboundEvent, NewInboundEvent, Recorded};
+pub use inbound::{Effect, InboundEvent, NewInboundEvent, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
 pub use tasks::{FinishRequest, NewTaskRow};

@@ -7,7 +7,7 @@
 mod draft;
 mod inbound;
 mod plugin;
-mod secret;
+pub mod secret;
 pub mod text;
 pub mod verify;
 

@@ -56,6 +56,14 @@ pub fn project_name(container: &str) -> Option<String> {
     (!name.is_empty()).then(|| clip(&name, 60))
 }
 
+/// The text after a command word at the start of a comment (`/hopper fix this` ->
+/// `fix this`); `None` if the comment does not start with the word.
+pub fn command(text: &str, word: &str) -> Option<String> {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let rest = first.strip_prefix(word)?;
+    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim().to_owned())
+}
+
 fn yes() -> bool {
     true
 }

@@ -1,6 +1,6 @@
 //! What a verified GitHub delivery means for Hopper.
 
-use hopper_integration_api::text::{clip, title};
+use hopper_integration_api::text::{clip, command, title};
 use hopper_integration_api::{
     Action, InboundError, InboundRequest, Interpretation, Priority, SourceRef, TaskDraft,
 };
@@ -183,16 +183,6 @@ pub(crate) fn interpret(
             Interpretation::ignored(delivery, event_type, reason)
         }
     })
-}
-
-/// The text after the command word, if the comment starts with it (`/hopper fix this`).
-fn command(text: &str, word: &str) -> Option<String> {
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let rest = first.strip_prefix(word)?;
-    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
-        return None;
-    }
-    Some(rest.trim().to_owned())
 }
 
 fn ci_failure(

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hopper_integration_api::text::{Mapping, clip, title};
+use hopper_integration_api::text::{Mapping, clip, command, title};
 use hopper_integration_api::verify::StandardWebhook;
 use hopper_integration_api::{
     BuildResult, InboundError, InboundRequest, InboundSource, Interpretation, Plugin, Priority,
@@ -226,12 +226,6 @@ fn str_at(v: &Value, pointer: &str) -> Option<String> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .map(str::to_owned)
-}
-
-fn command(text: &str, word: &str) -> Option<String> {
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let rest = first.strip_prefix(word)?;
-    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim().to_owned())
 }
 
 impl GitlabSource {
