@@ -1,29 +1,31 @@
 //! Group commit for SQLite.
 //!
-//! SQLite has one writer, and with sqlx every statement is a hand-off to the connection's
-//! thread and back. Committing each small task write on its own therefore spends most of its
-//! time in thread wake-ups and in writing the same B-tree pages to the WAL again and again.
-//! The committer owns the write path instead: concurrent writes queue up, and each turn takes
-//! everything queued (up to [`MAX_BATCH`]) into one transaction, inserts all their history
-//! events with one multi-row statement, and commits once. Nobody is answered before the commit,
-//! so "answered" still means "durable".
+//! SQLite has one writer. Committing each small task write on its own spends most of its time
+//! in the fsync and in writing the same B-tree pages to the WAL again and again. The committer
+//! owns the write path instead: concurrent writes queue up, and each turn takes everything
+//! queued (up to [`MAX_BATCH`]) into one transaction, appends their history events, and
+//! commits once. Nobody is answered before the commit, so "answered" still means "durable".
+//!
+//! The batch runs on the committer's own OS thread, directly on the writer connection's
+//! handle (see `lite`): a statement is a function call, not a hand-off between threads, so a
+//! batch costs its SQL and one fsync, not a wake-up per statement.
 //!
 //! A write is a re-runnable closure. If anything in a batch fails, the batch is rolled back and
 //! every write in it is run again alone, so one bad write never takes others down with it and
 //! each caller gets its own error.
 
-use futures::future::BoxFuture;
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use rusqlite::Connection;
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{EventRecord, StoreError, StoreResult};
+use super::{EventRecord, StoreError, StoreResult, lite};
 use crate::domain::Millis;
 
 /// Upper bound on writes per transaction: large enough to amortise the commit, small enough
 /// that the first writer in a batch does not wait long for the last.
-const MAX_BATCH: usize = 128;
-/// Rows per multi-row event insert (6 parameters each, far below SQLite's limit).
-pub(crate) const EVENT_CHUNK: usize = 500;
+const MAX_BATCH: usize = 256;
+/// Distinct statements kept prepared during a batch.
+const STATEMENT_CACHE: usize = 64;
 
 /// A history event a write wants appended in its transaction.
 #[derive(Debug, Clone)]
@@ -49,47 +51,30 @@ impl PendingEvent {
     }
 }
 
-/// Inserts queued events with as few statements as possible. A macro because the builder's
-/// database type differs per dialect.
-macro_rules! flush_events {
-    ($db:ty, $exec:expr, $events:expr) => {
-        async {
-            for chunk in $events.chunks($crate::store::commit::EVENT_CHUNK) {
-                let mut b = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) ",
-                );
-                b.push_values(chunk, |mut row, e| {
-                    row.push_bind(e.task_id.as_str())
-                        .push_bind(e.instance_id.as_str())
-                        .push_bind(e.at)
-                        .push_bind(e.kind)
-                        .push_bind(e.actor.as_str())
-                        .push_bind(e.detail.as_deref());
-                });
-                b.build().execute(&mut *$exec).await?;
-            }
-            Ok::<(), sqlx::Error>(())
-        }
-    };
+/// Appends events on the SQLite writer: one cached statement, one call per row.
+fn flush_lite(c: &Connection, events: &[PendingEvent]) -> rusqlite::Result<()> {
+    const Q: &str = "INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6)";
+    for e in events {
+        lite::query(c, Q)?
+            .bind(e.task_id.as_str())
+            .bind(e.instance_id.as_str())
+            .bind(e.at)
+            .bind(e.kind)
+            .bind(e.actor.as_str())
+            .bind(e.detail.as_deref())
+            .execute()?;
+    }
+    Ok(())
 }
-pub(crate) use flush_events;
 
-/// A unit of work on the writer connection. It may run more than once (see the module docs),
-/// so it must not consume what it captures.
-pub(crate) type Work<T> = Box<
-    dyn for<'c> FnMut(
-            &'c mut SqliteConnection,
-            &'c mut Vec<PendingEvent>,
-        ) -> BoxFuture<'c, sqlx::Result<T>>
-        + Send,
->;
+/// A unit of work on the writer connection, inside the batch's transaction. It may run more
+/// than once (see the module docs), so it must not consume what it captures.
+pub(crate) type Work<T> =
+    Box<dyn FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send>;
 
 trait Job: Send {
-    fn run<'c>(
-        &'c mut self,
-        conn: &'c mut SqliteConnection,
-        events: &'c mut Vec<PendingEvent>,
-    ) -> BoxFuture<'c, sqlx::Result<()>>;
+    fn run(&mut self, conn: &Connection, events: &mut Vec<PendingEvent>) -> rusqlite::Result<()>;
     fn succeed(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -101,15 +86,9 @@ struct Typed<T> {
 }
 
 impl<T: Send + 'static> Job for Typed<T> {
-    fn run<'c>(
-        &'c mut self,
-        conn: &'c mut SqliteConnection,
-        events: &'c mut Vec<PendingEvent>,
-    ) -> BoxFuture<'c, sqlx::Result<()>> {
-        Box::pin(async move {
-            self.out = Some((self.work)(conn, events).await?);
-            Ok(())
-        })
+    fn run(&mut self, conn: &Connection, events: &mut Vec<PendingEvent>) -> rusqlite::Result<()> {
+        self.out = Some((self.work)(conn, events)?);
+        Ok(())
     }
 
     fn succeed(self: Box<Self>) {
@@ -125,20 +104,15 @@ impl<T: Send + 'static> Job for Typed<T> {
     }
 }
 
-/// Wraps a closure as [`Work`]; a function so the closure's higher-ranked signature is inferred.
+/// Wraps a closure as [`Work`]; a function so the closure's signature is inferred.
 pub(crate) fn work<T, F>(f: F) -> Work<T>
 where
-    F: for<'c> FnMut(
-            &'c mut SqliteConnection,
-            &'c mut Vec<PendingEvent>,
-        ) -> BoxFuture<'c, sqlx::Result<T>>
-        + Send
-        + 'static,
+    F: FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send + 'static,
 {
     Box::new(f)
 }
 
-/// Handle to a store's committer task. Cheap to clone.
+/// Handle to a store's committer. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Box<dyn Job>>,
@@ -147,10 +121,6 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the committer for a pool. It takes the writer connection per batch, so writes
     /// outside the committer (rare, administrative) still interleave with it.
-    ///
-    /// The committer gets an OS thread (and a small runtime) of its own: every statement is a
-    /// round trip to the connection's thread, and as one task among thousands of HTTP tasks it
-    /// would wait for a turn on every round trip.
     pub fn start(pool: SqlitePool) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -181,6 +151,7 @@ impl Committer {
     }
 }
 
+#[allow(unsafe_code)]
 async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -188,50 +159,80 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Box<dyn Job>>) {
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
-                let msg = e.to_string();
-                for job in batch.drain(..) {
-                    job.fail(StoreError::Open(format!("writer connection: {msg}")));
-                }
+                fail_all(&mut batch, &format!("writer connection: {e}"));
                 continue;
             }
         };
-        if batch.len() > 1 && together(&mut conn, &mut batch).await.is_ok() {
-            for job in batch.drain(..) {
-                job.succeed();
+        let mut handle = match conn.lock_handle().await {
+            Ok(h) => h,
+            Err(e) => {
+                fail_all(&mut batch, &format!("writer connection: {e}"));
+                continue;
             }
-            continue;
+        };
+        // SAFETY: the pointer is sqlx's open writer connection. While `handle` lives, sqlx's
+        // worker thread makes no call on it (the guarantee of `LockedSqliteHandle`), and the
+        // rusqlite wrapper does not own it (it never closes it) and is dropped, finalizing the
+        // statements it prepared, before `handle` is released below.
+        let lite = match unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
+            Ok(c) => c,
+            Err(e) => {
+                fail_all(&mut batch, &format!("writer connection: {e}"));
+                continue;
+            }
+        };
+        lite.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        commit_batch(&lite, &mut batch);
+        drop(lite);
+        drop(handle);
+    }
+}
+
+fn fail_all(batch: &mut Vec<Box<dyn Job>>, why: &str) {
+    for job in batch.drain(..) {
+        job.fail(StoreError::Open(why.to_owned()));
+    }
+}
+
+fn commit_batch(c: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+    if batch.len() > 1 && transaction(c, batch).is_ok() {
+        for job in batch.drain(..) {
+            job.succeed();
         }
-        // One write alone, or a batch that failed: each write in its own transaction.
-        for mut job in batch.drain(..) {
-            match alone(&mut conn, job.as_mut()).await {
-                Ok(()) => job.succeed(),
-                Err(e) => job.fail(e.into()),
-            }
+        return;
+    }
+    // One write alone, or a batch that failed: each write in its own transaction.
+    for mut job in batch.drain(..) {
+        match transaction(c, std::slice::from_mut(&mut job)) {
+            Ok(()) => job.succeed(),
+            Err(e) => job.fail(e.into()),
         }
     }
 }
 
-async fn together(conn: &mut SqliteConnection, batch: &mut [Box<dyn Job>]) -> sqlx::Result<()> {
-    let mut tx = conn.begin().await?;
-    let mut events = Vec::with_capacity(batch.len());
-    for job in batch.iter_mut() {
-        job.run(&mut tx, &mut events).await?;
+/// Runs jobs in one transaction and commits; rolls back on any error.
+fn transaction(c: &Connection, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    // IMMEDIATE takes the write lock up front (waiting out other processes in the busy
+    // handler) instead of failing on the upgrade from a read transaction.
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let mut events = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            job.run(c, &mut events)?;
+        }
+        flush_lite(c, &events)?;
+        c.execute_batch("COMMIT")
+    })();
+    if result.is_err() && !c.is_autocommit() {
+        let _ = c.execute_batch("ROLLBACK");
     }
-    flush_events!(sqlx::Sqlite, tx, events).await?;
-    tx.commit().await
-}
-
-async fn alone(conn: &mut SqliteConnection, job: &mut dyn Job) -> sqlx::Result<()> {
-    let mut tx = conn.begin().await?;
-    let mut events = Vec::new();
-    job.run(&mut tx, &mut events).await?;
-    flush_events!(sqlx::Sqlite, tx, events).await?;
-    tx.commit().await
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Connection as _;
     use sqlx::sqlite::SqlitePoolOptions;
 
     async fn pool(dir: &std::path::Path) -> SqlitePool {
@@ -254,15 +255,12 @@ mod tests {
 
     fn insert(v: i64) -> Work<i64> {
         work(move |c, events| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO t (v) VALUES ($1)")
-                    .bind(v)
-                    .execute(&mut *c)
-                    .await?;
-                let ev = EventRecord::new("inserted", "test");
-                events.push(PendingEvent::new(&v.to_string(), "i", 0, &ev));
-                Ok(v)
-            })
+            lite::query(c, "INSERT INTO t (v) VALUES ($1)")?
+                .bind(v)
+                .execute()?;
+            let ev = EventRecord::new("inserted", "test");
+            events.push(PendingEvent::new(&v.to_string(), "i", 0, &ev));
+            Ok(v)
         })
     }
 

@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use super::{Store, StoreError, StoreResult, on_db};
 use crate::domain::{InstanceId, Millis, TaskId};
 
@@ -94,21 +92,21 @@ pub(crate) const INSERT_DELEGATION: &str = "INSERT INTO task_delegations (parent
     parent_task_id, child_instance_id, child_task_id, kind, state, delegated_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-macro_rules! insert_delegation {
-    ($exec:expr, $d:expr) => {
-        sqlx::query($crate::store::delegations::INSERT_DELEGATION)
-            .bind($d.parent_instance_id.as_str())
-            .bind($d.parent_task_id.as_str())
-            .bind($d.child_instance_id.as_str())
-            .bind($d.child_task_id.as_str())
-            .bind($d.kind_str())
-            .bind($d.state_str())
-            .bind($d.delegated_at)
-            .execute($exec)
-            .await
-    };
+/// Inserts a delegation on the SQLite writer (see `lite`).
+pub(crate) fn insert_delegation_lite(
+    c: &rusqlite::Connection,
+    d: &Delegation,
+) -> rusqlite::Result<usize> {
+    super::lite::query(c, INSERT_DELEGATION)?
+        .bind(d.parent_instance_id.as_str())
+        .bind(d.parent_task_id.as_str())
+        .bind(d.child_instance_id.as_str())
+        .bind(d.child_task_id.as_str())
+        .bind(d.kind_str())
+        .bind(d.state_str())
+        .bind(d.delegated_at)
+        .execute()
 }
-pub(crate) use insert_delegation;
 
 impl Delegation {
     pub(crate) fn kind_str(&self) -> &'static str {
@@ -120,12 +118,9 @@ impl Delegation {
     }
 }
 
-/// Pending -> routed plus its delegation. SQLite: two statements in one query string, the
-/// insert only if the update changed the row.
-const ROUTE_PENDING_SQLITE: &str = "UPDATE tasks SET status = 'routed', routed_to = $2, \
-    routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'; \
-    INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
-    child_task_id, kind, state, delegated_at) SELECT $5, $1, $2, $6, $7, $8, $4 WHERE changes() = 1";
+/// Pending -> routed (SQLite; the delegation is inserted after it if it changed the row).
+const ROUTE_PENDING_SQLITE_TASK: &str = "UPDATE tasks SET status = 'routed', routed_to = $2, \
+    routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'";
 
 /// PostgreSQL: the same, and the history event, as one statement.
 const ROUTE_PENDING_PG: &str = "WITH t AS (UPDATE tasks SET status = 'routed', routed_to = $2, \
@@ -165,16 +160,27 @@ impl Store {
     ) -> StoreResult<bool> {
         const Q: &str =
             "UPDATE task_delegations SET state = $3 WHERE parent_task_id = $1 AND state = $2";
-        let parent_task = Arc::new(parent_task.clone());
-        let n = super::write_stmt!(self, [parent_task], |c| {
-            sqlx::query(Q)
+        // Re-drivable bookkeeping: PostgreSQL's relaxed pool, or SQLite's group commit.
+        let n = match &self.db {
+            super::Db::Postgres(p) => sqlx::query(Q)
                 .bind(parent_task.as_str())
                 .bind(from.as_str())
                 .bind(to.as_str())
-                .execute(&mut *c)
+                .execute(self.relaxed_or(p))
                 .await?
-                .rows_affected()
-        });
+                .rows_affected() as usize,
+            super::Db::Sqlite(_) => {
+                let parent_task = parent_task.clone();
+                self.lite_write(move |c, _| {
+                    super::lite::query(c, Q)?
+                        .bind(parent_task.as_str())
+                        .bind(from.as_str())
+                        .bind(to.as_str())
+                        .execute()
+                })
+                .await?
+            }
+        };
         Ok(n == 1)
     }
 }
@@ -208,35 +214,27 @@ impl Store {
                 .await?;
             return Ok(n > 0);
         }
-        let (d, reason, ev) = (
-            Arc::new(delegation.clone()),
-            Arc::<str>::from(reason),
-            Arc::new(event.clone()),
-        );
-        let routed = super::write_tx!(self, [d, reason, ev], |c, events| {
-            // One hand-off for both statements (see `ROUTE_PENDING_SQLITE`).
-            let n = sqlx::query(ROUTE_PENDING_SQLITE)
-                .bind(d.parent_task_id.as_str())
-                .bind(d.child_instance_id.as_str())
-                .bind(&*reason)
-                .bind(d.delegated_at)
-                .bind(d.parent_instance_id.as_str())
-                .bind(d.child_task_id.as_str())
-                .bind(d.kind_str())
-                .bind(d.state_str())
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            if n > 0 {
-                events.push(super::commit::PendingEvent::new(
-                    d.parent_task_id.as_str(),
-                    d.parent_instance_id.as_str(),
-                    d.delegated_at,
-                    &ev,
-                ));
-            }
-            n > 0
-        });
+        let (d, reason, ev) = (delegation.clone(), reason.to_owned(), event.clone());
+        let routed = self
+            .lite_write(move |c, events| {
+                let n = super::lite::query(c, ROUTE_PENDING_SQLITE_TASK)?
+                    .bind(d.parent_task_id.as_str())
+                    .bind(d.child_instance_id.as_str())
+                    .bind(reason.as_str())
+                    .bind(d.delegated_at)
+                    .execute()?;
+                if n > 0 {
+                    insert_delegation_lite(c, &d)?;
+                    events.push(super::commit::PendingEvent::new(
+                        d.parent_task_id.as_str(),
+                        d.parent_instance_id.as_str(),
+                        d.delegated_at,
+                        &ev,
+                    ));
+                }
+                Ok(n > 0)
+            })
+            .await?;
         Ok(routed)
     }
 
@@ -251,19 +249,29 @@ impl Store {
     ) -> StoreResult<bool> {
         const Q: &str = "UPDATE tasks SET executor = COALESCE($2, executor), routing_reason = $3, \
                          updated_at = $4 WHERE id = $1 AND status = 'pending'";
-        let task = Arc::new(task.clone());
-        let executor: Option<Arc<str>> = executor.map(Arc::from);
-        let reason: Arc<str> = Arc::from(reason);
-        let n = super::write_stmt!(self, [task, executor, reason], |c| {
-            sqlx::query(Q)
+        let n = match &self.db {
+            super::Db::Postgres(p) => sqlx::query(Q)
                 .bind(task.as_str())
-                .bind(executor.as_deref())
-                .bind(&*reason)
+                .bind(executor)
+                .bind(reason)
                 .bind(at)
-                .execute(&mut *c)
+                .execute(self.relaxed_or(p))
                 .await?
-                .rows_affected()
-        });
+                .rows_affected() as usize,
+            super::Db::Sqlite(_) => {
+                let (task, executor) = (task.clone(), executor.map(str::to_owned));
+                let reason = reason.to_owned();
+                self.lite_write(move |c, _| {
+                    super::lite::query(c, Q)?
+                        .bind(task.as_str())
+                        .bind(executor.as_deref())
+                        .bind(reason.as_str())
+                        .bind(at)
+                        .execute()
+                })
+                .await?
+            }
+        };
         Ok(n == 1)
     }
 }

@@ -1,13 +1,14 @@
 //! `inbound_events`: every accepted webhook, email or HTTP event, verbatim, with what became
 //! of it. The event row and the task it creates are written in one transaction.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use serde::Serialize;
 
 use super::commit::PendingEvent;
-use super::tasks::{NewTaskRow, bind_new_task, source_json, to_json};
-use super::{Db, EventRecord, Store, StoreError, StoreResult, on_db, write_tx};
+use super::events::append_event;
+use super::tasks::{INSERT_TASK, NewTaskRow, bind_new_task, source_json, to_json};
+use super::{Db, EventRecord, Store, StoreError, StoreResult, lite, on_db};
 use crate::domain::{Millis, Task, TaskId};
 
 /// An event about to be recorded.
@@ -94,15 +95,6 @@ const TASK_INSERT_COLUMNS: &str = "INSERT INTO tasks (id, instance_id, parent_ta
     description, tags, priority, project, needs_orchestration, executor, required_capabilities, \
     requester, source, status, routed_to, routing_reason, created_at, updated_at)";
 
-/// SQLite: both inserts in one query string; the task only if the event row was new
-/// (`changes()` is the row count of the statement just before).
-static RECORD_WITH_TASK_SQLITE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{INSERT_EVENT}; {TASK_INSERT_COLUMNS} SELECT {} WHERE changes() = 1",
-        task_select(14)
-    )
-});
-
 /// PostgreSQL: data-modifying CTEs, so the event, the task and its history are one statement.
 static RECORD_PG: LazyLock<String> =
     LazyLock::new(|| format!("WITH e AS ({INSERT_EVENT} RETURNING id) SELECT COUNT(*) FROM e"));
@@ -155,9 +147,7 @@ impl Store {
             Effect::Task(row, _) => Some(row.id.as_str().to_owned()),
             _ => event.task_id.clone(),
         };
-        let (event, effect, task_id) = (Arc::new(event), Arc::new(effect), Arc::new(task_id));
-        let ours = event.clone();
-        let inserted: bool = match (&self.db, effect.as_ref()) {
+        let inserted: bool = match (&self.db, &effect) {
             // One statement: the event, and the task only if the event was new.
             (Db::Postgres(p), Effect::Task(row, ev)) => {
                 let q = bind_event!(
@@ -181,53 +171,43 @@ impl Store {
                 );
                 q.fetch_one(p).await? > 0
             }
-            // SQLite: one hand-off to the writer thread for both inserts (sqlx runs every
-            // statement of a query string in one go), and the group commit batches the rest.
-            // A comment on PostgreSQL also comes here: a transaction, event row then history.
-            _ => write_tx!(self, [event, effect, task_id], |c, events| {
-                let q = match effect.as_ref() {
-                    Effect::Task(..) => RECORD_WITH_TASK_SQLITE.as_str(),
-                    _ => INSERT_EVENT,
-                };
-                let mut query = bind_event!(sqlx::query(q), event, task_id.as_deref());
-                if let Effect::Task(row, _) = effect.as_ref() {
-                    query = bind_new_task!(query, row);
+            // A comment: the event row, then the history entry if the event was new.
+            (
+                Db::Postgres(p),
+                Effect::Comment {
+                    target,
+                    instance,
+                    event: ev,
+                },
+            ) => {
+                let mut tx = p.begin().await?;
+                let n = bind_event!(sqlx::query(INSERT_EVENT), event, task_id.as_deref())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n > 0 {
+                    append_event!(&mut *tx, target, instance, event.received_at, ev)?;
                 }
-                let inserted = query.execute(&mut *c).await?.rows_affected() > 0;
-                match effect.as_ref() {
-                    _ if !inserted => {}
-                    Effect::Task(row, ev) => events.push(PendingEvent::new(
-                        row.id.as_str(),
-                        row.instance_id.as_str(),
-                        row.now,
-                        ev,
-                    )),
-                    Effect::Comment {
-                        target,
-                        instance,
-                        event: ev,
-                    } => events.push(PendingEvent::new(
-                        target.as_str(),
-                        instance,
-                        event.received_at,
-                        ev,
-                    )),
-                    Effect::Nothing => {}
-                }
-                inserted
-            }),
+                tx.commit().await?;
+                n > 0
+            }
+            (Db::Sqlite(_), _) => {
+                let (event, effect) = (event.clone(), effect);
+                self.lite_write(move |c, events| record_lite(c, events, &event, &effect, &task_id))
+                    .await?
+            }
         };
         if inserted {
             return Ok(Recorded::New(created.map(Box::new)));
         }
-        let delivery = ours.delivery_id.as_deref().unwrap_or_default();
+        let delivery = event.delivery_id.as_deref().unwrap_or_default();
         let existing = self
-            .inbound_by_delivery(&ours.source, delivery)
+            .inbound_by_delivery(&event.source, delivery)
             .await?
             .ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "inbound event {} conflicted but is not there",
-                    ours.id
+                    event.id
                 ))
             })?;
         Ok(Recorded::Duplicate(Box::new(existing)))
@@ -281,12 +261,58 @@ impl Store {
 
     pub async fn mark_inbound_routed(&self, id: &str, at: Millis) -> StoreResult<()> {
         const Q: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
-        let id: Arc<str> = Arc::from(id);
-        super::write_stmt!(self, [id], |c| {
-            sqlx::query(Q).bind(&*id).bind(at).execute(&mut *c).await?;
-        });
+        match &self.db {
+            Db::Postgres(p) => {
+                let p = self.relaxed_or(p);
+                sqlx::query(Q).bind(id).bind(at).execute(p).await?;
+            }
+            Db::Sqlite(_) => {
+                let id = id.to_owned();
+                self.lite_write(move |c, _| {
+                    lite::query(c, Q)?.bind(id.as_str()).bind(at).execute()
+                })
+                .await?;
+            }
+        }
         Ok(())
     }
+}
+
+/// The SQLite side of `record_inbound`, on the writer inside a group commit batch.
+fn record_lite(
+    c: &rusqlite::Connection,
+    events: &mut Vec<PendingEvent>,
+    event: &NewInboundEvent,
+    effect: &Effect,
+    task_id: &Option<String>,
+) -> rusqlite::Result<bool> {
+    let n = bind_event!(lite::query(c, INSERT_EVENT)?, event, task_id.as_deref()).execute()?;
+    if n == 0 {
+        return Ok(false);
+    }
+    match effect {
+        Effect::Task(row, ev) => {
+            bind_new_task!(lite::query(c, INSERT_TASK)?, row).execute()?;
+            events.push(PendingEvent::new(
+                row.id.as_str(),
+                row.instance_id.as_str(),
+                row.now,
+                ev,
+            ));
+        }
+        Effect::Comment {
+            target,
+            instance,
+            event: ev,
+        } => events.push(PendingEvent::new(
+            target.as_str(),
+            instance,
+            event.received_at,
+            ev,
+        )),
+        Effect::Nothing => {}
+    }
+    Ok(true)
 }
 
 impl InboundEvent {

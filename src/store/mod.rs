@@ -11,6 +11,7 @@ mod delegations;
 mod events;
 mod inbound;
 mod instances;
+mod lite;
 mod open;
 mod rows;
 mod tasks;
@@ -28,6 +29,8 @@ pub use tasks::{FinishRequest, NewTaskRow};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -54,65 +57,6 @@ macro_rules! on_db {
     };
 }
 pub(crate) use on_db;
-
-/// Runs `$body` as one write transaction, with `$c` the connection and `$ev` a queue of history
-/// events inserted with it. PostgreSQL runs it at once in its own transaction (many connections
-/// commit in parallel there); SQLite hands it to the group committer. The names in `[...]` are
-/// cloned for every run, since a SQLite write may be re-run alone after a failed batch: keep
-/// them cheap to clone (`Arc`).
-macro_rules! write_tx {
-    ($store:expr, [$($cap:ident),*], |$c:ident, $ev:ident| $body:block) => {
-        match &$store.db {
-            $crate::store::Db::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                let mut events: Vec<$crate::store::commit::PendingEvent> = Vec::new();
-                let out = {
-                    let $c: &mut sqlx::PgConnection = &mut *tx;
-                    let $ev = &mut events;
-                    async { Ok::<_, sqlx::Error>($body) }.await?
-                };
-                $crate::store::commit::flush_events!(sqlx::Postgres, tx, events).await?;
-                tx.commit().await?;
-                out
-            }
-            $crate::store::Db::Sqlite(_) => {
-                $store
-                    .committer()?
-                    .run($crate::store::commit::work(move |$c, $ev| {
-                        $(let $cap = $cap.clone();)*
-                        Box::pin(async move { Ok($body) })
-                    }))
-                    .await?
-            }
-        }
-    };
-}
-pub(crate) use write_tx;
-
-/// One re-drivable write statement (bookkeeping that recovery redoes): on PostgreSQL through
-/// the relaxed pool, on SQLite into the group commit (where it would otherwise take the single
-/// writer connection for a commit of its own). `$c` is a `&mut` connection in both.
-macro_rules! write_stmt {
-    ($store:expr, [$($cap:ident),*], |$c:ident| $body:block) => {
-        match &$store.db {
-            $crate::store::Db::Postgres(p) => {
-                let mut conn = $store.relaxed.as_ref().unwrap_or(p).acquire().await?;
-                let $c: &mut sqlx::PgConnection = &mut conn;
-                async { Ok::<_, sqlx::Error>($body) }.await?
-            }
-            $crate::store::Db::Sqlite(_) => {
-                $store
-                    .committer()?
-                    .run($crate::store::commit::work(move |$c, _events| {
-                        $(let $cap = $cap.clone();)*
-                        Box::pin(async move { Ok($body) })
-                    }))
-                    .await?
-            }
-        }
-    };
-}
-pub(crate) use write_stmt;
 
 /// A database with Hopper's schema.
 #[derive(Clone, Debug)]
@@ -143,6 +87,25 @@ impl Store {
         self.committer
             .as_ref()
             .ok_or_else(|| StoreError::Open("this store has no group committer".into()))
+    }
+
+    /// One SQLite write transaction: `work` runs on the writer in the next group commit batch,
+    /// with the batch's history-event queue, and this returns once the batch is committed.
+    /// `work` may run twice (a failed batch is re-run write by write), so it borrows what it
+    /// captures rather than consuming it.
+    pub(crate) async fn lite_write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&rusqlite::Connection, &mut Vec<commit::PendingEvent>) -> rusqlite::Result<T>
+            + Send
+            + 'static,
+    {
+        self.committer()?.run(commit::work(work)).await
+    }
+
+    /// PostgreSQL's pool for re-drivable writes (see `relaxed`), else the main one.
+    fn relaxed_or<'a>(&'a self, p: &'a sqlx::PgPool) -> &'a sqlx::PgPool {
+        self.relaxed.as_ref().unwrap_or(p)
     }
 
     pub fn is_postgres(&self) -> bool {

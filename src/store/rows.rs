@@ -40,6 +40,39 @@ pub(super) struct TaskRow {
     finished_at: Option<i64>,
 }
 
+impl TaskRow {
+    /// From a row of `TASK_COLUMNS` read on the SQLite writer (see `lite`).
+    pub(super) fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            instance_id: r.get("instance_id")?,
+            parent_task_id: r.get("parent_task_id")?,
+            title: r.get("title")?,
+            description: r.get("description")?,
+            tags: r.get("tags")?,
+            priority: r.get("priority")?,
+            project: r.get("project")?,
+            needs_orchestration: r.get("needs_orchestration")?,
+            executor: r.get("executor")?,
+            required_capabilities: r.get("required_capabilities")?,
+            requester: r.get("requester")?,
+            source: r.get("source")?,
+            status: r.get("status")?,
+            routed_to: r.get("routed_to")?,
+            routing_reason: r.get("routing_reason")?,
+            claimed_by: r.get("claimed_by")?,
+            claimed_at: r.get("claimed_at")?,
+            lease_expires_at: r.get("lease_expires_at")?,
+            attempts: r.get("attempts")?,
+            feedback: r.get("feedback")?,
+            failure_reason: r.get("failure_reason")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+            finished_at: r.get("finished_at")?,
+        })
+    }
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }

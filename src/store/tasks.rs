@@ -3,11 +3,11 @@
 //! first so SQLite takes its write lock at the start of the transaction and never has to
 //! upgrade a read lock (which fails instead of waiting).
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use super::commit::PendingEvent;
 use super::rows::{TASK_COLUMNS, TaskRow};
-use super::{Db, Delegation, EventRecord, Store, StoreResult, on_db, write_tx};
+use super::{Db, Delegation, EventRecord, Store, StoreResult, lite, on_db};
 use crate::domain::{Feedback, InstanceId, Millis, SourceRef, Task, TaskDraft, TaskId, TaskStatus};
 use crate::store::events::append_event;
 
@@ -297,27 +297,25 @@ impl Store {
             };
             return self.inserted_or_existing(row, stored).await;
         }
-        let new = Arc::new(row.clone());
-        let d = Arc::new(delegation.cloned());
-        let ev = Arc::new(event.clone());
-        let stored: Option<TaskRow> = write_tx!(self, [new, d, ev], |c, events| {
-            let row: Option<TaskRow> =
-                bind_new_task!(sqlx::query_as(INSERT_TASK_RETURNING.as_str()), new)
-                    .fetch_optional(&mut *c)
-                    .await?;
-            if row.is_some() {
-                if let Some(d) = d.as_ref() {
-                    super::delegations::insert_delegation!(&mut *c, d)?;
+        let (new, d, ev) = (row.clone(), delegation.cloned(), event.clone());
+        let stored: Option<TaskRow> = self
+            .lite_write(move |c, events| {
+                let row = bind_new_task!(lite::query(c, &INSERT_TASK_RETURNING)?, new)
+                    .fetch_optional(TaskRow::from_lite)?;
+                if row.is_some() {
+                    if let Some(d) = &d {
+                        super::delegations::insert_delegation_lite(c, d)?;
+                    }
+                    events.push(PendingEvent::new(
+                        new.id.as_str(),
+                        new.instance_id.as_str(),
+                        new.now,
+                        &ev,
+                    ));
                 }
-                events.push(PendingEvent::new(
-                    new.id.as_str(),
-                    new.instance_id.as_str(),
-                    new.now,
-                    &ev,
-                ));
-            }
-            row
-        });
+                Ok(row)
+            })
+            .await?;
         self.inserted_or_existing(row, stored).await
     }
 
@@ -363,23 +361,22 @@ impl Store {
             let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
             return row.map(Task::try_from).transpose();
         }
-        let q = CLAIM_NEXT_SQLITE.as_str();
-        let instance = Arc::new(instance.clone());
-        let executor: Arc<str> = executor.into();
-        let row: Option<TaskRow> = write_tx!(self, [instance, executor], |c, events| {
-            let row: Option<TaskRow> = sqlx::query_as(q)
-                .bind(instance.as_str())
-                .bind(&*executor)
-                .bind(now)
-                .bind(lease_until)
-                .fetch_optional(&mut *c)
-                .await?;
-            if let Some(r) = &row {
-                let ev = EventRecord::new("claimed", &*executor);
-                events.push(PendingEvent::new(r.id_str(), instance.as_str(), now, &ev));
-            }
-            row
-        });
+        let (instance, executor) = (instance.clone(), executor.to_owned());
+        let row: Option<TaskRow> = self
+            .lite_write(move |c, events| {
+                let row = lite::query(c, &CLAIM_NEXT_SQLITE)?
+                    .bind(instance.as_str())
+                    .bind(executor.as_str())
+                    .bind(now)
+                    .bind(lease_until)
+                    .fetch_optional(TaskRow::from_lite)?;
+                if let Some(r) = &row {
+                    let ev = EventRecord::new("claimed", executor.as_str());
+                    events.push(PendingEvent::new(r.id_str(), instance.as_str(), now, &ev));
+                }
+                Ok(row)
+            })
+            .await?;
         row.map(Task::try_from).transpose()
     }
 
@@ -437,22 +434,21 @@ impl Store {
             let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
             return row.map(Task::try_from).transpose();
         }
-        let id = Arc::new(id.clone());
-        let executor: Arc<str> = executor.into();
-        let ev = Arc::new(ev);
-        let row: Option<TaskRow> = write_tx!(self, [id, executor, ev], |c, events| {
-            let row: Option<TaskRow> = sqlx::query_as(q)
-                .bind(id.as_str())
-                .bind(&*executor)
-                .bind(now)
-                .bind(lease_until)
-                .fetch_optional(&mut *c)
-                .await?;
-            if let Some(r) = &row {
-                events.push(PendingEvent::new(id.as_str(), r.instance_str(), now, &ev));
-            }
-            row
-        });
+        let (id, executor) = (id.clone(), executor.to_owned());
+        let row: Option<TaskRow> = self
+            .lite_write(move |c, events| {
+                let row = lite::query(c, q)?
+                    .bind(id.as_str())
+                    .bind(executor.as_str())
+                    .bind(now)
+                    .bind(lease_until)
+                    .fetch_optional(TaskRow::from_lite)?;
+                if let Some(r) = &row {
+                    events.push(PendingEvent::new(id.as_str(), r.instance_str(), now, &ev));
+                }
+                Ok(row)
+            })
+            .await?;
         row.map(Task::try_from).transpose()
     }
 
@@ -493,28 +489,28 @@ impl Store {
             let row: Option<TaskRow> = bind_event!(q, req.now, req.event).fetch_optional(p).await?;
             return row.map(Task::try_from).transpose();
         }
-        let q: Arc<str> = q.into();
-        let owned = Arc::new(OwnedFinish::from(req));
-        let row: Option<TaskRow> = write_tx!(self, [q, owned], |c, events| {
-            let row: Option<TaskRow> = sqlx::query_as(&q)
-                .bind(owned.id.as_str())
-                .bind(owned.to.as_str())
-                .bind(owned.now)
-                .bind(owned.feedback.as_deref())
-                .bind(owned.failure_reason.as_deref())
-                .bind(owned.claimer.as_deref())
-                .fetch_optional(&mut *c)
-                .await?;
-            if let Some(r) = &row {
-                events.push(PendingEvent::new(
-                    owned.id.as_str(),
-                    r.instance_str(),
-                    owned.now,
-                    &owned.event,
-                ));
-            }
-            row
-        });
+        let owned = OwnedFinish::from(req);
+        let row: Option<TaskRow> = self
+            .lite_write(move |c, events| {
+                let row = lite::query(c, &q)?
+                    .bind(owned.id.as_str())
+                    .bind(owned.to.as_str())
+                    .bind(owned.now)
+                    .bind(owned.feedback.as_deref())
+                    .bind(owned.failure_reason.as_deref())
+                    .bind(owned.claimer.as_deref())
+                    .fetch_optional(TaskRow::from_lite)?;
+                if let Some(r) = &row {
+                    events.push(PendingEvent::new(
+                        owned.id.as_str(),
+                        r.instance_str(),
+                        owned.now,
+                        &owned.event,
+                    ));
+                }
+                Ok(row)
+            })
+            .await?;
         row.map(Task::try_from).transpose()
     }
 
@@ -525,36 +521,57 @@ impl Store {
         req: &FinishRequest<'_>,
         parent_instance: &InstanceId,
     ) -> StoreResult<Option<Task>> {
-        let owned = Arc::new(OwnedFinish::from(req));
-        let parent = Arc::new(parent_instance.clone());
-        let row: Option<TaskRow> = write_tx!(self, [owned, parent], |c, events| {
+        const CLOSE: &str = "UPDATE task_delegations SET state = 'finished', finished_at = $3 \
+                             WHERE parent_instance_id = $1 AND parent_task_id = $2";
+        let owned = OwnedFinish::from(req);
+        if let Db::Postgres(p) = &self.db {
+            let mut tx = p.begin().await?;
             let row: Option<TaskRow> = sqlx::query_as(FINISH_DELEGATED.as_str())
                 .bind(owned.id.as_str())
                 .bind(owned.to.as_str())
                 .bind(owned.now)
                 .bind(owned.feedback.as_deref())
                 .bind(owned.failure_reason.as_deref())
-                .fetch_optional(&mut *c)
+                .fetch_optional(&mut *tx)
                 .await?;
             if row.is_some() {
-                sqlx::query(
-                    "UPDATE task_delegations SET state = 'finished', finished_at = $3 \
-                             WHERE parent_instance_id = $1 AND parent_task_id = $2",
-                )
-                .bind(parent.as_str())
-                .bind(owned.id.as_str())
-                .bind(owned.now)
-                .execute(&mut *c)
-                .await?;
-                events.push(PendingEvent::new(
-                    owned.id.as_str(),
-                    parent.as_str(),
-                    owned.now,
-                    &owned.event,
-                ));
+                sqlx::query(CLOSE)
+                    .bind(parent_instance.as_str())
+                    .bind(owned.id.as_str())
+                    .bind(owned.now)
+                    .execute(&mut *tx)
+                    .await?;
+                append_event!(&mut *tx, owned.id, parent_instance, owned.now, owned.event)?;
             }
-            row
-        });
+            tx.commit().await?;
+            return row.map(Task::try_from).transpose();
+        }
+        let parent = parent_instance.clone();
+        let row: Option<TaskRow> = self
+            .lite_write(move |c, events| {
+                let row = lite::query(c, &FINISH_DELEGATED)?
+                    .bind(owned.id.as_str())
+                    .bind(owned.to.as_str())
+                    .bind(owned.now)
+                    .bind(owned.feedback.as_deref())
+                    .bind(owned.failure_reason.as_deref())
+                    .fetch_optional(TaskRow::from_lite)?;
+                if row.is_some() {
+                    lite::query(c, CLOSE)?
+                        .bind(parent.as_str())
+                        .bind(owned.id.as_str())
+                        .bind(owned.now)
+                        .execute()?;
+                    events.push(PendingEvent::new(
+                        owned.id.as_str(),
+                        parent.as_str(),
+                        owned.now,
+                        &owned.event,
+                    ));
+                }
+                Ok(row)
+            })
+            .await?;
         row.map(Task::try_from).transpose()
     }
 

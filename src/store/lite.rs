@@ -1,0 +1,105 @@
+//! Statements on the SQLite writer from the group committer's thread.
+//!
+//! The committer borrows the raw handle of sqlx's writer connection (sqlx's `lock_handle`,
+//! made for direct SQLite calls) and runs a whole batch on it through rusqlite, linked against
+//! the same libsqlite3. With sqlx every statement would be a round trip to the connection's
+//! own thread; here a statement is a function call. The SQL is the same `$N` text the
+//! PostgreSQL paths use, and [`Stmt::bind`] numbers arguments the way sqlx's `bind` does.
+
+use rusqlite::types::ToSql;
+use rusqlite::{CachedStatement, Connection, Row};
+
+/// A prepared (and cached) statement being bound, in the style of `sqlx::query(..).bind(..)`.
+pub(crate) struct Stmt<'c> {
+    stmt: CachedStatement<'c>,
+    bound: usize,
+    error: Option<rusqlite::Error>,
+}
+
+/// Prepares `sql` (from the connection's statement cache) for binding.
+pub(crate) fn query<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<Stmt<'c>> {
+    Ok(Stmt {
+        stmt: c.prepare_cached(sql)?,
+        bound: 0,
+        error: None,
+    })
+}
+
+impl Stmt<'_> {
+    /// Binds the next argument to `$n` (by name: SQLite numbers `$N` parameters in order of
+    /// first appearance, which is not always N). A failure surfaces when the statement runs,
+    /// so chains read like sqlx's.
+    pub fn bind<T: ToSql>(mut self, value: T) -> Self {
+        self.bound += 1;
+        if self.error.is_some() {
+            return self;
+        }
+        let name = format!("${}", self.bound);
+        let result = match self.stmt.parameter_index(&name) {
+            Ok(Some(i)) => self.stmt.raw_bind_parameter(i, value),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+        self
+    }
+
+    /// Runs a statement that returns no rows; the number of rows changed.
+    pub fn execute(mut self) -> rusqlite::Result<usize> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => self.stmt.raw_execute(),
+        }
+    }
+
+    /// The first row (of a `SELECT` or `RETURNING`), mapped.
+    pub fn fetch_optional<T>(
+        mut self,
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Option<T>> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut rows = self.stmt.raw_query();
+        match rows.next()? {
+            Some(row) => map(row).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_by_number_whatever_the_order_of_appearance() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (k TEXT, v INTEGER); INSERT INTO t VALUES ('a', 1)")
+            .unwrap();
+        // `$2` appears first: positional binding would swap the values.
+        let n = query(&c, "UPDATE t SET v = $2 WHERE k = $1")
+            .unwrap()
+            .bind("a")
+            .bind(7)
+            .execute()
+            .unwrap();
+        assert_eq!(n, 1);
+        let v = query(&c, "SELECT v FROM t WHERE k = $1")
+            .unwrap()
+            .bind("a")
+            .fetch_optional(|r| r.get::<_, i64>(0))
+            .unwrap();
+        assert_eq!(v, Some(7));
+    }
+
+    #[test]
+    fn bad_sql_and_bad_use_are_errors_not_panics() {
+        let c = Connection::open_in_memory().unwrap();
+        assert!(query(&c, "SELEC nonsense").is_err());
+        // `execute` on a statement that returns rows.
+        assert!(query(&c, "SELECT $1").unwrap().bind(1).execute().is_err());
+    }
+}
