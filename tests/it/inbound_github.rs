@@ -327,3 +327,40 @@ async fn failed_workflow_runs_make_high_priority_tasks() {
     let resp = deliver(&server, "workflow_run", "w2", &ok, signed(&ok)).await;
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ignored");
 }
+
+#[tokio::test]
+async fn valid_json_of_the_wrong_shape_is_kept_as_ignored_not_refused() {
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    env_with_github(&mut env, json!({}));
+    let server = TestServer::start(&env).await;
+    // `issue` must be an object; GitHub would retry a 4xx forever, so it is kept instead.
+    let odd = r#"{"action":"opened","issue":42,"sender":{"login":"octocat"}}"#;
+    let resp = deliver(&server, "issues", "odd-1", odd, signed(odd)).await;
+    assert_eq!(resp.status(), 200);
+    let receipt: Value = resp.json().await.unwrap();
+    assert_eq!(receipt["status"], "ignored");
+    let stored = server
+        .engine
+        .get_event(receipt["event_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("payload not understood"),
+        "{:?}",
+        stored.reason
+    );
+    assert_eq!(stored.delivery_id.as_deref(), Some("odd-1"));
+    // An envelope of the wrong shape too.
+    let odd = r#"{"action":"opened","sender":"octocat"}"#;
+    let resp = deliver(&server, "issues", "odd-2", odd, signed(odd)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        tasks_in(&server.engine, &InstanceId::global())
+            .await
+            .is_empty()
+    );
+}

@@ -4,7 +4,12 @@ use hopper_integration_api::text::{clip, command, title};
 use hopper_integration_api::{
     Action, InboundError, InboundRequest, Interpretation, Priority, SourceRef, TaskDraft,
 };
-use octocrab::models::webhook_events::{WebhookEvent, WebhookEventPayload};
+use octocrab::models::webhook_events::payload::{
+    CheckSuiteWebhookEventPayload, IssueCommentWebhookEventPayload, IssuesWebhookEventPayload,
+    PullRequestWebhookEventPayload, WorkflowRunWebhookEventPayload,
+};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use crate::GithubConfig;
@@ -52,25 +57,29 @@ pub(crate) fn interpret(
             },
         ));
     }
-    // One parse, into octocrab's models.
-    let parsed = match WebhookEvent::try_from_header_and_body(&event, &body) {
-        Ok(p) => p,
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            return Err(InboundError::Malformed(format!("invalid JSON: {e}")));
-        }
-        // Valid JSON that octocrab's model does not accept: keep it (replayable) rather than
-        // make GitHub retry something that will never parse differently.
-        Err(e) => {
-            return Ok(Interpretation::ignored(
-                delivery,
-                event,
-                format!("payload not understood: {e}"),
-            ));
-        }
+    // The envelope (repository, sender, installation) and the event's own payload are read
+    // straight from the body into their types. octocrab's `WebhookEvent::try_from_header_and_body`
+    // would parse every model in the envelope (dozens of URLs each) and round-trip the
+    // event's part through a `serde_json::Value`: more than twice the CPU per delivery.
+    let envelope: Envelope = match parse(&body, &event, &delivery)? {
+        Parsed::Ok(e) => e,
+        Parsed::NotUnderstood(i) => return Ok(i),
     };
-    let ctx = Context::new(&parsed);
-    let (event_type, draft) = match &parsed.specific {
-        WebhookEventPayload::Issues(p) => {
+    let ctx = Context::new(envelope);
+    let parsed = match event.as_str() {
+        "issues" => parse(&body, &event, &delivery)?.map(Payload::Issues),
+        "issue_comment" => parse(&body, &event, &delivery)?.map(Payload::IssueComment),
+        "pull_request" => parse(&body, &event, &delivery)?.map(Payload::PullRequest),
+        "workflow_run" => parse(&body, &event, &delivery)?.map(Payload::WorkflowRun),
+        "check_suite" => parse(&body, &event, &delivery)?.map(Payload::CheckSuite),
+        _ => parse::<IgnoredAny>(&body, &event, &delivery)?.map(|_| Payload::Other),
+    };
+    let parsed = match parsed {
+        Parsed::Ok(p) => p,
+        Parsed::NotUnderstood(i) => return Ok(i),
+    };
+    let (event_type, draft) = match &parsed {
+        Payload::Issues(p) => {
             let action = action_name(&p.action);
             let label = p.label.as_ref().map(|l| l.name.clone());
             let wanted = config.issue_actions.contains(&action)
@@ -96,7 +105,7 @@ pub(crate) fn interpret(
             });
             (format!("issues.{action}"), draft)
         }
-        WebhookEventPayload::IssueComment(p) => {
+        Payload::IssueComment(p) => {
             let action = action_name(&p.action);
             let text = p.comment.body.as_deref().unwrap_or_default();
             let command = (action == "created")
@@ -124,7 +133,7 @@ pub(crate) fn interpret(
             });
             (format!("issue_comment.{action}"), draft)
         }
-        WebhookEventPayload::PullRequest(p) => {
+        Payload::PullRequest(p) => {
             let action = action_name(&p.action);
             let pr = &p.pull_request;
             let draft = config.pull_request_actions.contains(&action).then(|| {
@@ -158,7 +167,7 @@ pub(crate) fn interpret(
             });
             (format!("pull_request.{action}"), draft)
         }
-        WebhookEventPayload::WorkflowRun(p) => {
+        Payload::WorkflowRun(p) => {
             let action = action_name(&p.action);
             let run = &p.workflow_run;
             (
@@ -166,7 +175,7 @@ pub(crate) fn interpret(
                 ci_failure(config, &ctx, &action, run, "workflow"),
             )
         }
-        WebhookEventPayload::CheckSuite(p) => {
+        Payload::CheckSuite(p) => {
             let action = action_name(&p.action);
             let suite = &p.check_suite;
             (
@@ -174,7 +183,7 @@ pub(crate) fn interpret(
                 ci_failure(config, &ctx, &action, suite, "check suite"),
             )
         }
-        _ => (event.clone(), None),
+        Payload::Other => (event.clone(), None),
     };
     Ok(match draft {
         Some(d) => Interpretation::task(delivery, event_type, d),
@@ -225,6 +234,74 @@ fn ci_failure(
     Some(d)
 }
 
+/// The parts of every delivery's envelope that Hopper uses.
+#[derive(Deserialize)]
+struct Envelope {
+    repository: Option<Repository>,
+    sender: Option<Sender>,
+    installation: Option<Installation>,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Sender {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Installation {
+    id: u64,
+}
+
+/// The event-specific payloads that can make tasks, as octocrab models them.
+enum Payload {
+    Issues(Box<IssuesWebhookEventPayload>),
+    IssueComment(Box<IssueCommentWebhookEventPayload>),
+    PullRequest(Box<PullRequestWebhookEventPayload>),
+    WorkflowRun(Box<WorkflowRunWebhookEventPayload>),
+    CheckSuite(Box<CheckSuiteWebhookEventPayload>),
+    Other,
+}
+
+enum Parsed<T> {
+    Ok(T),
+    /// Valid JSON that the model does not accept: recorded as ignored (and replayable) rather
+    /// than refused, since GitHub would retry something that will never parse differently.
+    NotUnderstood(Interpretation),
+}
+
+impl<T> Parsed<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        match self {
+            Parsed::Ok(t) => Parsed::Ok(f(t)),
+            Parsed::NotUnderstood(i) => Parsed::NotUnderstood(i),
+        }
+    }
+}
+
+/// Invalid JSON is the sender's mistake (400); JSON of the wrong shape is kept as ignored.
+fn parse<T: DeserializeOwned>(
+    body: &[u8],
+    event: &str,
+    delivery: &Option<String>,
+) -> Result<Parsed<T>, InboundError> {
+    match serde_json::from_slice(body) {
+        Ok(t) => Ok(Parsed::Ok(t)),
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            Err(InboundError::Malformed(format!("invalid JSON: {e}")))
+        }
+        Err(e) => Ok(Parsed::NotUnderstood(Interpretation::ignored(
+            delivery.clone(),
+            event.to_owned(),
+            format!("payload not understood: {e}"),
+        ))),
+    }
+}
+
 /// What every task from one delivery shares: repository, sender, installation.
 struct Context {
     repo: Option<String>,
@@ -233,11 +310,11 @@ struct Context {
 }
 
 impl Context {
-    fn new(event: &WebhookEvent) -> Self {
+    fn new(envelope: Envelope) -> Self {
         Self {
-            repo: event.repository.as_ref().and_then(|r| r.full_name.clone()),
-            sender: event.sender.as_ref().map(|s| s.login.clone()),
-            installation: event.installation.as_ref().map(|i| i.id().0),
+            repo: envelope.repository.and_then(|r| r.full_name),
+            sender: envelope.sender.map(|s| s.login),
+            installation: envelope.installation.map(|i| i.id),
         }
     }
 
