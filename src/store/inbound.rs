@@ -77,10 +77,23 @@ pub enum Recorded {
     Duplicate(Box<InboundEvent>),
 }
 
+/// The event's 13 parameters (`bind_event!`); `$7`, the body, goes to `inbound_bodies`.
 const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
-    received_at, headers, body, status, reason, instance_id, task_id, replay_of, endpoint) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+    received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
+    VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
     ON CONFLICT (source, delivery_id) DO NOTHING";
+/// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 13 arguments).
+const INSERT_BODY: &str = "INSERT INTO inbound_bodies (event_id, body) VALUES ($1, $7)";
+/// PostgreSQL: the event and its body as one statement (every parameter must be used).
+macro_rules! record_pg_head {
+    () => {
+        "WITH e AS (INSERT INTO inbound_events (id, source, delivery_id, event_type, \
+         received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
+         b AS (INSERT INTO inbound_bodies (event_id, body) SELECT id, $7 FROM e)"
+    };
+}
 
 /// The task columns of `TASK_INSERT_COLUMNS` as a SELECT list over 17 parameters from `$first`
 /// (the task binds follow the event's 13).
@@ -96,15 +109,15 @@ const TASK_INSERT_COLUMNS: &str = "INSERT INTO tasks (id, instance_id, parent_ta
     requester, source, status, routed_to, routing_reason, created_at, updated_at)";
 
 /// PostgreSQL: data-modifying CTEs, so the event, the task and its history are one statement.
-static RECORD_PG: LazyLock<String> =
-    LazyLock::new(|| format!("WITH e AS ({INSERT_EVENT} RETURNING id) SELECT COUNT(*) FROM e"));
+const RECORD_PG: &str = concat!(record_pg_head!(), " SELECT COUNT(*) FROM e");
 static RECORD_WITH_TASK_PG: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH e AS ({INSERT_EVENT} RETURNING id), \
+        "{}, \
          t AS ({TASK_INSERT_COLUMNS} SELECT {} FROM e RETURNING id, instance_id, created_at), \
          h AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
                SELECT id, instance_id, created_at, CAST($31 AS TEXT), CAST($32 AS TEXT), CAST($33 AS TEXT) FROM t) \
          SELECT COUNT(*) FROM e",
+        record_pg_head!(),
         task_select(14)
     )
 });
@@ -128,8 +141,10 @@ macro_rules! bind_event {
     }};
 }
 
-const COLUMNS: &str = "id, source, endpoint, delivery_id, event_type, received_at, headers, body, status, \
-    reason, instance_id, task_id, replay_of, routed_at";
+/// An event with its body (written together, so the join always finds it).
+const COLUMNS: &str = "e.id, e.source, e.endpoint, e.delivery_id, e.event_type, e.received_at, \
+    e.headers, b.body, e.status, e.reason, e.instance_id, e.task_id, e.replay_of, e.routed_at";
+const FROM_EVENTS: &str = "inbound_events e JOIN inbound_bodies b ON b.event_id = e.id";
 
 impl Store {
     /// Records an event and, in the same transaction, what it does: a new task, a comment
@@ -165,7 +180,7 @@ impl Store {
             }
             (Db::Postgres(p), Effect::Nothing) => {
                 let q = bind_event!(
-                    sqlx::query_scalar::<_, i64>(&RECORD_PG),
+                    sqlx::query_scalar::<_, i64>(RECORD_PG),
                     event,
                     task_id.as_deref()
                 );
@@ -181,10 +196,10 @@ impl Store {
                 },
             ) => {
                 let mut tx = p.begin().await?;
-                let n = bind_event!(sqlx::query(INSERT_EVENT), event, task_id.as_deref())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let q = sqlx::query_scalar::<_, i64>(RECORD_PG);
+                let n = bind_event!(q, event, task_id.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await?;
                 if n > 0 {
                     append_event!(&mut *tx, target, instance, event.received_at, ev)?;
                 }
@@ -218,14 +233,15 @@ impl Store {
         source: &str,
         delivery_id: &str,
     ) -> StoreResult<Option<InboundEvent>> {
-        let q =
-            format!("SELECT {COLUMNS} FROM inbound_events WHERE source = $1 AND delivery_id = $2");
+        let q = format!(
+            "SELECT {COLUMNS} FROM {FROM_EVENTS} WHERE e.source = $1 AND e.delivery_id = $2"
+        );
         let row = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(delivery_id).fetch_optional(p).await?);
         Ok(row)
     }
 
     pub async fn inbound_event(&self, id: &str) -> StoreResult<Option<InboundEvent>> {
-        let q = format!("SELECT {COLUMNS} FROM inbound_events WHERE id = $1");
+        let q = format!("SELECT {COLUMNS} FROM {FROM_EVENTS} WHERE e.id = $1");
         let row = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id).fetch_optional(p).await?);
         Ok(row)
     }
@@ -238,9 +254,9 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<InboundEvent>> {
         let q = format!(
-            "SELECT {COLUMNS} FROM inbound_events \
-             WHERE (CAST($1 AS TEXT) IS NULL OR source = $1) AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
-             ORDER BY id DESC LIMIT $3"
+            "SELECT {COLUMNS} FROM {FROM_EVENTS} \
+             WHERE (CAST($1 AS TEXT) IS NULL OR e.source = $1) AND (CAST($2 AS TEXT) IS NULL OR e.status = $2) \
+             ORDER BY e.id DESC LIMIT $3"
         );
         let rows = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(status).bind(limit).fetch_all(p).await?);
         Ok(rows)
@@ -290,6 +306,7 @@ fn record_lite(
     if n == 0 {
         return Ok(false);
     }
+    bind_event!(lite::query(c, INSERT_BODY)?, event, task_id.as_deref()).execute()?;
     match effect {
         Effect::Task(row, ev) => {
             bind_new_task!(lite::query(c, INSERT_TASK)?, row).execute()?;
