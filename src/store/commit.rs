@@ -15,9 +15,11 @@
 //! each caller gets its own error.
 
 use rusqlite::Connection;
-use sqlx::SqlitePool;
+use sqlx::sqlite::LockedSqliteHandle;
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::durable::WalSync;
 use super::{EventRecord, StoreError, StoreResult, lite};
 use crate::domain::Millis;
 
@@ -73,7 +75,7 @@ fn flush_lite(c: &Connection, events: &[PendingEvent]) -> rusqlite::Result<()> {
 pub(crate) type Work<T> =
     Box<dyn FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send>;
 
-trait Job: Send {
+pub(crate) trait Job: Send {
     fn run(&mut self, conn: &Connection, events: &mut Vec<PendingEvent>) -> rusqlite::Result<()>;
     fn succeed(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
@@ -118,10 +120,21 @@ pub(crate) struct Committer {
     tx: mpsc::Sender<Box<dyn Job>>,
 }
 
+/// The connection a committer writes on.
+pub(crate) enum Writer {
+    /// A database file: a connection of the committer's own, held for its whole life, so its
+    /// prepared statements stay prepared. The store's sqlx writer pool remains for rare
+    /// administrative writes, which wait for the committer's batches in SQLite's busy handler.
+    Own(SqliteConnection),
+    /// An in-memory database: its one connection, borrowed from the pool for each batch (a
+    /// second connection to a shared-cache database would meet table locks instead).
+    Shared(SqlitePool),
+}
+
 impl Committer {
-    /// Starts the committer for a pool. It takes the writer connection per batch, so writes
-    /// outside the committer (rare, administrative) still interleave with it.
-    pub fn start(pool: SqlitePool) -> StoreResult<Self> {
+    /// Starts a committer. With `wal_sync`, callers are answered once that thread has made
+    /// their batch durable (see `durable`); without, at commit.
+    pub fn start(writer: Writer, wal_sync: Option<WalSync>) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -129,9 +142,21 @@ impl Committer {
             .map_err(|e| StoreError::Open(format!("group commit runtime: {e}")))?;
         std::thread::Builder::new()
             .name("hopper-commit".into())
-            .spawn(move || rt.block_on(run(pool, rx)))
+            .spawn(move || {
+                rt.block_on(async move {
+                    match writer {
+                        Writer::Own(conn) => run_own(conn, rx, wal_sync.as_ref()).await,
+                        Writer::Shared(pool) => run_shared(pool, rx, wal_sync.as_ref()).await,
+                    }
+                })
+            })
             .map_err(|e| StoreError::Open(format!("group commit thread: {e}")))?;
         Ok(Self { tx })
+    }
+
+    /// Returns once everything committed before the call is durable.
+    pub async fn barrier(&self) -> StoreResult<()> {
+        self.run(work(|_, _| Ok(()))).await
     }
 
     /// Runs `work` in the next batch and returns its result once the batch is committed.
@@ -151,8 +176,49 @@ impl Committer {
     }
 }
 
+/// Wraps a locked sqlx handle for rusqlite.
+///
+/// SAFETY (of the callers' `unsafe` block): the pointer is sqlx's open connection. While the
+/// `LockedSqliteHandle` it came from lives, sqlx's worker thread makes no call on it (that is
+/// the lock's guarantee). The rusqlite wrapper does not own it (it never closes it) and each
+/// caller drops it, finalizing the statements it prepared, before releasing the lock.
 #[allow(unsafe_code)]
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn wrap(handle: &mut LockedSqliteHandle<'_>) -> rusqlite::Result<Connection> {
+    // SAFETY: see above.
+    let lite = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+    lite.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(lite)
+}
+
+async fn run_own(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    wal_sync: Option<&WalSync>,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut handle = match conn.lock_handle().await {
+        Ok(h) => h,
+        Err(e) => return refuse_all(rx, &format!("writer connection: {e}")).await,
+    };
+    let lite = match wrap(&mut handle) {
+        Ok(l) => l,
+        Err(e) => return refuse_all(rx, &format!("writer connection: {e}")).await,
+    };
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
+        let committed = commit_batch(&lite, &mut batch);
+        answer(committed, wal_sync);
+    }
+    drop(lite);
+    drop(handle);
+    let _ = sqlx::Connection::close(conn).await;
+}
+
+async fn run_shared(
+    pool: SqlitePool,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    wal_sync: Option<&WalSync>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
@@ -170,21 +236,31 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Box<dyn Job>>) {
                 continue;
             }
         };
-        // SAFETY: the pointer is sqlx's open writer connection. While `handle` lives, sqlx's
-        // worker thread makes no call on it (the guarantee of `LockedSqliteHandle`), and the
-        // rusqlite wrapper does not own it (it never closes it) and is dropped, finalizing the
-        // statements it prepared, before `handle` is released below.
-        let lite = match unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) } {
-            Ok(c) => c,
+        let committed = match wrap(&mut handle) {
+            Ok(lite) => commit_batch(&lite, &mut batch),
             Err(e) => {
                 fail_all(&mut batch, &format!("writer connection: {e}"));
                 continue;
             }
         };
-        lite.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        commit_batch(&lite, &mut batch);
-        drop(lite);
         drop(handle);
+        answer(committed, wal_sync);
+    }
+}
+
+fn answer(committed: Vec<Box<dyn Job>>, wal_sync: Option<&WalSync>) {
+    match wal_sync {
+        Some(sync) => sync.after_commit(committed),
+        None => committed.into_iter().for_each(|j| j.succeed()),
+    }
+}
+
+/// A committer that could not get its connection fails every write it is sent.
+async fn refuse_all(mut rx: mpsc::Receiver<Box<dyn Job>>, why: &str) {
+    tracing::error!(error = why, "group commit has no writer connection");
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        fail_all(&mut batch, why);
     }
 }
 
@@ -194,20 +270,21 @@ fn fail_all(batch: &mut Vec<Box<dyn Job>>, why: &str) {
     }
 }
 
-fn commit_batch(c: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+/// Commits the batch; returns the jobs that committed (to be answered), having answered the
+/// ones that failed.
+fn commit_batch(c: &Connection, batch: &mut Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
     if batch.len() > 1 && transaction(c, batch).is_ok() {
-        for job in batch.drain(..) {
-            job.succeed();
-        }
-        return;
+        return std::mem::take(batch);
     }
     // One write alone, or a batch that failed: each write in its own transaction.
+    let mut committed = Vec::with_capacity(batch.len());
     for mut job in batch.drain(..) {
         match transaction(c, std::slice::from_mut(&mut job)) {
-            Ok(()) => job.succeed(),
+            Ok(()) => committed.push(job),
             Err(e) => job.fail(e.into()),
         }
     }
+    committed
 }
 
 /// Runs jobs in one transaction and commits; rolls back on any error.
@@ -268,7 +345,7 @@ mod tests {
     async fn a_failing_write_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path()).await;
-        let committer = Committer::start(pool.clone()).unwrap();
+        let committer = Committer::start(Writer::Shared(pool.clone()), None).unwrap();
         // 1 is written twice: exactly one of the two must fail, everything else must land.
         let values: Vec<i64> = (0..64).chain([1]).collect();
         let results =
@@ -287,10 +364,32 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_fsync_thread_every_write_is_answered_and_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path()).await;
+        sqlx::query("PRAGMA journal_mode=WAL")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let sync = WalSync::start(&dir.path().join("c.db")).unwrap();
+        let committer = Committer::start(Writer::Shared(pool.clone()), Some(sync)).unwrap();
+        let results = futures::future::join_all((0..200).map(|v| committer.run(insert(v)))).await;
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        committer.barrier().await.unwrap();
+        let url = format!("sqlite:{}", dir.path().join("c.db").display());
+        let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(n, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_come_after_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path()).await;
-        let committer = Committer::start(pool.clone()).unwrap();
+        let committer = Committer::start(Writer::Shared(pool.clone()), None).unwrap();
         let v = committer.run(insert(7)).await.unwrap();
         assert_eq!(v, 7);
         // A separate connection sees it: it was committed, not just written.

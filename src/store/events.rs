@@ -61,6 +61,6 @@ impl Store {
         event: &EventRecord,
     ) -> StoreResult<()> {
         on_db!(&self.db, p => { append_event!(p, task, instance, at, event)?; });
-        Ok(())
+        self.durable().await
     }
 }

@@ -37,6 +37,9 @@ impl Store {
             .execute(p)
             .await?
             .rows_affected());
+        if n > 0 {
+            self.durable().await?;
+        }
         let inst = self.get_instance(new.id).await?.ok_or_else(|| {
             super::StoreError::Corrupt(format!("instance {} vanished after insert", new.id))
         })?;
@@ -82,6 +85,9 @@ impl Store {
             .execute(p)
             .await?
             .rows_affected());
+        if n > 0 {
+            self.durable().await?;
+        }
         Ok(n == 1)
     }
 }

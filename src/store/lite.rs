@@ -9,6 +9,13 @@
 use rusqlite::types::ToSql;
 use rusqlite::{CachedStatement, Connection, Row};
 
+/// `$N` for the parameter counts Hopper's statements use (no formatting per bind).
+const NAMES: [&str; 41] = [
+    "$0", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14",
+    "$15", "$16", "$17", "$18", "$19", "$20", "$21", "$22", "$23", "$24", "$25", "$26", "$27",
+    "$28", "$29", "$30", "$31", "$32", "$33", "$34", "$35", "$36", "$37", "$38", "$39", "$40",
+];
+
 /// A prepared (and cached) statement being bound, in the style of `sqlx::query(..).bind(..)`.
 pub(crate) struct Stmt<'c> {
     stmt: CachedStatement<'c>,
@@ -34,7 +41,10 @@ impl Stmt<'_> {
         if self.error.is_some() {
             return self;
         }
-        let name = format!("${}", self.bound);
+        let name = match NAMES.get(self.bound) {
+            Some(n) => std::borrow::Cow::Borrowed(*n),
+            None => std::borrow::Cow::Owned(format!("${}", self.bound)),
+        };
         let result = match self.stmt.parameter_index(&name) {
             Ok(Some(i)) => self.stmt.raw_bind_parameter(i, value),
             Ok(None) => Ok(()),

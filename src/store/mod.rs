@@ -8,6 +8,7 @@
 mod checkpoint;
 mod commit;
 mod delegations;
+mod durable;
 mod events;
 mod inbound;
 mod instances;
@@ -101,6 +102,15 @@ impl Store {
             + 'static,
     {
         self.committer()?.run(commit::work(work)).await
+    }
+
+    /// After a write made outside the group commit (sqlx straight on the writer, which commits
+    /// without waiting for the disk): returns once it is durable. A no-op on PostgreSQL.
+    pub(crate) async fn durable(&self) -> StoreResult<()> {
+        match &self.committer {
+            Some(c) => c.barrier().await,
+            None => Ok(()),
+        }
     }
 
     /// PostgreSQL's pool for re-drivable writes (see `relaxed`), else the main one.

@@ -4,10 +4,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::Mutex;
 
+use super::commit::{Committer, Writer};
 use super::{Db, Store, StoreError, StoreResult};
 
 /// What identifies a database, so two instances naming the same one share a pool.
@@ -104,9 +106,19 @@ impl StoreSet {
             StoreKey::Postgres(url) => Some(open_relaxed_postgres(url).await?),
             _ => None,
         };
-        let committer = match &db {
-            Db::Sqlite(pool) => Some(super::commit::Committer::start(pool.clone())?),
-            Db::Postgres(_) => None,
+        let committer = match (&db, key) {
+            (Db::Sqlite(_), StoreKey::SqliteFile(path)) => {
+                let own = sqlite_writer_options(path, self.sqlite_full_sync)
+                    .connect()
+                    .await?;
+                let sync = match self.sqlite_full_sync {
+                    true => Some(super::durable::WalSync::start(path)?),
+                    false => None,
+                };
+                Some(Committer::start(Writer::Own(own), sync)?)
+            }
+            (Db::Sqlite(pool), _) => Some(Committer::start(Writer::Shared(pool.clone()), None)?),
+            (Db::Postgres(_), _) => None,
         };
         let store = Store {
             db,
@@ -132,21 +144,13 @@ impl StoreSet {
     }
 }
 
-async fn open_sqlite_file(
-    path: &Path,
-    size: Option<u32>,
-    full_sync: bool,
-) -> StoreResult<(Db, Db)> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
-    }
-    let opts = SqliteConnectOptions::new()
+fn sqlite_options(path: &Path, full_sync: bool) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        // WAL lets readers run beside the one writer. FULL fsyncs each commit (one per group
-        // commit batch): an answered write survives power loss. NORMAL survives crashes of the
-        // process only, the usual WAL trade-off, when configured.
+        // WAL lets readers run beside the one writer. FULL: an answered write survives power
+        // loss (one fsync per group commit batch, see `durable`). NORMAL survives crashes of
+        // the process only, the usual WAL trade-off, when configured.
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(if full_sync {
             SqliteSynchronous::Full
@@ -159,9 +163,28 @@ async fn open_sqlite_file(
         .pragma("cache_size", "-16000")
         // Once a checkpoint has caught up, the WAL file is cut back to this size.
         .pragma("journal_size_limit", "67108864")
-        .foreign_keys(true);
-    // The writer never checkpoints; `checkpoint` does, beside it.
-    let writer_opts = opts.clone().pragma("wal_autocheckpoint", "0");
+        .foreign_keys(true)
+}
+
+/// The writers never checkpoint; `checkpoint` does, beside them. Nor do they fsync at commit:
+/// under FULL the group committer's fsync thread does, off the write path (`durable`).
+fn sqlite_writer_options(path: &Path, full_sync: bool) -> SqliteConnectOptions {
+    sqlite_options(path, full_sync)
+        .pragma("wal_autocheckpoint", "0")
+        .synchronous(SqliteSynchronous::Normal)
+}
+
+async fn open_sqlite_file(
+    path: &Path,
+    size: Option<u32>,
+    full_sync: bool,
+) -> StoreResult<(Db, Db)> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+    }
+    let opts = sqlite_options(path, full_sync);
+    let writer_opts = sqlite_writer_options(path, full_sync);
     // A local file cannot go stale like a network connection: skip the ping sqlx would
     // otherwise send before handing out every connection (a full round trip per transaction).
     let writer = SqlitePoolOptions::new()

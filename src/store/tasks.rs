@@ -592,6 +592,9 @@ impl Store {
             tx.commit().await?;
             rows
         });
+        if !rows.is_empty() {
+            self.durable().await?;
+        }
         rows.into_iter().map(Task::try_from).collect()
     }
 
