@@ -162,6 +162,8 @@ impl Store {
             Effect::Task(row, _) => Some(row.id.as_str().to_owned()),
             _ => event.task_id.clone(),
         };
+        // Shared with the SQLite write (which may run twice) without copying headers or body.
+        let event = std::sync::Arc::new(event);
         let inserted: bool = match (&self.db, &effect) {
             // One statement: the event, and the task only if the event was new.
             (Db::Postgres(p), Effect::Task(row, ev)) => {
@@ -207,7 +209,7 @@ impl Store {
                 n > 0
             }
             (Db::Sqlite(_), _) => {
-                let (event, effect) = (event.clone(), effect);
+                let event = event.clone();
                 self.lite_write(move |c, events| record_lite(c, events, &event, &effect, &task_id))
                     .await?
             }
