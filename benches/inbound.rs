@@ -162,13 +162,35 @@ async fn paced(base: &str, body: &Arc<String>, sig: &str, s: &Scale) -> (Vec<Dur
     (lat, errors)
 }
 
+/// Bytes this process has passed to write calls (Linux), to see how much each delivery costs
+/// in I/O.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// A scratch directory; with HOPPER_BENCH_KEEP set it is left behind to look at.
+fn workdir() -> tempfile::TempDir {
+    let keep = std::env::var_os("HOPPER_BENCH_KEEP").is_some();
+    let dir = tempfile::Builder::new()
+        .disable_cleanup(keep)
+        .tempdir()
+        .unwrap();
+    if keep {
+        println!("keeping {}", dir.path().display());
+    }
+    dir
+}
+
 async fn backend(label: &str, url: &str, s: &Scale) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = workdir();
     let (base, engine) = start(url, dir.path()).await;
     let body = Arc::new(payload());
     let sig = format!(
@@ -179,8 +201,18 @@ async fn backend(label: &str, url: &str, s: &Scale) {
         )
     );
     let (ceiling, e0) = saturate(&base, "/noop", &body, &sig, s).await;
+    let written = bytes_written();
     let (rate, e1) = saturate(&base, "/webhooks/github", &body, &sig, s).await;
+    let written = bytes_written()
+        .zip(written)
+        .map(|(after, before)| after - before);
     let (lat, e2) = paced(&base, &body, &sig, s).await;
+    if let Some(w) = written {
+        println!(
+            "{label:<9} written by the process (WAL, database, sockets) per delivery: {:.1} KB",
+            w as f64 / s.requests as f64 / 1024.0
+        );
+    }
     println!(
         "{label:<9} {} B deliveries, {} clients: {rate:>7.0}/s verified+committed ({e1} errors); \
          no-op route {ceiling:>7.0}/s ({e0} errors); ratio {:.2}",
@@ -223,7 +255,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = workdir();
         let sqlite = format!("sqlite:{}", dir.path().join("inbound.db").display());
         backend("sqlite", &sqlite, &s).await;
         match std::env::var("HOPPER_BENCH_PG_URL") {

@@ -14,6 +14,9 @@
 //! every write in it is run again alone, so one bad write never takes others down with it and
 //! each caller gets its own error.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rusqlite::Connection;
 use sqlx::sqlite::LockedSqliteHandle;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -118,6 +121,8 @@ where
 #[derive(Clone, Debug)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Box<dyn Job>>,
+    /// Set by the checkpointer when the WAL has grown past what it can bring back alone.
+    finish_checkpoint: Arc<AtomicBool>,
 }
 
 /// The connection a committer writes on.
@@ -136,6 +141,8 @@ impl Committer {
     /// their batch durable (see `durable`); without, at commit.
     pub fn start(writer: Writer, wal_sync: Option<WalSync>) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let finish_checkpoint = Arc::new(AtomicBool::new(false));
+        let wanted = finish_checkpoint.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -145,13 +152,21 @@ impl Committer {
             .spawn(move || {
                 rt.block_on(async move {
                     match writer {
-                        Writer::Own(conn) => run_own(conn, rx, wal_sync.as_ref()).await,
+                        Writer::Own(conn) => run_own(conn, rx, wal_sync.as_ref(), &wanted).await,
                         Writer::Shared(pool) => run_shared(pool, rx, wal_sync.as_ref()).await,
                     }
                 })
             })
             .map_err(|e| StoreError::Open(format!("group commit thread: {e}")))?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx,
+            finish_checkpoint,
+        })
+    }
+
+    /// Asks the writer to finish the checkpoint between two batches (see `checkpoint`).
+    pub fn request_checkpoint(&self) {
+        self.finish_checkpoint.store(true, Ordering::Relaxed);
     }
 
     /// Returns once everything committed before the call is durable.
@@ -194,6 +209,7 @@ async fn run_own(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     wal_sync: Option<&WalSync>,
+    finish_checkpoint: &AtomicBool,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut handle = match conn.lock_handle().await {
@@ -208,6 +224,9 @@ async fn run_own(
         metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
         let committed = commit_batch(&lite, &mut batch);
         answer(committed, wal_sync);
+        if finish_checkpoint.swap(false, Ordering::Relaxed) {
+            checkpoint(&lite);
+        }
     }
     drop(lite);
     drop(handle);
@@ -245,6 +264,24 @@ async fn run_shared(
         };
         drop(handle);
         answer(committed, wal_sync);
+    }
+}
+
+/// A PASSIVE checkpoint while no batch is open. The background checkpointer has already
+/// copied most of the WAL; this copies the frames written since, and since nothing is written
+/// meanwhile it can reach the end, which lets the next batch restart the WAL from its start.
+fn checkpoint(c: &Connection) {
+    let started = std::time::Instant::now();
+    let result = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match result {
+        Ok((log, copied)) => {
+            metrics::histogram!("hopper_store_checkpoint_seconds")
+                .record(started.elapsed().as_secs_f64());
+            tracing::debug!(log, copied, "writer finished the checkpoint");
+        }
+        Err(e) => tracing::debug!(error = %e, "writer checkpoint skipped"),
     }
 }
 

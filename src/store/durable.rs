@@ -6,6 +6,13 @@
 //! callers to this thread, which fsyncs the WAL and only then answers them. The writer runs
 //! the next batch during that fsync, and one fsync covers every batch committed before it.
 //!
+//! The hand-over is a rendezvous: the committer waits for this thread to take a batch before
+//! it commits the next one. So at most one batch is committed per fsync, and the writes that
+//! arrive meanwhile queue up into one large batch instead of many small ones. Each batch
+//! rewrites the B-tree pages it touches (the last leaf of every table and index) into the
+//! WAL, so fewer batches means far fewer pages written per write; latency does not suffer,
+//! because nobody could be answered before the running fsync ends anyway.
+//!
 //! "Answered" keeps meaning "on disk": the WAL is append-only between checkpoints, so an fsync
 //! that starts after a commit returned covers that commit; and if a checkpoint copied the
 //! frames into the database first, that checkpoint synced the database file itself. A commit
@@ -23,7 +30,7 @@ use super::commit::Job;
 /// Handle to the fsync thread of one database file.
 #[derive(Debug)]
 pub(crate) struct WalSync {
-    tx: mpsc::Sender<Vec<Box<dyn Job>>>,
+    tx: mpsc::SyncSender<Vec<Box<dyn Job>>>,
 }
 
 impl WalSync {
@@ -33,7 +40,7 @@ impl WalSync {
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         let dir = database.parent().map(Path::to_owned);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(0);
         std::thread::Builder::new()
             .name("hopper-fsync".into())
             .spawn(move || run(&wal, dir.as_deref(), &rx))
@@ -41,7 +48,8 @@ impl WalSync {
         Ok(Self { tx })
     }
 
-    /// Answers `jobs` (all committed) once the WAL holding them is on disk.
+    /// Answers `jobs` (all committed) once the WAL holding them is on disk. Blocks until the
+    /// fsync thread is free to take them (see the module docs).
     pub fn after_commit(&self, jobs: Vec<Box<dyn Job>>) {
         if let Err(mpsc::SendError(jobs)) = self.tx.send(jobs) {
             for job in jobs {

@@ -107,7 +107,7 @@ impl StoreSet {
             _ => None,
         };
         let committer = match (&db, key) {
-            (Db::Sqlite(_), StoreKey::SqliteFile(path)) => {
+            (Db::Sqlite(writer), StoreKey::SqliteFile(path)) => {
                 let own = sqlite_writer_options(path, self.sqlite_full_sync)
                     .connect()
                     .await?;
@@ -115,7 +115,12 @@ impl StoreSet {
                     true => Some(super::durable::WalSync::start(path)?),
                     false => None,
                 };
-                Some(Committer::start(Writer::Own(own), sync)?)
+                let committer = Committer::start(Writer::Own(own), sync)?;
+                let opts = sqlite_options(path, self.sqlite_full_sync);
+                let frames = super::checkpoint::FINISH_FRAMES;
+                let (path, writer) = (path.clone(), writer.clone());
+                super::checkpoint::spawn(path, opts, writer, committer.clone(), frames);
+                Some(committer)
             }
             (Db::Sqlite(pool), _) => Some(Committer::start(Writer::Shared(pool.clone()), None)?),
             (Db::Postgres(_), _) => None,
@@ -192,7 +197,6 @@ async fn open_sqlite_file(
         .test_before_acquire(false)
         .connect_with(writer_opts)
         .await?;
-    super::checkpoint::spawn(opts.clone(), writer.clone());
     let reader = SqlitePoolOptions::new()
         .max_connections(size.unwrap_or(8))
         .test_before_acquire(false)
