@@ -66,8 +66,7 @@ impl Engine {
                         let why = format!(
                             "project `{name}` has no instance and child_instances.auto_create is off"
                         );
-                        self.queue(&node, draft, parent_task, id, None, Some(why))
-                            .await
+                        self.queue(&node, draft, parent_task, id, Some(why)).await
                     }
                 },
                 Route::Orchestrate => {
@@ -83,30 +82,10 @@ impl Engine {
                     )
                     .await
                 }
-                Route::Assign(executor) => {
-                    let mut draft = draft;
-                    draft.executor = Some(executor);
-                    self.queue(
-                        &node,
-                        draft,
-                        parent_task,
-                        id,
-                        None,
-                        Some(decision.reasoning),
-                    )
-                    .await
-                }
-                Route::Queue => self.queue(&node, draft, parent_task, id, None, None).await,
-                Route::Triage => {
-                    self.queue(
-                        &node,
-                        draft,
-                        parent_task,
-                        id,
-                        None,
-                        Some(decision.reasoning),
-                    )
-                    .await
+                Route::Assign(_) | Route::Queue | Route::Triage => {
+                    let (row, ev) = kept_row(&node, draft, parent_task, id, &decision);
+                    let (task, _) = node.store.insert_task(&row, &ev).await?;
+                    Ok(task)
                 }
             }
         })
@@ -157,24 +136,9 @@ impl Engine {
         draft: TaskDraft,
         parent_task: Option<TaskId>,
         id: TaskId,
-        routed_to: Option<InstanceId>,
         reason: Option<String>,
     ) -> Result<Task> {
-        let row = NewTaskRow {
-            id,
-            instance_id: node.id().clone(),
-            parent_task_id: parent_task,
-            draft,
-            status: if routed_to.is_some() {
-                TaskStatus::Routed
-            } else {
-                TaskStatus::Pending
-            },
-            routed_to,
-            routing_reason: reason.clone(),
-            now: now_millis(),
-        };
-        let ev = EventRecord::new("created", "hopper").with(json!({ "reason": reason }));
+        let (row, ev) = queued_row(node, draft, parent_task, id, reason);
         let (task, _) = node.store.insert_task(&row, &ev).await?;
         Ok(task)
     }
@@ -253,4 +217,46 @@ impl Engine {
             .await?;
         Ok(())
     }
+}
+
+/// The row (and `created` event) of a task that stays on `node` by `decision` (assign, queue
+/// or triage: the decisions that do not send it on).
+pub(super) fn kept_row(
+    node: &Node,
+    mut draft: TaskDraft,
+    parent_task: Option<TaskId>,
+    id: TaskId,
+    decision: &RoutingDecision,
+) -> (NewTaskRow, EventRecord) {
+    let reason = match &decision.route {
+        Route::Assign(executor) => {
+            draft.executor = Some(executor.clone());
+            Some(decision.reasoning.clone())
+        }
+        Route::Triage => Some(decision.reasoning.clone()),
+        Route::Queue | Route::Project(_) | Route::Orchestrate => None,
+    };
+    queued_row(node, draft, parent_task, id, reason)
+}
+
+/// A pending task on `node` with its `created` event.
+fn queued_row(
+    node: &Node,
+    draft: TaskDraft,
+    parent_task: Option<TaskId>,
+    id: TaskId,
+    reason: Option<String>,
+) -> (NewTaskRow, EventRecord) {
+    let row = NewTaskRow {
+        id,
+        instance_id: node.id().clone(),
+        parent_task_id: parent_task,
+        draft,
+        status: TaskStatus::Pending,
+        routed_to: None,
+        routing_reason: reason.clone(),
+        now: now_millis(),
+    };
+    let ev = EventRecord::new("created", "hopper").with(json!({ "reason": reason }));
+    (row, ev)
 }

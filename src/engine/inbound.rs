@@ -11,11 +11,11 @@ use hopper_integration_api::{Action, Interpretation, Receipt};
 use serde_json::json;
 
 use super::{Engine, Node};
-use crate::domain::{InstanceId, Task, TaskId, TaskStatus, now_millis};
+use crate::domain::{InstanceId, InstanceStatus, Task, TaskDraft, TaskId, TaskStatus, now_millis};
 use crate::error::{HopperError, Result};
 use crate::routing::Route;
 use crate::store::{
-    Delegation, DelegationKind, DelegationState, Effect, EventRecord, InboundEvent,
+    Delegation, DelegationKind, DelegationState, Effect, EventRecord, Handover, InboundEvent,
     NewInboundEvent, NewTaskRow, Recorded,
 };
 
@@ -165,11 +165,12 @@ impl Engine {
         self.route_recorded(node, task, event_id).await
     }
 
-    /// As `route_inbound`, for the task just recorded (no need to look it up again).
+    /// As `route_inbound`, for the task just recorded (no need to look it up again). The
+    /// routing write marks the event routed in the same transaction.
     async fn route_recorded(&self, node: Arc<Node>, task: Task, event_id: &str) -> Result<()> {
         self.check_fault(super::Fault::BeforeInboundRouting)?;
         if task.status == TaskStatus::Pending {
-            self.route_existing(node.clone(), task).await?;
+            return self.route_existing(node, task, event_id).await;
         }
         node.store
             .mark_inbound_routed(event_id, now_millis())
@@ -192,40 +193,43 @@ impl Engine {
         Ok(())
     }
 
-    /// `add_task`'s routing for a task that is already stored as pending.
-    async fn route_existing(&self, node: Arc<Node>, task: Task) -> Result<()> {
+    /// `add_task`'s routing for a task that is already stored as pending; `event_id` is the
+    /// inbound event to mark routed with the routing write.
+    async fn route_existing(&self, node: Arc<Node>, task: Task, event_id: &str) -> Result<()> {
         let draft = task.to_draft();
         let projects = self.projects().await;
         let decision = self
             .router_for(&node)
             .route(node.scope(), &draft, &projects)
             .await;
+        let inbound = Some(event_id);
         let (child, kind) = match decision.route.clone() {
             Route::Project(name) => match self.project_for(&node, &name).await? {
                 Some(child) => (child, DelegationKind::Task),
                 None => {
                     let why = format!("project `{name}` has no instance and auto_create is off");
                     node.store
-                        .annotate_pending(&task.id, None, &why, now_millis())
+                        .annotate_pending(&task.id, None, &why, now_millis(), inbound)
                         .await?;
                     return Ok(());
                 }
             },
             Route::Orchestrate => (self.start_run(&node).await?, DelegationKind::Run),
             Route::Assign(executor) => {
+                let (why, at) = (&decision.reasoning, now_millis());
                 node.store
-                    .annotate_pending(&task.id, Some(&executor), &decision.reasoning, now_millis())
+                    .annotate_pending(&task.id, Some(&executor), why, at, inbound)
                     .await?;
                 return Ok(());
             }
             Route::Queue | Route::Triage => {
                 node.store
-                    .annotate_pending(&task.id, None, &decision.reasoning, now_millis())
+                    .annotate_pending(&task.id, None, &decision.reasoning, now_millis(), inbound)
                     .await?;
                 return Ok(());
             }
         };
-        let delegation = Delegation {
+        let mut delegation = Delegation {
             parent_instance_id: node.id().clone(),
             parent_task_id: task.id.clone(),
             child_instance_id: child.id().clone(),
@@ -234,20 +238,68 @@ impl Engine {
             state: DelegationState::Pending,
             delegated_at: now_millis(),
         };
+        let handover = match kind {
+            DelegationKind::Task => self.handover(&node, &child, &delegation, &draft).await,
+            DelegationKind::Run => None,
+        };
+        if handover.is_some() {
+            delegation.state = DelegationState::Delegated;
+        }
         let ev = EventRecord::new("routed", "hopper").with(json!({
             "to": child.id(),
             "confidence": decision.confidence,
             "reasoning": decision.reasoning,
             "decided_by": decision.decided_by,
         }));
-        if node
+        let routed = node
             .store
-            .route_pending(&delegation, &decision.reasoning, &ev)
-            .await?
-        {
+            .route_pending(
+                &delegation,
+                &decision.reasoning,
+                &ev,
+                handover.as_ref(),
+                inbound,
+            )
+            .await?;
+        if routed && handover.is_none() {
             self.hand_down(&delegation, draft).await?;
         }
         Ok(())
+    }
+
+    /// The child's task, when it can go into the parent's routing transaction: the child
+    /// shares the parent's database and its own router keeps the task there (queued, assigned
+    /// or left for triage) rather than sending it further down.
+    async fn handover(
+        &self,
+        parent: &Node,
+        child: &Node,
+        d: &Delegation,
+        draft: &TaskDraft,
+    ) -> Option<Handover> {
+        if child.store.key() != parent.store.key()
+            || child.instance.status != InstanceStatus::Running
+        {
+            return None;
+        }
+        let decision = self
+            .router_for(child)
+            .route(child.scope(), draft, &[])
+            .await;
+        if !matches!(
+            decision.route,
+            Route::Assign(_) | Route::Queue | Route::Triage
+        ) {
+            return None;
+        }
+        let (row, event) = super::add::kept_row(
+            child,
+            draft.clone(),
+            Some(d.parent_task_id.clone()),
+            d.child_task_id.clone(),
+            &decision,
+        );
+        Some(Handover { row, event })
     }
 }
 

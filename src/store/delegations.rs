@@ -1,4 +1,10 @@
-use super::{Store, StoreError, StoreResult, on_db};
+use std::sync::LazyLock;
+
+use super::commit::PendingEvent;
+use super::tasks::{
+    NewTaskRow, TASK_INSERT_COLUMNS, bind_new_task, source_json, task_select, to_json,
+};
+use super::{EventRecord, Store, StoreError, StoreResult, on_db};
 use crate::domain::{InstanceId, Millis, TaskId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,15 +128,43 @@ impl Delegation {
 const ROUTE_PENDING_SQLITE_TASK: &str = "UPDATE tasks SET status = 'routed', routed_to = $2, \
     routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'";
 
-/// PostgreSQL: the same, and the history event, as one statement.
-const ROUTE_PENDING_PG: &str = "WITH t AS (UPDATE tasks SET status = 'routed', routed_to = $2, \
+/// PostgreSQL: the same, its history event, and the inbound event's routed mark ($12, may be
+/// NULL), as one statement.
+const ROUTE_PENDING_PG_CTES: &str = "WITH t AS (UPDATE tasks SET status = 'routed', routed_to = $2, \
     routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending' RETURNING id, instance_id), \
     d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
     child_task_id, kind, state, delegated_at) SELECT CAST($5 AS TEXT), id, CAST($2 AS TEXT), \
     CAST($6 AS TEXT), CAST($7 AS TEXT), CAST($8 AS TEXT), CAST($4 AS BIGINT) FROM t), \
     e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT id, instance_id, CAST($4 AS BIGINT), CAST($9 AS TEXT), CAST($10 AS TEXT), CAST($11 AS TEXT) FROM t) \
-    SELECT COUNT(*) FROM t";
+    SELECT id, instance_id, CAST($4 AS BIGINT), CAST($9 AS TEXT), CAST($10 AS TEXT), CAST($11 AS TEXT) FROM t), \
+    m AS (UPDATE inbound_events SET routed_at = CAST($4 AS BIGINT) WHERE id = CAST($12 AS TEXT))";
+
+static ROUTE_PENDING_PG: LazyLock<String> =
+    LazyLock::new(|| format!("{ROUTE_PENDING_PG_CTES} SELECT COUNT(*) FROM t"));
+
+/// The same, with the child task ($13 to $29) and its history event ($30 to $32) inserted only
+/// if the parent was routed.
+static ROUTE_HAND_DOWN_PG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ROUTE_PENDING_PG_CTES}, \
+         c AS ({TASK_INSERT_COLUMNS} SELECT {} FROM t RETURNING id, instance_id, created_at), \
+         ce AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+               SELECT id, instance_id, created_at, CAST($30 AS TEXT), CAST($31 AS TEXT), CAST($32 AS TEXT) FROM c) \
+         SELECT COUNT(*) FROM t",
+        task_select(13)
+    )
+});
+
+/// SQLite: the inbound event's routed mark.
+const MARK_ROUTED: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
+
+/// A child task that goes into its parent's routing transaction: the child shares the parent's
+/// database and keeps the task, so the whole hand-off is one commit with nothing to re-drive.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    pub row: NewTaskRow,
+    pub event: EventRecord,
+}
 
 const COLUMNS: &str = "parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, delegated_at";
 
@@ -188,17 +222,25 @@ impl Store {
 /// Routing a task that is already stored (an inbound event's task, committed before routing).
 impl Store {
     /// Turns a pending task into a routed one and records the delegation that carries it to a
-    /// child, in one transaction. `None` if the task was no longer pending (claimed meanwhile).
+    /// child, in one transaction; with a `handover`, the child's task too (the delegation is
+    /// then already `delegated`). `inbound` names the event whose task this is, marked routed in
+    /// the same write. False if the task was no longer pending (claimed meanwhile).
     pub async fn route_pending(
         &self,
         delegation: &Delegation,
         reason: &str,
-        event: &super::EventRecord,
+        event: &EventRecord,
+        handover: Option<&Handover>,
+        inbound: Option<&str>,
     ) -> StoreResult<bool> {
         if let super::Db::Postgres(p) = &self.db {
             // Re-drivable: an unrouted inbound event is routed again at start-up.
             let p = self.relaxed.as_ref().unwrap_or(p);
-            let n: i64 = sqlx::query_scalar(ROUTE_PENDING_PG)
+            let sql = match handover {
+                Some(_) => ROUTE_HAND_DOWN_PG.as_str(),
+                None => ROUTE_PENDING_PG.as_str(),
+            };
+            let q = sqlx::query_scalar::<_, i64>(sql)
                 .bind(delegation.parent_task_id.as_str())
                 .bind(delegation.child_instance_id.as_str())
                 .bind(reason)
@@ -210,11 +252,22 @@ impl Store {
                 .bind(event.kind)
                 .bind(event.actor.as_str())
                 .bind(event.detail.as_ref().map(|d| d.to_string()))
-                .fetch_one(p)
-                .await?;
+                .bind(inbound);
+            let n = match handover {
+                Some(h) => {
+                    bind_new_task!(q, h.row)
+                        .bind(h.event.kind)
+                        .bind(h.event.actor.as_str())
+                        .bind(h.event.detail.as_ref().map(|d| d.to_string()))
+                        .fetch_one(p)
+                        .await?
+                }
+                None => q.fetch_one(p).await?,
+            };
             return Ok(n > 0);
         }
         let (d, reason, ev) = (delegation.clone(), reason.to_owned(), event.clone());
+        let (handover, inbound) = (handover.cloned(), inbound.map(str::to_owned));
         let routed = self
             .lite_write(move |c, events| {
                 let n = super::lite::query(c, ROUTE_PENDING_SQLITE_TASK)?
@@ -225,12 +278,18 @@ impl Store {
                     .execute()?;
                 if n > 0 {
                     insert_delegation_lite(c, &d)?;
-                    events.push(super::commit::PendingEvent::new(
+                    events.push(PendingEvent::new(
                         d.parent_task_id.as_str(),
                         d.parent_instance_id.as_str(),
                         d.delegated_at,
                         &ev,
                     ));
+                    if let Some(h) = &handover {
+                        insert_child_lite(c, events, h)?;
+                    }
+                }
+                if let Some(id) = &inbound {
+                    mark_routed_lite(c, id, d.delegated_at)?;
                 }
                 Ok(n > 0)
             })
@@ -240,38 +299,77 @@ impl Store {
 
     /// Records a routing decision that keeps a pending task where it is (assigned to an
     /// executor, or left for triage with the reason).
+    /// `inbound` as for [`Store::route_pending`].
     pub async fn annotate_pending(
         &self,
         task: &TaskId,
         executor: Option<&str>,
         reason: &str,
         at: Millis,
+        inbound: Option<&str>,
     ) -> StoreResult<bool> {
         const Q: &str = "UPDATE tasks SET executor = COALESCE($2, executor), routing_reason = $3, \
                          updated_at = $4 WHERE id = $1 AND status = 'pending'";
+        const Q_PG: &str = "WITH m AS (UPDATE inbound_events SET routed_at = $4 \
+            WHERE id = CAST($5 AS TEXT)), t AS (UPDATE tasks SET executor = COALESCE($2, executor), \
+            routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending' RETURNING id) \
+            SELECT COUNT(*) FROM t";
         let n = match &self.db {
-            super::Db::Postgres(p) => sqlx::query(Q)
-                .bind(task.as_str())
-                .bind(executor)
-                .bind(reason)
-                .bind(at)
-                .execute(self.relaxed_or(p))
-                .await?
-                .rows_affected() as usize,
+            super::Db::Postgres(p) => {
+                sqlx::query_scalar::<_, i64>(Q_PG)
+                    .bind(task.as_str())
+                    .bind(executor)
+                    .bind(reason)
+                    .bind(at)
+                    .bind(inbound)
+                    .fetch_one(self.relaxed_or(p))
+                    .await? as usize
+            }
             super::Db::Sqlite(_) => {
                 let (task, executor) = (task.clone(), executor.map(str::to_owned));
-                let reason = reason.to_owned();
+                let (reason, inbound) = (reason.to_owned(), inbound.map(str::to_owned));
                 self.lite_write(move |c, _| {
-                    super::lite::query(c, Q)?
+                    let n = super::lite::query(c, Q)?
                         .bind(task.as_str())
                         .bind(executor.as_deref())
                         .bind(reason.as_str())
                         .bind(at)
-                        .execute()
+                        .execute()?;
+                    if let Some(id) = &inbound {
+                        mark_routed_lite(c, id, at)?;
+                    }
+                    Ok(n)
                 })
                 .await?
             }
         };
         Ok(n == 1)
     }
+}
+
+/// The child task of a [`Handover`] and its `created` event, on the SQLite writer.
+fn insert_child_lite(
+    c: &rusqlite::Connection,
+    events: &mut Vec<PendingEvent>,
+    h: &Handover,
+) -> rusqlite::Result<()> {
+    bind_new_task!(super::lite::query(c, super::tasks::INSERT_TASK)?, h.row).execute()?;
+    events.push(PendingEvent::new(
+        h.row.id.as_str(),
+        h.row.instance_id.as_str(),
+        h.row.now,
+        &h.event,
+    ));
+    Ok(())
+}
+
+pub(super) fn mark_routed_lite(
+    c: &rusqlite::Connection,
+    event_id: &str,
+    at: Millis,
+) -> rusqlite::Result<usize> {
+    super::lite::query(c, MARK_ROUTED)?
+        .bind(event_id)
+        .bind(at)
+        .execute()
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use super::commit::PendingEvent;
 use super::events::append_event;
-use super::tasks::{INSERT_TASK, NewTaskRow, bind_new_task, source_json, to_json};
+use super::tasks::{
+    INSERT_TASK, NewTaskRow, TASK_INSERT_COLUMNS, bind_new_task, source_json, task_select, to_json,
+};
 use super::{Db, EventRecord, Store, StoreError, StoreResult, lite, on_db};
 use crate::domain::{Millis, Task, TaskId};
 
@@ -94,19 +96,6 @@ macro_rules! record_pg_head {
          b AS (INSERT INTO inbound_bodies (event_id, body) SELECT id, $7 FROM e)"
     };
 }
-
-/// The task columns of `TASK_INSERT_COLUMNS` as a SELECT list over 17 parameters from `$first`
-/// (the task binds follow the event's 13).
-fn task_select(first: usize) -> String {
-    let p = |i: usize| format!("${}", first + i);
-    // $17 (updated_at) repeats created_at, as in INSERT_TASK.
-    let cols: Vec<String> = (0..17).map(p).chain(std::iter::once(p(16))).collect();
-    cols.join(", ")
-}
-
-const TASK_INSERT_COLUMNS: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, \
-    description, tags, priority, project, needs_orchestration, executor, required_capabilities, \
-    requester, source, status, routed_to, routing_reason, created_at, updated_at)";
 
 /// PostgreSQL: data-modifying CTEs, so the event, the task and its history are one statement.
 const RECORD_PG: &str = concat!(record_pg_head!(), " SELECT COUNT(*) FROM e");
@@ -286,10 +275,8 @@ impl Store {
             }
             Db::Sqlite(_) => {
                 let id = id.to_owned();
-                self.lite_write(move |c, _| {
-                    lite::query(c, Q)?.bind(id.as_str()).bind(at).execute()
-                })
-                .await?;
+                self.lite_write(move |c, _| super::delegations::mark_routed_lite(c, &id, at))
+                    .await?;
             }
         }
         Ok(())

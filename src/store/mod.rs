@@ -19,7 +19,7 @@ mod tasks;
 
 use sqlx::{PgPool, SqlitePool};
 
-pub use delegations::{Delegation, DelegationKind, DelegationState};
+pub use delegations::{Delegation, DelegationKind, DelegationState, Handover};
 pub use events::EventRecord;
 pub use inbound::{Effect, InboundEvent, NewInboundEvent, Recorded};
 pub use instances::NewInstance;
