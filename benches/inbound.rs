@@ -257,7 +257,14 @@ fn main() {
     rt.block_on(async {
         let dir = workdir();
         let sqlite = format!("sqlite:{}", dir.path().join("inbound.db").display());
-        backend("sqlite", &sqlite, &s).await;
+        // HOPPER_BENCH_ONLY=postgres (or sqlite) runs one backend.
+        let only = std::env::var("HOPPER_BENCH_ONLY").ok();
+        if only.as_deref().is_none_or(|o| o == "sqlite") {
+            backend("sqlite", &sqlite, &s).await;
+        }
+        if only.as_deref() == Some("sqlite") {
+            return;
+        }
         match std::env::var("HOPPER_BENCH_PG_URL") {
             Ok(admin) => backend("postgres", &common::fresh_pg(&admin).await, &s).await,
             Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),

@@ -3,6 +3,8 @@
 
 use std::sync::LazyLock;
 
+mod body;
+
 use serde::Serialize;
 
 use super::commit::PendingEvent;
@@ -46,8 +48,11 @@ pub struct InboundEvent {
     pub received_at: i64,
     #[schema(value_type = Object)]
     pub headers: String,
+    /// The body as received (decoded on read, whatever `encoding` it is stored in).
     #[serde(skip)]
     pub body: Vec<u8>,
+    #[serde(skip)]
+    pub encoding: String,
     pub status: String,
     pub reason: Option<String>,
     pub instance_id: String,
@@ -79,13 +84,15 @@ pub enum Recorded {
     Duplicate(Box<InboundEvent>),
 }
 
-/// The event's 13 parameters (`bind_event!`); `$7`, the body, goes to `inbound_bodies`.
+/// The event's 14 parameters (`bind_event!`); `$7` and `$14`, the body and its encoding, go to
+/// `inbound_bodies`.
 const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
     received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
     VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
     ON CONFLICT (source, delivery_id) DO NOTHING";
 /// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 13 arguments).
-const INSERT_BODY: &str = "INSERT INTO inbound_bodies (event_id, body) VALUES ($1, $7)";
+const INSERT_BODY: &str =
+    "INSERT INTO inbound_bodies (event_id, body, encoding) VALUES ($1, $7, $14)";
 /// PostgreSQL: the event and its body as one statement (every parameter must be used).
 macro_rules! record_pg_head {
     () => {
@@ -93,7 +100,8 @@ macro_rules! record_pg_head {
          received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
          VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
-         b AS (INSERT INTO inbound_bodies (event_id, body) SELECT id, $7 FROM e)"
+         b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
+         SELECT id, $7, CAST($14 AS TEXT) FROM e)"
     };
 }
 
@@ -104,16 +112,17 @@ static RECORD_WITH_TASK_PG: LazyLock<String> = LazyLock::new(|| {
         "{}, \
          t AS ({TASK_INSERT_COLUMNS} SELECT {} FROM e RETURNING id, instance_id, created_at), \
          h AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-               SELECT id, instance_id, created_at, CAST($31 AS TEXT), CAST($32 AS TEXT), CAST($33 AS TEXT) FROM t) \
+               SELECT id, instance_id, created_at, CAST($32 AS TEXT), CAST($33 AS TEXT), CAST($34 AS TEXT) FROM t) \
          SELECT COUNT(*) FROM e",
         record_pg_head!(),
-        task_select(14)
+        task_select(15)
     )
 });
 
-/// Binds an event's 13 parameters; `$task_id` is the task it made or commented on.
+/// Binds an event's 14 parameters; `$task_id` is the task it made or commented on, `$encoding`
+/// how its body is stored.
 macro_rules! bind_event {
-    ($q:expr, $event:expr, $task_id:expr) => {{
+    ($q:expr, $event:expr, $task_id:expr, $encoding:expr) => {{
         $q.bind($event.id.as_str())
             .bind($event.source.as_str())
             .bind($event.delivery_id.as_deref())
@@ -127,12 +136,14 @@ macro_rules! bind_event {
             .bind($task_id)
             .bind($event.replay_of.as_deref())
             .bind($event.endpoint.as_str())
+            .bind($encoding)
     }};
 }
 
 /// An event with its body (written together, so the join always finds it).
 const COLUMNS: &str = "e.id, e.source, e.endpoint, e.delivery_id, e.event_type, e.received_at, \
-    e.headers, b.body, e.status, e.reason, e.instance_id, e.task_id, e.replay_of, e.routed_at";
+    e.headers, b.body, b.encoding, e.status, e.reason, e.instance_id, e.task_id, e.replay_of, \
+    e.routed_at";
 const FROM_EVENTS: &str = "inbound_events e JOIN inbound_bodies b ON b.event_id = e.id";
 
 impl Store {
@@ -151,6 +162,8 @@ impl Store {
             Effect::Task(row, _) => Some(row.id.as_str().to_owned()),
             _ => event.task_id.clone(),
         };
+        let mut event = event;
+        let encoding = body::encode(&mut event.body);
         // Shared with the SQLite write (which may run twice) without copying headers or body.
         let event = std::sync::Arc::new(event);
         let inserted: bool = match (&self.db, &effect) {
@@ -159,7 +172,8 @@ impl Store {
                 let q = bind_event!(
                     sqlx::query_scalar::<_, i64>(&RECORD_WITH_TASK_PG),
                     event,
-                    task_id.as_deref()
+                    task_id.as_deref(),
+                    encoding
                 );
                 let n: i64 = bind_new_task!(q, row)
                     .bind(ev.kind)
@@ -173,7 +187,8 @@ impl Store {
                 let q = bind_event!(
                     sqlx::query_scalar::<_, i64>(RECORD_PG),
                     event,
-                    task_id.as_deref()
+                    task_id.as_deref(),
+                    encoding
                 );
                 q.fetch_one(p).await? > 0
             }
@@ -188,7 +203,7 @@ impl Store {
             ) => {
                 let mut tx = p.begin().await?;
                 let q = sqlx::query_scalar::<_, i64>(RECORD_PG);
-                let n = bind_event!(q, event, task_id.as_deref())
+                let n = bind_event!(q, event, task_id.as_deref(), encoding)
                     .fetch_one(&mut *tx)
                     .await?;
                 if n > 0 {
@@ -199,8 +214,10 @@ impl Store {
             }
             (Db::Sqlite(_), _) => {
                 let event = event.clone();
-                self.lite_write(move |c, events| record_lite(c, events, &event, &effect, &task_id))
-                    .await?
+                self.lite_write(move |c, events| {
+                    record_lite(c, events, &event, encoding, &effect, &task_id)
+                })
+                .await?
             }
         };
         if inserted {
@@ -227,14 +244,15 @@ impl Store {
         let q = format!(
             "SELECT {COLUMNS} FROM {FROM_EVENTS} WHERE e.source = $1 AND e.delivery_id = $2"
         );
-        let row = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(delivery_id).fetch_optional(p).await?);
-        Ok(row)
+        let row: Option<InboundEvent> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(delivery_id).fetch_optional(p).await?);
+        row.map(InboundEvent::decoded).transpose()
     }
 
     pub async fn inbound_event(&self, id: &str) -> StoreResult<Option<InboundEvent>> {
         let q = format!("SELECT {COLUMNS} FROM {FROM_EVENTS} WHERE e.id = $1");
-        let row = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id).fetch_optional(p).await?);
-        Ok(row)
+        let row: Option<InboundEvent> =
+            on_db!(&self.reader, p => sqlx::query_as(&q).bind(id).fetch_optional(p).await?);
+        row.map(InboundEvent::decoded).transpose()
     }
 
     /// Newest first, optionally of one source and/or status.
@@ -249,8 +267,8 @@ impl Store {
              WHERE (CAST($1 AS TEXT) IS NULL OR e.source = $1) AND (CAST($2 AS TEXT) IS NULL OR e.status = $2) \
              ORDER BY e.id DESC LIMIT $3"
         );
-        let rows = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(status).bind(limit).fetch_all(p).await?);
-        Ok(rows)
+        let rows: Vec<InboundEvent> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(status).bind(limit).fetch_all(p).await?);
+        rows.into_iter().map(InboundEvent::decoded).collect()
     }
 
     /// Accepted events whose task has not been through routing yet: what start-up re-drives.
@@ -288,14 +306,27 @@ fn record_lite(
     c: &rusqlite::Connection,
     events: &mut Vec<PendingEvent>,
     event: &NewInboundEvent,
+    encoding: &str,
     effect: &Effect,
     task_id: &Option<String>,
 ) -> rusqlite::Result<bool> {
-    let n = bind_event!(lite::query(c, INSERT_EVENT)?, event, task_id.as_deref()).execute()?;
+    let n = bind_event!(
+        lite::query(c, INSERT_EVENT)?,
+        event,
+        task_id.as_deref(),
+        encoding
+    )
+    .execute()?;
     if n == 0 {
         return Ok(false);
     }
-    bind_event!(lite::query(c, INSERT_BODY)?, event, task_id.as_deref()).execute()?;
+    bind_event!(
+        lite::query(c, INSERT_BODY)?,
+        event,
+        task_id.as_deref(),
+        encoding
+    )
+    .execute()?;
     match effect {
         Effect::Task(row, ev) => {
             bind_new_task!(lite::query(c, INSERT_TASK)?, row).execute()?;
@@ -322,6 +353,15 @@ fn record_lite(
 }
 
 impl InboundEvent {
+    /// With the body as received.
+    fn decoded(mut self) -> StoreResult<Self> {
+        let raw = body::decode(&self.encoding, std::mem::take(&mut self.body))
+            .map_err(|e| StoreError::Corrupt(format!("inbound event {}: body: {e}", self.id)))?;
+        self.body = raw;
+        self.encoding = body::IDENTITY.to_owned();
+        Ok(self)
+    }
+
     /// The API's view; `with_body` for detail views.
     pub fn view(&self, with_body: bool) -> crate::domain::InboundEventView {
         crate::domain::InboundEventView {
