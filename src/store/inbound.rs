@@ -1,17 +1,14 @@
 //! `inbound_events`: every accepted webhook, email or HTTP event, verbatim, with what became
 //! of it. The event row and the task it creates are written in one transaction.
 
-use std::sync::LazyLock;
-
+pub(crate) mod batch_pg;
 mod body;
 
 use serde::Serialize;
 
 use super::commit::PendingEvent;
 use super::events::append_event;
-use super::tasks::{
-    INSERT_TASK, NewTaskRow, TASK_INSERT_COLUMNS, bind_new_task, source_json, task_select, to_json,
-};
+use super::tasks::{INSERT_TASK, NewTaskRow, bind_new_task, source_json, to_json};
 use super::{Db, EventRecord, Store, StoreError, StoreResult, lite, on_db};
 use crate::domain::{Millis, Task, TaskId};
 
@@ -105,20 +102,8 @@ macro_rules! record_pg_head {
     };
 }
 
-/// PostgreSQL: data-modifying CTEs, so the event, the task and its history are one statement.
+/// PostgreSQL, for a comment: the event and its body as one statement.
 const RECORD_PG: &str = concat!(record_pg_head!(), " SELECT COUNT(*) FROM e");
-static RECORD_WITH_TASK_PG: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{}, \
-         t AS ({TASK_INSERT_COLUMNS} SELECT {} FROM e RETURNING id, instance_id, created_at), \
-         h AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-               SELECT id, instance_id, created_at, CAST($32 AS TEXT), CAST($33 AS TEXT), CAST($34 AS TEXT) FROM t) \
-         SELECT COUNT(*) FROM e",
-        record_pg_head!(),
-        task_select(15)
-    )
-});
-
 /// Binds an event's 14 parameters; `$task_id` is the task it made or commented on, `$encoding`
 /// how its body is stored.
 macro_rules! bind_event {
@@ -166,32 +151,7 @@ impl Store {
         let encoding = body::encode(&mut event.body);
         // Shared with the SQLite write (which may run twice) without copying headers or body.
         let event = std::sync::Arc::new(event);
-        let inserted: bool = match (&self.db, &effect) {
-            // One statement: the event, and the task only if the event was new.
-            (Db::Postgres(p), Effect::Task(row, ev)) => {
-                let q = bind_event!(
-                    sqlx::query_scalar::<_, i64>(&RECORD_WITH_TASK_PG),
-                    event,
-                    task_id.as_deref(),
-                    encoding
-                );
-                let n: i64 = bind_new_task!(q, row)
-                    .bind(ev.kind)
-                    .bind(ev.actor.as_str())
-                    .bind(ev.detail.as_ref().map(|d| d.to_string()))
-                    .fetch_one(p)
-                    .await?;
-                n > 0
-            }
-            (Db::Postgres(p), Effect::Nothing) => {
-                let q = bind_event!(
-                    sqlx::query_scalar::<_, i64>(RECORD_PG),
-                    event,
-                    task_id.as_deref(),
-                    encoding
-                );
-                q.fetch_one(p).await? > 0
-            }
+        let inserted: bool = match (&self.db, effect) {
             // A comment: the event row, then the history entry if the event was new.
             (
                 Db::Postgres(p),
@@ -212,7 +172,25 @@ impl Store {
                 tx.commit().await?;
                 n > 0
             }
-            (Db::Sqlite(_), _) => {
+            // The event, its body, and its task only if the event was new: batched with other
+            // deliveries (see `batch_pg`).
+            (Db::Postgres(_), effect) => {
+                let recorder = self.pg_records.as_ref().ok_or_else(|| {
+                    StoreError::Open("PostgreSQL store without its record batcher".into())
+                })?;
+                let task = match effect {
+                    Effect::Task(row, ev) => Some((*row, ev)),
+                    _ => None,
+                };
+                let record = batch_pg::Record {
+                    event: event.clone(),
+                    encoding,
+                    task_id: task_id.clone(),
+                    task,
+                };
+                recorder.record(record).await?
+            }
+            (Db::Sqlite(_), effect) => {
                 let event = event.clone();
                 self.lite_write(move |c, events| {
                     record_lite(c, events, &event, encoding, &effect, &task_id)

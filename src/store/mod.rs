@@ -76,6 +76,8 @@ pub struct Store {
     /// delegated task to its child, delegation bookkeeping). PostgreSQL never reorders commits,
     /// so a lost suffix leaves the same state as a crash just before those writes.
     relaxed: Option<sqlx::PgPool>,
+    /// PostgreSQL only: group commit for inbound records (see `inbound::batch_pg`).
+    pg_records: Option<inbound::batch_pg::PgRecorder>,
     key: StoreKey,
 }
 

@@ -125,11 +125,16 @@ impl StoreSet {
             (Db::Sqlite(pool), _) => Some(Committer::start(Writer::Shared(pool.clone()), None)?),
             (Db::Postgres(_), _) => None,
         };
+        let pg_records = match &db {
+            Db::Postgres(p) => Some(super::inbound::batch_pg::PgRecorder::start(p.clone())),
+            Db::Sqlite(_) => None,
+        };
         let store = Store {
             db,
             reader,
             committer,
             relaxed,
+            pg_records,
             key: key.clone(),
         };
         store.migrate().await?;

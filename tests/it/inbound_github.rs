@@ -163,6 +163,45 @@ async fn redelivery_creates_nothing_new(backend: Backend) {
 }
 on_both!(redelivery_creates_nothing_new);
 
+/// Deliveries arriving together are committed together (group commit): redeliveries among them
+/// must still make exactly one task, and every other delivery its own.
+async fn concurrent_deliveries_and_redeliveries(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    env_with_github(&mut env, json!({}));
+    let server = TestServer::start(&env).await;
+    let sends = (0..32).map(|i| {
+        let id = if i % 2 == 0 {
+            "same".to_owned()
+        } else {
+            format!("d-{i}")
+        };
+        let server = &server;
+        async move {
+            let r = deliver(server, "issues", &id, ISSUE_OPENED, signed(ISSUE_OPENED)).await;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (id, status, body)
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let same: Vec<&(String, u16, Value)> = answers.iter().filter(|a| a.0 == "same").collect();
+    assert_eq!(same.iter().filter(|a| a.1 == 202).count(), 1, "{same:?}");
+    assert!(
+        same.iter()
+            .all(|a| a.1 == 202 || a.2["status"] == "duplicate")
+    );
+    assert!(same.iter().all(|a| a.2["task_id"] == same[0].2["task_id"]));
+    assert!(answers.iter().filter(|a| a.0 != "same").all(|a| a.1 == 202));
+    assert_eq!(
+        tasks_in(&server.engine, &InstanceId::global()).await.len(),
+        17
+    );
+    let stored = server.engine.list_events(None, None, 100).await.unwrap();
+    assert_eq!(stored.len(), 17);
+    assert!(stored.iter().all(|e| e.body == ISSUE_OPENED.as_bytes()));
+}
+on_both!(concurrent_deliveries_and_redeliveries);
+
 async fn bad_requests_get_clear_errors_and_create_nothing(backend: Backend) {
     let mut env = TestEnv::new(backend).await;
     env_with_github(&mut env, json!({ "max_body_bytes": 20000 }));

@@ -1,0 +1,215 @@
+//! Group commit for inbound records on PostgreSQL.
+//!
+//! Each webhook's record (event, body, task, history) is one statement, and under load the
+//! server spent most of its CPU starting and finishing statements and transactions, not
+//! inserting rows. So concurrent records queue here and go in together: one statement inserts
+//! a whole batch (the columns travel as arrays and are `unnest`ed), one commit makes it
+//! durable, and each caller learns whether its event was new. A few batches run at once, so
+//! the next one fills while the last one commits.
+//!
+//! A batch that fails is retried record by record, so one bad record never fails the others.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::NewInboundEvent;
+use crate::store::tasks::{NewTaskRow, source_json, to_json};
+use crate::store::{EventRecord, StoreError, StoreResult};
+
+const MAX_BATCH: usize = 128;
+/// Batches in flight at once.
+const IN_FLIGHT: usize = 4;
+
+/// One record on its way in.
+pub(crate) struct Record {
+    pub event: Arc<NewInboundEvent>,
+    pub encoding: &'static str,
+    pub task_id: Option<String>,
+    pub task: Option<(NewTaskRow, EventRecord)>,
+}
+
+struct Queued {
+    record: Record,
+    reply: oneshot::Sender<StoreResult<bool>>,
+}
+
+/// Handle to a database's batcher. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct PgRecorder {
+    tx: mpsc::Sender<Queued>,
+}
+
+impl PgRecorder {
+    pub fn start(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(pool, rx));
+        Self { tx }
+    }
+
+    /// Records, durably; true if the event was new (false: its delivery id was seen before).
+    pub async fn record(&self, record: Record) -> StoreResult<bool> {
+        let (reply, rx) = oneshot::channel();
+        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.tx
+            .send(Queued { record, reply })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
+async fn run(pool: PgPool, mut rx: mpsc::Receiver<Queued>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Wait for a free slot first: while every slot is busy, records pile up into the
+        // next batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let queued = std::mem::take(&mut batch);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            commit(&pool, queued).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn commit(pool: &PgPool, queued: Vec<Queued>) {
+    metrics::histogram!("hopper_store_pg_record_batch_size").record(queued.len() as f64);
+    let records: Vec<&Record> = queued.iter().map(|q| &q.record).collect();
+    match insert(pool, &records).await {
+        Ok(new) => {
+            for q in queued {
+                let _ = q.reply.send(Ok(new.contains(&q.record.event.id)));
+            }
+        }
+        Err(e) if queued.len() == 1 => {
+            if let Some(q) = queued.into_iter().next() {
+                let _ = q.reply.send(Err(e));
+            }
+        }
+        Err(_) => {
+            for q in queued {
+                let result = insert(pool, &[&q.record]).await;
+                let _ = q.reply.send(result.map(|new| !new.is_empty()));
+            }
+        }
+    }
+}
+
+/// The events ($1 to $14) and the tasks of those that have one ($15 to $35), as arrays; only
+/// new events get their body, task and history. Returns the ids of the new events.
+const INSERT: &str = "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+    $4::text[], $5::int8[], $6::text[], $7::bytea[], $8::text[], $9::text[], $10::text[], \
+    $11::text[], $12::text[], $13::text[], $14::text[]) AS x(id, source, delivery_id, event_type, \
+    received_at, headers, body, status, reason, instance_id, task_id, replay_of, endpoint, \
+    encoding)), \
+    e AS (INSERT INTO inbound_events (id, source, delivery_id, event_type, received_at, headers, \
+    status, reason, instance_id, task_id, replay_of, endpoint) SELECT id, source, delivery_id, \
+    event_type, received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint \
+    FROM x ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
+    b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
+    SELECT x.id, x.body, x.encoding FROM x JOIN e ON e.id = x.id), \
+    k AS (SELECT * FROM unnest($15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
+    $20::text[], $21::text[], $22::int8[], $23::text[], $24::bool[], $25::text[], $26::text[], \
+    $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::int8[], $33::text[], \
+    $34::text[], $35::text[]) AS k(event_id, id, instance_id, parent_task_id, title, description, \
+    tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
+    source, status, routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
+    t AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
+    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
+    routed_to, routing_reason, created_at, updated_at) SELECT k.id, k.instance_id, \
+    k.parent_task_id, k.title, k.description, k.tags, k.priority, k.project, \
+    k.needs_orchestration, k.executor, k.required_capabilities, k.requester, k.source, k.status, \
+    k.routed_to, k.routing_reason, k.created_at, k.created_at FROM k JOIN e ON e.id = k.event_id \
+    RETURNING id), \
+    h AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+    SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail \
+    FROM k JOIN t ON t.id = k.id) \
+    SELECT id FROM e";
+
+async fn insert(pool: &PgPool, records: &[&Record]) -> StoreResult<HashSet<String>> {
+    let events = records.iter().map(|r| r.event.as_ref());
+    let col = |f: fn(&NewInboundEvent) -> Option<&str>| events.clone().map(f).collect::<Vec<_>>();
+    let q = sqlx::query_scalar::<_, String>(INSERT)
+        .bind(col(|e| Some(e.id.as_str())))
+        .bind(col(|e| Some(e.source.as_str())))
+        .bind(col(|e| e.delivery_id.as_deref()))
+        .bind(col(|e| Some(e.event_type.as_str())))
+        .bind(events.clone().map(|e| e.received_at).collect::<Vec<_>>())
+        .bind(
+            events
+                .clone()
+                .map(|e| e.headers.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.clone().map(|e| &e.body[..]).collect::<Vec<_>>())
+        .bind(col(|e| Some(e.status)))
+        .bind(col(|e| e.reason.as_deref()))
+        .bind(col(|e| Some(e.instance_id.as_str())))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.task_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|e| e.replay_of.as_deref()))
+        .bind(col(|e| Some(e.endpoint.as_str())))
+        .bind(records.iter().map(|r| r.encoding).collect::<Vec<_>>());
+    let tasks: Vec<(&str, &NewTaskRow, &EventRecord)> = records
+        .iter()
+        .filter_map(|r| r.task.as_ref().map(|(t, e)| (r.event.id.as_str(), t, e)))
+        .collect();
+    let tcol =
+        |f: fn(&NewTaskRow) -> Option<String>| tasks.iter().map(|t| f(t.1)).collect::<Vec<_>>();
+    let q = q
+        .bind(tasks.iter().map(|t| t.0).collect::<Vec<_>>())
+        .bind(tcol(|t| Some(t.id.as_str().to_owned())))
+        .bind(tcol(|t| Some(t.instance_id.as_str().to_owned())))
+        .bind(tcol(|t| {
+            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
+        }))
+        .bind(tcol(|t| Some(t.draft.title.clone())))
+        .bind(tcol(|t| Some(t.draft.description.clone())))
+        .bind(tcol(|t| Some(to_json(&t.draft.tags))))
+        .bind(
+            tasks
+                .iter()
+                .map(|t| t.1.draft.priority.rank())
+                .collect::<Vec<_>>(),
+        )
+        .bind(tcol(|t| t.draft.project.clone()))
+        .bind(
+            tasks
+                .iter()
+                .map(|t| t.1.draft.needs_orchestration)
+                .collect::<Vec<_>>(),
+        )
+        .bind(tcol(|t| t.draft.executor.clone()))
+        .bind(tcol(|t| Some(to_json(&t.draft.required_capabilities))))
+        .bind(tcol(|t| t.draft.requester.clone()))
+        .bind(tcol(|t| t.draft.source.as_ref().map(source_json)))
+        .bind(tcol(|t| Some(t.status.as_str().to_owned())))
+        .bind(tcol(|t| {
+            t.routed_to.as_ref().map(|r| r.as_str().to_owned())
+        }))
+        .bind(tcol(|t| t.routing_reason.clone()))
+        .bind(tasks.iter().map(|t| t.1.now).collect::<Vec<_>>())
+        .bind(tasks.iter().map(|t| t.2.kind).collect::<Vec<_>>())
+        .bind(tasks.iter().map(|t| t.2.actor.as_str()).collect::<Vec<_>>())
+        .bind(
+            tasks
+                .iter()
+                .map(|t| t.2.detail.as_ref().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        );
+    Ok(q.fetch_all(pool).await?.into_iter().collect())
+}
