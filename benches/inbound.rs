@@ -228,8 +228,24 @@ async fn backend(label: &str, url: &str, s: &Scale) {
         pct(&lat, 0.99),
         pct(&lat, 1.0)
     );
-    let stored = engine.list_events(Some("github"), None, 1).await.unwrap();
-    assert!(!stored.is_empty());
+    // Routing runs after the answer: it must keep up, not fail quietly behind the figures.
+    let drained = Instant::now();
+    loop {
+        let latest = engine.list_events(Some("github"), None, 200).await.unwrap();
+        assert!(!latest.is_empty());
+        if latest.iter().all(|e| e.routed_at.is_some()) {
+            break;
+        }
+        assert!(
+            drained.elapsed() < Duration::from_secs(60),
+            "{label}: inbound tasks are not being routed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "{label:<9} routing backlog drained {:.2} s after the last answer",
+        drained.elapsed().as_secs_f64()
+    );
     engine.close().await;
 }
 

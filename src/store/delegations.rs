@@ -1,9 +1,9 @@
-use std::sync::LazyLock;
+mod route_pg;
+
+pub(super) use route_pg::Route;
 
 use super::commit::PendingEvent;
-use super::tasks::{
-    NewTaskRow, TASK_INSERT_COLUMNS, bind_new_task, source_json, task_select, to_json,
-};
+use super::tasks::{NewTaskRow, bind_new_task, source_json, to_json};
 use super::{EventRecord, Store, StoreError, StoreResult, on_db};
 use crate::domain::{InstanceId, Millis, TaskId};
 
@@ -128,33 +128,6 @@ impl Delegation {
 const ROUTE_PENDING_SQLITE_TASK: &str = "UPDATE tasks SET status = 'routed', routed_to = $2, \
     routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending'";
 
-/// PostgreSQL: the same, its history event, and the inbound event's routed mark ($12, may be
-/// NULL), as one statement.
-const ROUTE_PENDING_PG_CTES: &str = "WITH t AS (UPDATE tasks SET status = 'routed', routed_to = $2, \
-    routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending' RETURNING id, instance_id), \
-    d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
-    child_task_id, kind, state, delegated_at) SELECT CAST($5 AS TEXT), id, CAST($2 AS TEXT), \
-    CAST($6 AS TEXT), CAST($7 AS TEXT), CAST($8 AS TEXT), CAST($4 AS BIGINT) FROM t), \
-    e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT id, instance_id, CAST($4 AS BIGINT), CAST($9 AS TEXT), CAST($10 AS TEXT), CAST($11 AS TEXT) FROM t), \
-    m AS (UPDATE inbound_events SET routed_at = CAST($4 AS BIGINT) WHERE id = CAST($12 AS TEXT))";
-
-static ROUTE_PENDING_PG: LazyLock<String> =
-    LazyLock::new(|| format!("{ROUTE_PENDING_PG_CTES} SELECT COUNT(*) FROM t"));
-
-/// The same, with the child task ($13 to $29) and its history event ($30 to $32) inserted only
-/// if the parent was routed.
-static ROUTE_HAND_DOWN_PG: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "{ROUTE_PENDING_PG_CTES}, \
-         c AS ({TASK_INSERT_COLUMNS} SELECT {} FROM t RETURNING id, instance_id, created_at), \
-         ce AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-               SELECT id, instance_id, created_at, CAST($30 AS TEXT), CAST($31 AS TEXT), CAST($32 AS TEXT) FROM c) \
-         SELECT COUNT(*) FROM t",
-        task_select(13)
-    )
-});
-
 /// SQLite: the inbound event's routed mark.
 const MARK_ROUTED: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
 
@@ -233,38 +206,20 @@ impl Store {
         handover: Option<&Handover>,
         inbound: Option<&str>,
     ) -> StoreResult<bool> {
-        if let super::Db::Postgres(p) = &self.db {
-            // Re-drivable: an unrouted inbound event is routed again at start-up.
-            let p = self.relaxed.as_ref().unwrap_or(p);
-            let sql = match handover {
-                Some(_) => ROUTE_HAND_DOWN_PG.as_str(),
-                None => ROUTE_PENDING_PG.as_str(),
+        if let super::Db::Postgres(_) = &self.db {
+            // Batched with other routes, on the relaxed pool: an unrouted inbound event is
+            // routed again at start-up.
+            let batcher = self.pg_routes.as_ref().ok_or_else(|| {
+                StoreError::Open("PostgreSQL store without its route batcher".into())
+            })?;
+            let route = route_pg::Route {
+                delegation: delegation.clone(),
+                reason: reason.to_owned(),
+                event: event.clone(),
+                handover: handover.cloned(),
+                inbound: inbound.map(str::to_owned),
             };
-            let q = sqlx::query_scalar::<_, i64>(sql)
-                .bind(delegation.parent_task_id.as_str())
-                .bind(delegation.child_instance_id.as_str())
-                .bind(reason)
-                .bind(delegation.delegated_at)
-                .bind(delegation.parent_instance_id.as_str())
-                .bind(delegation.child_task_id.as_str())
-                .bind(delegation.kind_str())
-                .bind(delegation.state_str())
-                .bind(event.kind)
-                .bind(event.actor.as_str())
-                .bind(event.detail.as_ref().map(|d| d.to_string()))
-                .bind(inbound);
-            let n = match handover {
-                Some(h) => {
-                    bind_new_task!(q, h.row)
-                        .bind(h.event.kind)
-                        .bind(h.event.actor.as_str())
-                        .bind(h.event.detail.as_ref().map(|d| d.to_string()))
-                        .fetch_one(p)
-                        .await?
-                }
-                None => q.fetch_one(p).await?,
-            };
-            return Ok(n > 0);
+            return batcher.write(route).await;
         }
         let (d, reason, ev) = (delegation.clone(), reason.to_owned(), event.clone());
         let (handover, inbound) = (handover.cloned(), inbound.map(str::to_owned));

@@ -1,8 +1,8 @@
 //! `inbound_events`: every accepted webhook, email or HTTP event, verbatim, with what became
 //! of it. The event row and the task it creates are written in one transaction.
 
-pub(crate) mod batch_pg;
 mod body;
+mod record_pg;
 
 use serde::Serialize;
 
@@ -10,7 +10,9 @@ use super::commit::PendingEvent;
 use super::events::append_event;
 use super::tasks::{INSERT_TASK, NewTaskRow, bind_new_task, source_json, to_json};
 use super::{Db, EventRecord, Store, StoreError, StoreResult, lite, on_db};
+
 use crate::domain::{Millis, Task, TaskId};
+pub(super) use record_pg::Record;
 
 /// An event about to be recorded.
 #[derive(Debug, Clone)]
@@ -173,22 +175,22 @@ impl Store {
                 n > 0
             }
             // The event, its body, and its task only if the event was new: batched with other
-            // deliveries (see `batch_pg`).
+            // deliveries (see `batch_pg`, `record_pg`).
             (Db::Postgres(_), effect) => {
-                let recorder = self.pg_records.as_ref().ok_or_else(|| {
+                let batcher = self.pg_records.as_ref().ok_or_else(|| {
                     StoreError::Open("PostgreSQL store without its record batcher".into())
                 })?;
                 let task = match effect {
                     Effect::Task(row, ev) => Some((*row, ev)),
                     _ => None,
                 };
-                let record = batch_pg::Record {
+                let record = record_pg::Record {
                     event: event.clone(),
                     encoding,
                     task_id: task_id.clone(),
                     task,
                 };
-                recorder.record(record).await?
+                batcher.write(record).await?
             }
             (Db::Sqlite(_), effect) => {
                 let event = event.clone();

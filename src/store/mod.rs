@@ -5,6 +5,7 @@
 //! once with `$n` placeholders, which both drivers accept; the `on_db!` macro runs the same
 //! code against whichever pool a store holds. Only the claim query differs by dialect.
 
+mod batch_pg;
 mod checkpoint;
 mod commit;
 mod delegations;
@@ -76,8 +77,10 @@ pub struct Store {
     /// delegated task to its child, delegation bookkeeping). PostgreSQL never reorders commits,
     /// so a lost suffix leaves the same state as a crash just before those writes.
     relaxed: Option<sqlx::PgPool>,
-    /// PostgreSQL only: group commit for inbound records (see `inbound::batch_pg`).
-    pg_records: Option<inbound::batch_pg::PgRecorder>,
+    /// PostgreSQL only: group commit for inbound records (see `batch_pg`).
+    pg_records: Option<batch_pg::PgBatcher<inbound::Record>>,
+    /// PostgreSQL only: group commit for routing stored tasks, on the relaxed pool.
+    pg_routes: Option<batch_pg::PgBatcher<delegations::Route>>,
     key: StoreKey,
 }
 

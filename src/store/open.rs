@@ -126,8 +126,15 @@ impl StoreSet {
             (Db::Postgres(_), _) => None,
         };
         let pg_records = match &db {
-            Db::Postgres(p) => Some(super::inbound::batch_pg::PgRecorder::start(p.clone())),
+            Db::Postgres(p) => Some(super::batch_pg::PgBatcher::start(p.clone(), "inbound")),
             Db::Sqlite(_) => None,
+        };
+        let pg_routes = match (&db, &relaxed) {
+            (Db::Postgres(p), relaxed) => {
+                let pool = relaxed.clone().unwrap_or_else(|| p.clone());
+                Some(super::batch_pg::PgBatcher::start(pool, "route"))
+            }
+            (Db::Sqlite(_), _) => None,
         };
         let store = Store {
             db,
@@ -135,6 +142,7 @@ impl StoreSet {
             committer,
             relaxed,
             pg_records,
+            pg_routes,
             key: key.clone(),
         };
         store.migrate().await?;

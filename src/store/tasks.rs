@@ -209,19 +209,6 @@ pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
     ON CONFLICT (id) DO NOTHING";
 
-/// The task columns of `TASK_INSERT_COLUMNS` as a SELECT list over 17 parameters from `$first`
-/// (the task binds follow the event's 13).
-pub(super) fn task_select(first: usize) -> String {
-    let p = |i: usize| format!("${}", first + i);
-    // $17 (updated_at) repeats created_at, as in INSERT_TASK.
-    let cols: Vec<String> = (0..17).map(p).chain(std::iter::once(p(16))).collect();
-    cols.join(", ")
-}
-
-pub(super) const TASK_INSERT_COLUMNS: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, \
-    description, tags, priority, project, needs_orchestration, executor, required_capabilities, \
-    requester, source, status, routed_to, routing_reason, created_at, updated_at)";
-
 macro_rules! bind_new_task {
     ($q:expr, $r:expr) => {{
         let d = &$r.draft;

@@ -199,6 +199,33 @@ async fn concurrent_deliveries_and_redeliveries(backend: Backend) {
     let stored = server.engine.list_events(None, None, 100).await.unwrap();
     assert_eq!(stored.len(), 17);
     assert!(stored.iter().all(|e| e.body == ISSUE_OPENED.as_bytes()));
+
+    // Routing is batched too: every task reaches the project once, with its history.
+    let project = InstanceId::parse("hopper-hello-world").unwrap();
+    let children = eventually(|| async {
+        let c = tasks_in(&server.engine, &project).await;
+        (c.len() == 17).then_some(c)
+    })
+    .await;
+    for child in &children {
+        let parent = child.parent_task_id.as_ref().unwrap();
+        let parent = server.engine.get_task(parent).await.unwrap();
+        assert_eq!(parent.status, TaskStatus::Routed);
+        assert_eq!(parent.routed_to.as_ref(), Some(&project));
+        let kinds = |h: Vec<hopper::domain::TaskEvent>| -> Vec<String> {
+            h.into_iter().map(|e| e.kind).collect()
+        };
+        let history = kinds(server.engine.task_history(&parent.id).await.unwrap());
+        assert_eq!(history, ["created", "routed"]);
+        let history = kinds(server.engine.task_history(&child.id).await.unwrap());
+        assert_eq!(history, ["created"]);
+    }
+    // `eventually` fails the test if this never holds.
+    eventually(|| async {
+        let e = server.engine.list_events(None, None, 100).await.unwrap();
+        e.iter().all(|e| e.routed_at.is_some()).then_some(())
+    })
+    .await;
 }
 on_both!(concurrent_deliveries_and_redeliveries);
 

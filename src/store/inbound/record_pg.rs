@@ -1,27 +1,17 @@
-//! Group commit for inbound records on PostgreSQL.
-//!
-//! Each webhook's record (event, body, task, history) is one statement, and under load the
-//! server spent most of its CPU starting and finishing statements and transactions, not
-//! inserting rows. So concurrent records queue here and go in together: one statement inserts
-//! a whole batch (the columns travel as arrays and are `unnest`ed), one commit makes it
-//! durable, and each caller learns whether its event was new. A few batches run at once, so
-//! the next one fills while the last one commits.
-//!
-//! A batch that fails is retried record by record, so one bad record never fails the others.
+//! Inbound records on PostgreSQL, batched (see `batch_pg`): the events of a batch, their
+//! bodies, and the tasks of the new ones, in one statement.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::NewInboundEvent;
+use crate::store::batch_pg::Batched;
 use crate::store::tasks::{NewTaskRow, source_json, to_json};
-use crate::store::{EventRecord, StoreError, StoreResult};
-
-const MAX_BATCH: usize = 128;
-/// Batches in flight at once.
-const IN_FLIGHT: usize = 4;
+use crate::store::{EventRecord, StoreResult};
 
 /// One record on its way in.
 pub(crate) struct Record {
@@ -31,77 +21,16 @@ pub(crate) struct Record {
     pub task: Option<(NewTaskRow, EventRecord)>,
 }
 
-struct Queued {
-    record: Record,
-    reply: oneshot::Sender<StoreResult<bool>>,
-}
-
-/// Handle to a database's batcher. Cheap to clone.
-#[derive(Clone, Debug)]
-pub(crate) struct PgRecorder {
-    tx: mpsc::Sender<Queued>,
-}
-
-impl PgRecorder {
-    pub fn start(pool: PgPool) -> Self {
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(pool, rx));
-        Self { tx }
+impl Batched for Record {
+    fn key(&self) -> &str {
+        &self.event.id
     }
 
-    /// Records, durably; true if the event was new (false: its delivery id was seen before).
-    pub async fn record(&self, record: Record) -> StoreResult<bool> {
-        let (reply, rx) = oneshot::channel();
-        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
-        self.tx
-            .send(Queued { record, reply })
-            .await
-            .map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
-    }
-}
-
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Queued>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // Wait for a free slot first: while every slot is busy, records pile up into the
-        // next batch.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-            return;
-        }
-        let queued = std::mem::take(&mut batch);
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            commit(&pool, queued).await;
-            drop(slot);
-        });
-    }
-}
-
-async fn commit(pool: &PgPool, queued: Vec<Queued>) {
-    metrics::histogram!("hopper_store_pg_record_batch_size").record(queued.len() as f64);
-    let records: Vec<&Record> = queued.iter().map(|q| &q.record).collect();
-    match insert(pool, &records).await {
-        Ok(new) => {
-            for q in queued {
-                let _ = q.reply.send(Ok(new.contains(&q.record.event.id)));
-            }
-        }
-        Err(e) if queued.len() == 1 => {
-            if let Some(q) = queued.into_iter().next() {
-                let _ = q.reply.send(Err(e));
-            }
-        }
-        Err(_) => {
-            for q in queued {
-                let result = insert(pool, &[&q.record]).await;
-                let _ = q.reply.send(result.map(|new| !new.is_empty()));
-            }
-        }
+    fn write<'a>(
+        pool: &'a PgPool,
+        items: &'a [&'a Self],
+    ) -> BoxFuture<'a, StoreResult<HashSet<String>>> {
+        insert(pool, items).boxed()
     }
 }
 

@@ -1,0 +1,122 @@
+//! Group commit on PostgreSQL.
+//!
+//! Under webhook load the server spent most of its CPU starting and finishing statements and
+//! transactions, not changing rows: every delivery was its own statement touching the same
+//! dozen tables and indexes. So writes of one kind queue here and go in together: one
+//! statement takes a whole batch (its columns travel as arrays and are `unnest`ed), one commit
+//! finishes it, and each caller learns whether its write took effect. A few batches run at
+//! once, so the next one fills while the last one commits.
+//!
+//! A batch that fails is retried item by item, so one bad item never fails the others.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+
+const MAX_BATCH: usize = 128;
+/// Batches in flight at once.
+const IN_FLIGHT: usize = 4;
+
+/// A write that can go into a batch statement.
+pub(crate) trait Batched: Send + Sync + Sized + 'static {
+    /// What names the item in the statement's answer.
+    fn key(&self) -> &str;
+    /// Writes the items in one statement; returns the keys of those that took effect.
+    fn write<'a>(
+        pool: &'a PgPool,
+        items: &'a [&'a Self],
+    ) -> BoxFuture<'a, StoreResult<HashSet<String>>>;
+}
+
+struct Queued<T> {
+    item: T,
+    reply: oneshot::Sender<StoreResult<bool>>,
+}
+
+/// Handle to one kind of batched write on one database. Cheap to clone.
+pub(crate) struct PgBatcher<T> {
+    tx: mpsc::Sender<Queued<T>>,
+}
+
+impl<T> Clone for PgBatcher<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for PgBatcher<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgBatcher")
+    }
+}
+
+impl<T: Batched> PgBatcher<T> {
+    /// `name` labels the batch-size metric.
+    pub fn start(pool: PgPool, name: &'static str) -> Self {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(pool, rx, name));
+        Self { tx }
+    }
+
+    /// Writes `item` with whatever else is queued; true if it took effect.
+    pub async fn write(&self, item: T) -> StoreResult<bool> {
+        let (reply, rx) = oneshot::channel();
+        let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        self.tx
+            .send(Queued { item, reply })
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
+async fn run<T: Batched>(pool: PgPool, mut rx: mpsc::Receiver<Queued<T>>, name: &'static str) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // A free slot first: while every slot is busy, writes pile up into the next batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let queued = std::mem::take(&mut batch);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            metrics::histogram!("hopper_store_pg_batch_size", "write" => name)
+                .record(queued.len() as f64);
+            commit(&pool, queued).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn commit<T: Batched>(pool: &PgPool, queued: Vec<Queued<T>>) {
+    let items: Vec<&T> = queued.iter().map(|q| &q.item).collect();
+    match T::write(pool, &items).await {
+        Ok(done) => {
+            for q in queued {
+                let _ = q.reply.send(Ok(done.contains(q.item.key())));
+            }
+        }
+        Err(e) if queued.len() == 1 => {
+            if let Some(q) = queued.into_iter().next() {
+                let _ = q.reply.send(Err(e));
+            }
+        }
+        Err(_) => {
+            for q in queued {
+                let result = T::write(pool, &[&q.item]).await;
+                let _ = q.reply.send(result.map(|done| !done.is_empty()));
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Routing stored tasks on PostgreSQL, batched (see `batch_pg`): for every pending task of a
+//! batch, the routed update, its delegation and history, the inbound event's routed mark, and
+//! the child task of a handover, in one statement.
+
+use std::collections::HashSet;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sqlx::PgPool;
+
+use super::{Delegation, Handover};
+use crate::store::batch_pg::Batched;
+use crate::store::tasks::{NewTaskRow, source_json, to_json};
+use crate::store::{EventRecord, StoreResult};
+
+/// One routing decision for a pending task.
+pub(crate) struct Route {
+    pub delegation: Delegation,
+    pub reason: String,
+    pub event: EventRecord,
+    pub handover: Option<Handover>,
+    pub inbound: Option<String>,
+}
+
+impl Batched for Route {
+    fn key(&self) -> &str {
+        self.delegation.parent_task_id.as_str()
+    }
+
+    fn write<'a>(
+        pool: &'a PgPool,
+        items: &'a [&'a Self],
+    ) -> BoxFuture<'a, StoreResult<HashSet<String>>> {
+        route(pool, items).boxed()
+    }
+}
+
+/// The routes ($1 to $12) and the child tasks of the handovers among them ($13 to $32).
+/// Returns the ids of the tasks that were still pending, and so were routed.
+const ROUTE: &str = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+    $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+    $11::text[], $12::text[]) AS r(parent_task_id, child_instance_id, reason, at, \
+    parent_instance_id, child_task_id, kind, state, ev_kind, ev_actor, ev_detail, inbound)), \
+    t AS (UPDATE tasks SET status = 'routed', routed_to = r.child_instance_id, \
+    routing_reason = r.reason, updated_at = r.at FROM r \
+    WHERE tasks.id = r.parent_task_id AND tasks.status = 'pending' \
+    RETURNING tasks.id, tasks.instance_id), \
+    d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
+    child_task_id, kind, state, delegated_at) SELECT r.parent_instance_id, r.parent_task_id, \
+    r.child_instance_id, r.child_task_id, r.kind, r.state, r.at FROM r JOIN t ON t.id = r.parent_task_id), \
+    e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+    SELECT t.id, t.instance_id, r.at, r.ev_kind, r.ev_actor, r.ev_detail \
+    FROM r JOIN t ON t.id = r.parent_task_id), \
+    m AS (UPDATE inbound_events SET routed_at = r.at FROM r WHERE inbound_events.id = r.inbound), \
+    k AS (SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+    $18::text[], $19::int8[], $20::text[], $21::bool[], $22::text[], $23::text[], $24::text[], \
+    $25::text[], $26::text[], $27::text[], $28::text[], $29::int8[], $30::text[], $31::text[], \
+    $32::text[]) AS k(id, instance_id, parent_task_id, title, description, tags, priority, \
+    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
+    routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
+    c AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
+    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
+    routed_to, routing_reason, created_at, updated_at) SELECT k.id, k.instance_id, \
+    k.parent_task_id, k.title, k.description, k.tags, k.priority, k.project, \
+    k.needs_orchestration, k.executor, k.required_capabilities, k.requester, k.source, k.status, \
+    k.routed_to, k.routing_reason, k.created_at, k.created_at \
+    FROM k JOIN t ON t.id = k.parent_task_id RETURNING id), \
+    ce AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+    SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail \
+    FROM k JOIN c ON c.id = k.id) \
+    SELECT id FROM t";
+
+async fn route(pool: &PgPool, routes: &[&Route]) -> StoreResult<HashSet<String>> {
+    let d = routes.iter().map(|r| &r.delegation);
+    let col = |f: fn(&Delegation) -> &str| d.clone().map(f).collect::<Vec<_>>();
+    let q = sqlx::query_scalar::<_, String>(ROUTE)
+        .bind(col(|d| d.parent_task_id.as_str()))
+        .bind(col(|d| d.child_instance_id.as_str()))
+        .bind(routes.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>())
+        .bind(d.clone().map(|d| d.delegated_at).collect::<Vec<_>>())
+        .bind(col(|d| d.parent_instance_id.as_str()))
+        .bind(col(|d| d.child_task_id.as_str()))
+        .bind(col(|d| d.kind_str()))
+        .bind(col(|d| d.state_str()))
+        .bind(routes.iter().map(|r| r.event.kind).collect::<Vec<_>>())
+        .bind(
+            routes
+                .iter()
+                .map(|r| r.event.actor.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            routes
+                .iter()
+                .map(|r| r.event.detail.as_ref().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            routes
+                .iter()
+                .map(|r| r.inbound.as_deref())
+                .collect::<Vec<_>>(),
+        );
+    let kids: Vec<&Handover> = routes.iter().filter_map(|r| r.handover.as_ref()).collect();
+    let kcol =
+        |f: fn(&NewTaskRow) -> Option<String>| kids.iter().map(|h| f(&h.row)).collect::<Vec<_>>();
+    let q = q
+        .bind(kcol(|t| Some(t.id.as_str().to_owned())))
+        .bind(kcol(|t| Some(t.instance_id.as_str().to_owned())))
+        .bind(kcol(|t| {
+            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
+        }))
+        .bind(kcol(|t| Some(t.draft.title.clone())))
+        .bind(kcol(|t| Some(t.draft.description.clone())))
+        .bind(kcol(|t| Some(to_json(&t.draft.tags))))
+        .bind(
+            kids.iter()
+                .map(|h| h.row.draft.priority.rank())
+                .collect::<Vec<_>>(),
+        )
+        .bind(kcol(|t| t.draft.project.clone()))
+        .bind(
+            kids.iter()
+                .map(|h| h.row.draft.needs_orchestration)
+                .collect::<Vec<_>>(),
+        )
+        .bind(kcol(|t| t.draft.executor.clone()))
+        .bind(kcol(|t| Some(to_json(&t.draft.required_capabilities))))
+        .bind(kcol(|t| t.draft.requester.clone()))
+        .bind(kcol(|t| t.draft.source.as_ref().map(source_json)))
+        .bind(kcol(|t| Some(t.status.as_str().to_owned())))
+        .bind(kcol(|t| {
+            t.routed_to.as_ref().map(|r| r.as_str().to_owned())
+        }))
+        .bind(kcol(|t| t.routing_reason.clone()))
+        .bind(kids.iter().map(|h| h.row.now).collect::<Vec<_>>())
+        .bind(kids.iter().map(|h| h.event.kind).collect::<Vec<_>>())
+        .bind(
+            kids.iter()
+                .map(|h| h.event.actor.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            kids.iter()
+                .map(|h| h.event.detail.as_ref().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        );
+    // Each route is a primary-key lookup per table. Left to itself, the planner may instead
+    // AND in a bitmap of the partial index of pending tasks (which walks every pending task,
+    // the project queues included) or hash-join a full scan of the events: with the statistics
+    // of a table that grew fast (a fresh database under load) that halved throughput. So this
+    // statement gets nested loops over index lookups only.
+    let mut tx = pool.begin().await?;
+    // `set_config(.., true)` is SET LOCAL, as one statement.
+    sqlx::query(
+        "SELECT set_config('enable_bitmapscan', 'off', true), \
+         set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), \
+         set_config('enable_mergejoin', 'off', true)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let routed = q.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(routed.into_iter().collect())
+}
