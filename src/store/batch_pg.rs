@@ -20,7 +20,7 @@ use super::{StoreError, StoreResult};
 
 const MAX_BATCH: usize = 128;
 /// Batches in flight at once.
-const IN_FLIGHT: usize = 4;
+pub(super) const IN_FLIGHT: usize = 4;
 
 /// A write that can go into a batch statement.
 pub(crate) trait Batched: Send + Sync + Sized + 'static {

@@ -129,12 +129,12 @@ impl StoreSet {
             Db::Postgres(p) => Some(super::batch_pg::PgBatcher::start(p.clone(), "inbound")),
             Db::Sqlite(_) => None,
         };
-        let pg_routes = match (&db, &relaxed) {
-            (Db::Postgres(p), relaxed) => {
-                let pool = relaxed.clone().unwrap_or_else(|| p.clone());
+        let pg_routes = match key {
+            StoreKey::Postgres(url) => {
+                let pool = open_route_postgres(url).await?;
                 Some(super::batch_pg::PgBatcher::start(pool, "route"))
             }
-            (Db::Sqlite(_), _) => None,
+            _ => None,
         };
         let store = Store {
             db,
@@ -243,6 +243,29 @@ async fn open_relaxed_postgres(url: &str) -> StoreResult<sqlx::PgPool> {
         sqlx::postgres::PgConnectOptions::from_str(url)?.options([("synchronous_commit", "off")]);
     Ok(PgPoolOptions::new()
         .max_connections(8)
+        .test_before_acquire(false)
+        .idle_timeout(Duration::from_secs(300))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?)
+}
+
+/// The route batcher's connections (`delegations::route_pg`): relaxed commits like the pool
+/// above, and plans made of index lookups only. Each route in a batch is one primary-key lookup
+/// per table; left to itself, the planner may instead AND in a bitmap of the partial index of
+/// pending tasks (which walks every pending task, the project queues included) or hash-join a
+/// full scan of the events. With the statistics of a table that grows fast (a fresh database
+/// under load) that halved throughput.
+async fn open_route_postgres(url: &str) -> StoreResult<sqlx::PgPool> {
+    let opts = sqlx::postgres::PgConnectOptions::from_str(url)?.options([
+        ("synchronous_commit", "off"),
+        ("enable_bitmapscan", "off"),
+        ("enable_seqscan", "off"),
+        ("enable_hashjoin", "off"),
+        ("enable_mergejoin", "off"),
+    ]);
+    Ok(PgPoolOptions::new()
+        .max_connections(super::batch_pg::IN_FLIGHT as u32)
         .test_before_acquire(false)
         .idle_timeout(Duration::from_secs(300))
         .acquire_timeout(Duration::from_secs(10))

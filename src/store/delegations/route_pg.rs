@@ -145,21 +145,7 @@ async fn route(pool: &PgPool, routes: &[&Route]) -> StoreResult<HashSet<String>>
                 .map(|h| h.event.detail.as_ref().map(|d| d.to_string()))
                 .collect::<Vec<_>>(),
         );
-    // Each route is a primary-key lookup per table. Left to itself, the planner may instead
-    // AND in a bitmap of the partial index of pending tasks (which walks every pending task,
-    // the project queues included) or hash-join a full scan of the events: with the statistics
-    // of a table that grew fast (a fresh database under load) that halved throughput. So this
-    // statement gets nested loops over index lookups only.
-    let mut tx = pool.begin().await?;
-    // `set_config(.., true)` is SET LOCAL, as one statement.
-    sqlx::query(
-        "SELECT set_config('enable_bitmapscan', 'off', true), \
-         set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), \
-         set_config('enable_mergejoin', 'off', true)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let routed = q.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    // On the batcher's own connections, which plan for index lookups (see `open`).
+    let routed = q.fetch_all(pool).await?;
     Ok(routed.into_iter().collect())
 }
