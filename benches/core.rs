@@ -232,6 +232,7 @@ fn main() {
         if let Ok(admin) = std::env::var("HOPPER_BENCH_PG_URL") {
             let url = common::fresh_pg(&admin).await;
             backend("postgres", &url, &scale).await;
+            common::drop_pg(&admin, &url).await;
         } else {
             println!("postgres   skipped (set HOPPER_BENCH_PG_URL)");
         }

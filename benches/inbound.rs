@@ -282,7 +282,11 @@ fn main() {
             return;
         }
         match std::env::var("HOPPER_BENCH_PG_URL") {
-            Ok(admin) => backend("postgres", &common::fresh_pg(&admin).await, &s).await,
+            Ok(admin) => {
+                let url = common::fresh_pg(&admin).await;
+                backend("postgres", &url, &s).await;
+                common::drop_pg(&admin, &url).await;
+            }
             Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),
         }
     });

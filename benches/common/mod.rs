@@ -12,3 +12,17 @@ pub async fn fresh_pg(admin: &str) -> String {
         .unwrap();
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
+
+/// Drops a database made by [`fresh_pg`] (the engine using it must be closed).
+pub async fn drop_pg(admin: &str, url: &str) {
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await;
+    if let Err(e) = dropped {
+        println!("(could not drop {name}: {e})");
+    }
+}

@@ -13,6 +13,43 @@ pub enum Backend {
     Postgres,
 }
 
+/// Each PostgreSQL test leaves its database behind (a `Drop` cannot run the async drop), so
+/// the first test of a run drops those of earlier runs: test and bench databases whose name
+/// (a UUIDv7) says they are over an hour old, so a run still going elsewhere keeps its own.
+async fn sweep_old_databases(conn: &mut sqlx::PgConnection) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'hopper\\_t\\_%' \
+         OR datname LIKE 'hopper\\_bench\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(3600))
+        .unwrap_or(0);
+    for name in names {
+        let Some(created) = name
+            .rsplit('_')
+            .next()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .and_then(|id| id.get_timestamp())
+            .map(|t| t.to_unix().0)
+        else {
+            continue;
+        };
+        if created < hour_ago {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
 /// One test's private database and data directory.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -40,6 +77,7 @@ impl TestEnv {
                     .unwrap_or_else(|e| {
                         panic!("PostgreSQL at {admin} is needed (run scripts/test-setup.sh): {e}")
                     });
+                sweep_old_databases(&mut conn).await;
                 let name = format!("hopper_t_{}", uuid::Uuid::now_v7().simple());
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
