@@ -89,23 +89,18 @@ const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id,
     received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
     VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
     ON CONFLICT (source, delivery_id) DO NOTHING";
-/// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 13 arguments).
+/// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 14 arguments).
 const INSERT_BODY: &str =
     "INSERT INTO inbound_bodies (event_id, body, encoding) VALUES ($1, $7, $14)";
-/// PostgreSQL: the event and its body as one statement (every parameter must be used).
-macro_rules! record_pg_head {
-    () => {
-        "WITH e AS (INSERT INTO inbound_events (id, source, delivery_id, event_type, \
-         received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
-         VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
-         b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
-         SELECT id, $7, CAST($14 AS TEXT) FROM e)"
-    };
-}
-
-/// PostgreSQL, for a comment: the event and its body as one statement.
-const RECORD_PG: &str = concat!(record_pg_head!(), " SELECT COUNT(*) FROM e");
+/// PostgreSQL, for a comment: the event and its body as one statement (every parameter must
+/// be used). Tasks are recorded in batches instead (`record_pg`).
+const RECORD_PG: &str = "WITH e AS (INSERT INTO inbound_events (id, source, delivery_id, \
+    event_type, received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
+    VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
+    ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
+    b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
+    SELECT id, $7, CAST($14 AS TEXT) FROM e) \
+    SELECT COUNT(*) FROM e";
 /// Binds an event's 14 parameters; `$task_id` is the task it made or commented on, `$encoding`
 /// how its body is stored.
 macro_rules! bind_event {

@@ -233,6 +233,58 @@ macro_rules! bind_new_task {
 }
 pub(super) use bind_new_task;
 
+/// A PostgreSQL batch statement whose answer is a list of ids (see `batch_pg`).
+pub(super) type BatchQuery<'q> = sqlx::query::QueryScalar<
+    'q,
+    sqlx::Postgres,
+    String,
+    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
+>;
+
+/// Binds new tasks and their `created` events as the 20 arrays a batch statement `unnest`s:
+/// the 17 columns `INSERT_TASK` takes, in its order, then the event's kind, actor, detail.
+pub(super) fn bind_task_arrays<'q>(
+    q: BatchQuery<'q>,
+    rows: &[(&'q NewTaskRow, &'q EventRecord)],
+) -> BatchQuery<'q> {
+    let col =
+        |f: fn(&NewTaskRow) -> Option<String>| rows.iter().map(|r| f(r.0)).collect::<Vec<_>>();
+    q.bind(col(|t| Some(t.id.as_str().to_owned())))
+        .bind(col(|t| Some(t.instance_id.as_str().to_owned())))
+        .bind(col(|t| {
+            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
+        }))
+        .bind(col(|t| Some(t.draft.title.clone())))
+        .bind(col(|t| Some(t.draft.description.clone())))
+        .bind(col(|t| Some(to_json(&t.draft.tags))))
+        .bind(
+            rows.iter()
+                .map(|r| r.0.draft.priority.rank())
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|t| t.draft.project.clone()))
+        .bind(
+            rows.iter()
+                .map(|r| r.0.draft.needs_orchestration)
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|t| t.draft.executor.clone()))
+        .bind(col(|t| Some(to_json(&t.draft.required_capabilities))))
+        .bind(col(|t| t.draft.requester.clone()))
+        .bind(col(|t| t.draft.source.as_ref().map(source_json)))
+        .bind(col(|t| Some(t.status.as_str().to_owned())))
+        .bind(col(|t| t.routed_to.as_ref().map(|r| r.as_str().to_owned())))
+        .bind(col(|t| t.routing_reason.clone()))
+        .bind(rows.iter().map(|r| r.0.now).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.kind).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1.actor.as_str()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.1.detail.as_ref().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        )
+}
+
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use super::{Delegation, Handover};
 use crate::store::batch_pg::Batched;
-use crate::store::tasks::{NewTaskRow, source_json, to_json};
+use crate::store::tasks::bind_task_arrays;
 use crate::store::{EventRecord, StoreResult};
 
 /// One routing decision for a pending task.
@@ -101,50 +101,11 @@ async fn route(pool: &PgPool, routes: &[&Route]) -> StoreResult<HashSet<String>>
                 .map(|r| r.inbound.as_deref())
                 .collect::<Vec<_>>(),
         );
-    let kids: Vec<&Handover> = routes.iter().filter_map(|r| r.handover.as_ref()).collect();
-    let kcol =
-        |f: fn(&NewTaskRow) -> Option<String>| kids.iter().map(|h| f(&h.row)).collect::<Vec<_>>();
-    let q = q
-        .bind(kcol(|t| Some(t.id.as_str().to_owned())))
-        .bind(kcol(|t| Some(t.instance_id.as_str().to_owned())))
-        .bind(kcol(|t| {
-            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
-        }))
-        .bind(kcol(|t| Some(t.draft.title.clone())))
-        .bind(kcol(|t| Some(t.draft.description.clone())))
-        .bind(kcol(|t| Some(to_json(&t.draft.tags))))
-        .bind(
-            kids.iter()
-                .map(|h| h.row.draft.priority.rank())
-                .collect::<Vec<_>>(),
-        )
-        .bind(kcol(|t| t.draft.project.clone()))
-        .bind(
-            kids.iter()
-                .map(|h| h.row.draft.needs_orchestration)
-                .collect::<Vec<_>>(),
-        )
-        .bind(kcol(|t| t.draft.executor.clone()))
-        .bind(kcol(|t| Some(to_json(&t.draft.required_capabilities))))
-        .bind(kcol(|t| t.draft.requester.clone()))
-        .bind(kcol(|t| t.draft.source.as_ref().map(source_json)))
-        .bind(kcol(|t| Some(t.status.as_str().to_owned())))
-        .bind(kcol(|t| {
-            t.routed_to.as_ref().map(|r| r.as_str().to_owned())
-        }))
-        .bind(kcol(|t| t.routing_reason.clone()))
-        .bind(kids.iter().map(|h| h.row.now).collect::<Vec<_>>())
-        .bind(kids.iter().map(|h| h.event.kind).collect::<Vec<_>>())
-        .bind(
-            kids.iter()
-                .map(|h| h.event.actor.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            kids.iter()
-                .map(|h| h.event.detail.as_ref().map(|d| d.to_string()))
-                .collect::<Vec<_>>(),
-        );
+    let kids: Vec<_> = routes
+        .iter()
+        .filter_map(|r| r.handover.as_ref().map(|h| (&h.row, &h.event)))
+        .collect();
+    let q = bind_task_arrays(q, &kids);
     // On the batcher's own connections, which plan for index lookups (see `open`).
     let routed = q.fetch_all(pool).await?;
     Ok(routed.into_iter().collect())

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use super::NewInboundEvent;
 use crate::store::batch_pg::Batched;
-use crate::store::tasks::{NewTaskRow, source_json, to_json};
+use crate::store::tasks::{NewTaskRow, bind_task_arrays};
 use crate::store::{EventRecord, StoreResult};
 
 /// One record on its way in.
@@ -97,48 +97,8 @@ async fn insert(pool: &PgPool, records: &[&Record]) -> StoreResult<HashSet<Strin
         .iter()
         .filter_map(|r| r.task.as_ref().map(|(t, e)| (r.event.id.as_str(), t, e)))
         .collect();
-    let tcol =
-        |f: fn(&NewTaskRow) -> Option<String>| tasks.iter().map(|t| f(t.1)).collect::<Vec<_>>();
-    let q = q
-        .bind(tasks.iter().map(|t| t.0).collect::<Vec<_>>())
-        .bind(tcol(|t| Some(t.id.as_str().to_owned())))
-        .bind(tcol(|t| Some(t.instance_id.as_str().to_owned())))
-        .bind(tcol(|t| {
-            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
-        }))
-        .bind(tcol(|t| Some(t.draft.title.clone())))
-        .bind(tcol(|t| Some(t.draft.description.clone())))
-        .bind(tcol(|t| Some(to_json(&t.draft.tags))))
-        .bind(
-            tasks
-                .iter()
-                .map(|t| t.1.draft.priority.rank())
-                .collect::<Vec<_>>(),
-        )
-        .bind(tcol(|t| t.draft.project.clone()))
-        .bind(
-            tasks
-                .iter()
-                .map(|t| t.1.draft.needs_orchestration)
-                .collect::<Vec<_>>(),
-        )
-        .bind(tcol(|t| t.draft.executor.clone()))
-        .bind(tcol(|t| Some(to_json(&t.draft.required_capabilities))))
-        .bind(tcol(|t| t.draft.requester.clone()))
-        .bind(tcol(|t| t.draft.source.as_ref().map(source_json)))
-        .bind(tcol(|t| Some(t.status.as_str().to_owned())))
-        .bind(tcol(|t| {
-            t.routed_to.as_ref().map(|r| r.as_str().to_owned())
-        }))
-        .bind(tcol(|t| t.routing_reason.clone()))
-        .bind(tasks.iter().map(|t| t.1.now).collect::<Vec<_>>())
-        .bind(tasks.iter().map(|t| t.2.kind).collect::<Vec<_>>())
-        .bind(tasks.iter().map(|t| t.2.actor.as_str()).collect::<Vec<_>>())
-        .bind(
-            tasks
-                .iter()
-                .map(|t| t.2.detail.as_ref().map(|d| d.to_string()))
-                .collect::<Vec<_>>(),
-        );
+    let q = q.bind(tasks.iter().map(|t| t.0).collect::<Vec<_>>());
+    let rows: Vec<_> = tasks.iter().map(|t| (t.1, t.2)).collect();
+    let q = bind_task_arrays(q, &rows);
     Ok(q.fetch_all(pool).await?.into_iter().collect())
 }
