@@ -254,7 +254,11 @@ fn main() {
     let s = if full {
         Scale {
             requests: 30_000,
-            concurrency: 64,
+            // HOPPER_BENCH_CLIENTS sets how many deliveries are in flight at once.
+            concurrency: std::env::var("HOPPER_BENCH_CLIENTS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(64),
             paced_seconds: 5,
             paced_rate: 2_000,
         }

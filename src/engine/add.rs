@@ -177,12 +177,7 @@ impl Engine {
             routing_reason: Some(decision.reasoning.clone()),
             now,
         };
-        let ev = EventRecord::new("routed", "hopper").with(json!({
-            "to": child.id(),
-            "confidence": decision.confidence,
-            "reasoning": decision.reasoning,
-            "decided_by": decision.decided_by,
-        }));
+        let ev = routed_event(child.id(), decision);
         let (task, inserted) = parent
             .store
             .insert_delegating_task(&row, &delegation, &ev)
@@ -217,6 +212,16 @@ impl Engine {
             .await?;
         Ok(())
     }
+}
+
+/// The `routed` history entry of a task sent to `to`.
+pub(super) fn routed_event(to: &InstanceId, decision: &RoutingDecision) -> EventRecord {
+    EventRecord::new("routed", "hopper").with(json!({
+        "to": to,
+        "confidence": decision.confidence,
+        "reasoning": decision.reasoning,
+        "decided_by": decision.decided_by,
+    }))
 }
 
 /// The row (and `created` event) of a task that stays on `node` by `decision` (assign, queue

@@ -1,22 +1,24 @@
 //! Events from outside (webhooks, email) becoming tasks.
 //!
-//! Two steps, so the sender gets its answer fast and nothing is lost: `ingest` writes the raw
-//! event and a pending task in one transaction and returns; routing that task (which may
-//! create a project, an orchestration run, a delegation) runs afterwards. An event whose task
-//! was never routed (the process died in between) is routed again at start-up.
+//! `ingest` writes the raw event and its task in one transaction before the sender is
+//! answered. When routing needs no waiting, it goes into that same transaction (`route_now`).
+//! Otherwise the task is stored pending and routed afterwards (which may create a project, an
+//! orchestration run, a delegation), so the sender still gets its answer fast; an event whose
+//! task was never routed (the process died in between) is routed again at start-up.
 
 use std::sync::Arc;
 
 use hopper_integration_api::{Action, Interpretation, Receipt};
 use serde_json::json;
 
+use super::route_now::{RoutedAtOnce, handover_for};
 use super::{Engine, Node};
-use crate::domain::{InstanceId, InstanceStatus, Task, TaskDraft, TaskId, TaskStatus, now_millis};
+use crate::domain::{InstanceId, Task, TaskDraft, TaskId, TaskStatus, now_millis};
 use crate::error::{HopperError, Result};
 use crate::routing::Route;
 use crate::store::{
     Delegation, DelegationKind, DelegationState, Effect, EventRecord, Handover, InboundEvent,
-    NewInboundEvent, NewTaskRow, Recorded,
+    NewInboundEvent, NewTask, NewTaskRow, Recorded,
 };
 
 /// A verified, interpreted event on its way into a store.
@@ -61,6 +63,7 @@ impl Engine {
             instance_id: instance.as_str().to_owned(),
             task_id: None,
             replay_of: ingest.replay_of,
+            routed_at: None,
         };
         let effect = match action {
             Action::Reply { .. } => {
@@ -92,7 +95,7 @@ impl Engine {
                     Effect::Nothing
                 } else {
                     event.status = "accepted";
-                    let row = NewTaskRow {
+                    let mut row = NewTaskRow {
                         id: TaskId::generate(),
                         instance_id: instance.clone(),
                         parent_task_id: None,
@@ -102,14 +105,29 @@ impl Engine {
                         routing_reason: None,
                         now,
                     };
-                    let ev = EventRecord::new("created", event.source.clone())
+                    let created = EventRecord::new("created", event.source.clone())
                         .with(json!({ "inbound_event": event.id }));
-                    Effect::Task(Box::new(row), ev)
+                    let routed = match self.route_now(&node, &mut row).await {
+                        Some(at_once) => {
+                            event.routed_at = Some(now);
+                            match at_once {
+                                RoutedAtOnce::Kept => None,
+                                RoutedAtOnce::Delegated(r) => Some(*r),
+                            }
+                        }
+                        None => None,
+                    };
+                    Effect::Task(Box::new(NewTask {
+                        row,
+                        created,
+                        routed,
+                    }))
                 }
             }
         };
         let (event_id, status, source) = (event.id.clone(), event.status, event.source.clone());
         let commented_on = event.task_id.clone();
+        let routed = event.routed_at.is_some();
         let recorded = node.store.record_inbound(event, effect).await?;
         metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
             .increment(1);
@@ -121,6 +139,9 @@ impl Engine {
                     task_id: Some(task.id.to_string()),
                     title: Some(task.title.clone()),
                 };
+                if routed {
+                    return Ok(receipt);
+                }
                 let engine = self.clone();
                 tokio::spawn(async move {
                     let task_id = task.id.clone();
@@ -245,12 +266,7 @@ impl Engine {
         if handover.is_some() {
             delegation.state = DelegationState::Delegated;
         }
-        let ev = EventRecord::new("routed", "hopper").with(json!({
-            "to": child.id(),
-            "confidence": decision.confidence,
-            "reasoning": decision.reasoning,
-            "decided_by": decision.decided_by,
-        }));
+        let ev = super::add::routed_event(child.id(), &decision);
         let routed = node
             .store
             .route_pending(
@@ -267,9 +283,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The child's task, when it can go into the parent's routing transaction: the child
-    /// shares the parent's database and its own router keeps the task there (queued, assigned
-    /// or left for triage) rather than sending it further down.
+    /// The child's task, when it can go into the parent's routing write (see `handover_for`).
     async fn handover(
         &self,
         parent: &Node,
@@ -277,29 +291,11 @@ impl Engine {
         d: &Delegation,
         draft: &TaskDraft,
     ) -> Option<Handover> {
-        if child.store.key() != parent.store.key()
-            || child.instance.status != InstanceStatus::Running
-        {
-            return None;
-        }
         let decision = self
             .router_for(child)
             .route(child.scope(), draft, &[])
             .await;
-        if !matches!(
-            decision.route,
-            Route::Assign(_) | Route::Queue | Route::Triage
-        ) {
-            return None;
-        }
-        let (row, event) = super::add::kept_row(
-            child,
-            draft.clone(),
-            Some(d.parent_task_id.clone()),
-            d.child_task_id.clone(),
-            &decision,
-        );
-        Some(Handover { row, event })
+        handover_for(parent, child, d, draft, &decision)
     }
 }
 

@@ -8,6 +8,7 @@ mod inbound;
 mod lifecycle;
 mod nodes;
 mod recovery;
+mod route_now;
 mod sweeper;
 
 use std::collections::HashMap;

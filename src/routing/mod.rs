@@ -48,4 +48,17 @@ pub trait Router: Send + Sync {
         task: &TaskDraft,
         projects: &[ProjectInfo],
     ) -> RoutingDecision;
+
+    /// The decision, if it can be made without waiting on anything (no model, no network).
+    /// Such a decision is written in the same commit that records an inbound event, instead of
+    /// by a second write after the sender has its answer. A router that would have to ask
+    /// something keeps the default.
+    fn decide_now(
+        &self,
+        _scope: Scope,
+        _task: &TaskDraft,
+        _projects: &[ProjectInfo],
+    ) -> Option<RoutingDecision> {
+        None
+    }
 }

@@ -9,11 +9,19 @@ pub struct PriorityRouter;
 #[async_trait]
 impl Router for PriorityRouter {
     async fn route(&self, _: Scope, _: &TaskDraft, _: &[ProjectInfo]) -> RoutingDecision {
-        RoutingDecision {
-            route: Route::Queue,
-            confidence: 1.0,
-            reasoning: "queued by priority".into(),
-            decided_by: "simple_priority",
-        }
+        queued()
+    }
+
+    fn decide_now(&self, _: Scope, _: &TaskDraft, _: &[ProjectInfo]) -> Option<RoutingDecision> {
+        Some(queued())
+    }
+}
+
+fn queued() -> RoutingDecision {
+    RoutingDecision {
+        route: Route::Queue,
+        confidence: 1.0,
+        reasoning: "queued by priority".into(),
+        decided_by: "simple_priority",
     }
 }

@@ -112,6 +112,22 @@ impl Router for RulesRouter {
         task: &TaskDraft,
         projects: &[ProjectInfo],
     ) -> RoutingDecision {
+        self.decide(scope, task, projects)
+    }
+
+    fn decide_now(
+        &self,
+        scope: Scope,
+        task: &TaskDraft,
+        projects: &[ProjectInfo],
+    ) -> Option<RoutingDecision> {
+        Some(self.decide(scope, task, projects))
+    }
+}
+
+impl RulesRouter {
+    /// Rules look at the task and the configuration only: always decided at once.
+    fn decide(&self, scope: Scope, task: &TaskDraft, projects: &[ProjectInfo]) -> RoutingDecision {
         if let Some(p) = &task.project
             && scope == Scope::Global
         {

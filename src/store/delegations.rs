@@ -139,6 +139,16 @@ pub struct Handover {
     pub event: EventRecord,
 }
 
+/// Routing decided before an inbound task was recorded, written with it: the delegation to a
+/// child in the same database (born `delegated`), the parent's `routed` event, and the child's
+/// task.
+#[derive(Debug, Clone)]
+pub struct RoutedNow {
+    pub delegation: Delegation,
+    pub event: EventRecord,
+    pub handover: Handover,
+}
+
 const COLUMNS: &str = "parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, delegated_at";
 
 impl Store {
@@ -232,16 +242,7 @@ impl Store {
                     .bind(d.delegated_at)
                     .execute()?;
                 if n > 0 {
-                    insert_delegation_lite(c, &d)?;
-                    events.push(PendingEvent::new(
-                        d.parent_task_id.as_str(),
-                        d.parent_instance_id.as_str(),
-                        d.delegated_at,
-                        &ev,
-                    ));
-                    if let Some(h) = &handover {
-                        insert_child_lite(c, events, h)?;
-                    }
+                    delegate_lite(c, events, &d, &ev, handover.as_ref())?;
                 }
                 if let Some(id) = &inbound {
                     mark_routed_lite(c, id, d.delegated_at)?;
@@ -300,6 +301,28 @@ impl Store {
         };
         Ok(n == 1)
     }
+}
+
+/// A routed task's delegation and `routed` event, and with a handover the child's task, on the
+/// SQLite writer.
+pub(super) fn delegate_lite(
+    c: &rusqlite::Connection,
+    events: &mut Vec<PendingEvent>,
+    d: &Delegation,
+    routed: &EventRecord,
+    handover: Option<&Handover>,
+) -> rusqlite::Result<()> {
+    insert_delegation_lite(c, d)?;
+    events.push(PendingEvent::new(
+        d.parent_task_id.as_str(),
+        d.parent_instance_id.as_str(),
+        d.delegated_at,
+        routed,
+    ));
+    if let Some(h) = handover {
+        insert_child_lite(c, events, h)?;
+    }
+    Ok(())
 }
 
 /// The child task of a [`Handover`] and its `created` event, on the SQLite writer.

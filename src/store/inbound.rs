@@ -7,6 +7,7 @@ mod record_pg;
 use serde::Serialize;
 
 use super::commit::PendingEvent;
+use super::delegations::{RoutedNow, delegate_lite};
 use super::events::append_event;
 use super::tasks::{INSERT_TASK, NewTaskRow, bind_new_task, source_json, to_json};
 use super::{Db, EventRecord, Store, StoreError, StoreResult, lite, on_db};
@@ -34,6 +35,8 @@ pub struct NewInboundEvent {
     /// For `commented`: the task the comment went to.
     pub task_id: Option<String>,
     pub replay_of: Option<String>,
+    /// Set when the event's task was routed in the same commit that records it.
+    pub routed_at: Option<Millis>,
 }
 
 /// A stored event.
@@ -64,14 +67,25 @@ pub struct InboundEvent {
 #[derive(Debug)]
 pub enum Effect {
     Nothing,
-    /// A new (pending) task and its `created` history entry.
-    Task(Box<NewTaskRow>, EventRecord),
+    /// A new task.
+    Task(Box<NewTask>),
     /// A comment on an existing task, kept in that task's history.
     Comment {
         target: TaskId,
         instance: String,
         event: EventRecord,
     },
+}
+
+/// The task an inbound event creates.
+#[derive(Debug)]
+pub struct NewTask {
+    pub row: NewTaskRow,
+    /// Its `created` history entry.
+    pub created: EventRecord,
+    /// Its delegation to a child, when routing was decided before recording (the row is then
+    /// already `routed`).
+    pub routed: Option<RoutedNow>,
 }
 
 /// What recording did.
@@ -83,25 +97,25 @@ pub enum Recorded {
     Duplicate(Box<InboundEvent>),
 }
 
-/// The event's 14 parameters (`bind_event!`); `$7` and `$14`, the body and its encoding, go to
+/// The event's 15 parameters (`bind_event!`); `$7` and `$14`, the body and its encoding, go to
 /// `inbound_bodies`.
 const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
-    received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
-    VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
+    received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint, routed_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13, $15) \
     ON CONFLICT (source, delivery_id) DO NOTHING";
-/// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 14 arguments).
+/// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 15 arguments).
 const INSERT_BODY: &str =
     "INSERT INTO inbound_bodies (event_id, body, encoding) VALUES ($1, $7, $14)";
 /// PostgreSQL, for a comment: the event and its body as one statement (every parameter must
 /// be used). Tasks are recorded in batches instead (`record_pg`).
 const RECORD_PG: &str = "WITH e AS (INSERT INTO inbound_events (id, source, delivery_id, \
-    event_type, received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint) \
-    VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13) \
+    event_type, received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint, \
+    routed_at) VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13, $15) \
     ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
     b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
     SELECT id, $7, CAST($14 AS TEXT) FROM e) \
     SELECT COUNT(*) FROM e";
-/// Binds an event's 14 parameters; `$task_id` is the task it made or commented on, `$encoding`
+/// Binds an event's 15 parameters; `$task_id` is the task it made or commented on, `$encoding`
 /// how its body is stored.
 macro_rules! bind_event {
     ($q:expr, $event:expr, $task_id:expr, $encoding:expr) => {{
@@ -119,6 +133,7 @@ macro_rules! bind_event {
             .bind($event.replay_of.as_deref())
             .bind($event.endpoint.as_str())
             .bind($encoding)
+            .bind($event.routed_at)
     }};
 }
 
@@ -137,11 +152,11 @@ impl Store {
         effect: Effect,
     ) -> StoreResult<Recorded> {
         let created = match &effect {
-            Effect::Task(row, _) => Some(row.to_task()),
+            Effect::Task(t) => Some(t.row.to_task()),
             _ => None,
         };
         let task_id = match &effect {
-            Effect::Task(row, _) => Some(row.id.as_str().to_owned()),
+            Effect::Task(t) => Some(t.row.id.as_str().to_owned()),
             _ => event.task_id.clone(),
         };
         let mut event = event;
@@ -176,7 +191,7 @@ impl Store {
                     StoreError::Open("PostgreSQL store without its record batcher".into())
                 })?;
                 let task = match effect {
-                    Effect::Task(row, ev) => Some((*row, ev)),
+                    Effect::Task(t) => Some(*t),
                     _ => None,
                 };
                 let record = record_pg::Record {
@@ -303,14 +318,18 @@ fn record_lite(
     )
     .execute()?;
     match effect {
-        Effect::Task(row, ev) => {
+        Effect::Task(t) => {
+            let row = &t.row;
             bind_new_task!(lite::query(c, INSERT_TASK)?, row).execute()?;
             events.push(PendingEvent::new(
                 row.id.as_str(),
                 row.instance_id.as_str(),
                 row.now,
-                ev,
+                &t.created,
             ));
+            if let Some(r) = &t.routed {
+                delegate_lite(c, events, &r.delegation, &r.event, Some(&r.handover))?;
+            }
         }
         Effect::Comment {
             target,

@@ -20,9 +20,9 @@ mod tasks;
 
 use sqlx::{PgPool, SqlitePool};
 
-pub use delegations::{Delegation, DelegationKind, DelegationState, Handover};
+pub use delegations::{Delegation, DelegationKind, DelegationState, Handover, RoutedNow};
 pub use events::EventRecord;
-pub use inbound::{Effect, InboundEvent, NewInboundEvent, Recorded};
+pub use inbound::{Effect, InboundEvent, NewInboundEvent, NewTask, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
 pub use tasks::{FinishRequest, NewTaskRow};

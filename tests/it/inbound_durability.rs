@@ -183,3 +183,84 @@ async fn unrouted_inbound_task_is_routed_at_start_up(backend: crate::support::Ba
     engine.close().await;
 }
 on_both!(unrouted_inbound_task_is_routed_at_start_up);
+
+/// Once the project is loaded, rules route a delivery in the commit that records it: when
+/// `ingest` returns, the task is with the project and nothing is left to route or re-drive.
+async fn known_project_is_routed_in_the_recording_commit(backend: crate::support::Backend) {
+    use hopper::domain::TaskFilter;
+    use hopper::engine::Ingest;
+    use hopper_integration_api::{Interpretation, TaskDraft};
+    let env = crate::support::TestEnv::new(backend).await;
+    let engine = env.engine().await;
+    let infra = InstanceId::parse("hopper-infra").unwrap();
+    let ingest = |delivery: &str| Ingest {
+        source: "http:test".into(),
+        endpoint: "http/test".into(),
+        instance: None,
+        headers: serde_json::json!({}),
+        body: bytes::Bytes::from_static(b"{}"),
+        interpretation: Interpretation::task(
+            Some(delivery.into()),
+            "webhook",
+            TaskDraft::new("Renew the TLS certificate").with_project("infra"),
+        ),
+        replay_of: None,
+    };
+    // The first delivery creates the project, after its answer.
+    engine.ingest(ingest("d-1")).await.unwrap();
+    crate::support::eventually(|| async {
+        let tasks = engine.list_tasks(&infra, &TaskFilter::default()).await;
+        tasks.is_ok_and(|t| t.len() == 1).then_some(())
+    })
+    .await;
+
+    // Routing after the answer would stop here; routing in the recording commit does not.
+    engine.inject_fault(hopper::engine::Fault::BeforeInboundRouting);
+    let receipt = engine.ingest(ingest("d-2")).await.unwrap();
+    let id = TaskId::parse(receipt.task_id.as_deref().unwrap()).unwrap();
+    let event = engine.get_event(&receipt.event_id).await.unwrap();
+    assert!(
+        event.routed_at.is_some(),
+        "marked routed in the same commit"
+    );
+    let task = engine.get_task(&id).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Routed);
+    assert_eq!(task.routed_to.as_ref(), Some(&infra));
+    let kinds = |h: Vec<hopper::domain::TaskEvent>| -> Vec<String> {
+        h.into_iter().map(|e| e.kind).collect()
+    };
+    assert_eq!(
+        kinds(engine.task_history(&id).await.unwrap()),
+        ["created", "routed"]
+    );
+    let children = crate::support::tasks_in(&engine, &infra).await;
+    let child = children
+        .iter()
+        .find(|c| c.parent_task_id.as_ref() == Some(&id))
+        .expect("the child task was written with the event");
+    assert_eq!(child.status, TaskStatus::Pending);
+    assert_eq!(
+        kinds(engine.task_history(&child.id).await.unwrap()),
+        ["created"]
+    );
+    engine.close().await;
+
+    // Nothing to re-drive at start-up; finishing the child finishes the parent (the
+    // delegation was written with them).
+    let engine = env.engine().await;
+    let project = crate::support::handle(&engine, &infra);
+    assert_eq!(
+        project.tasks(&TaskFilter::default()).await.unwrap().len(),
+        2
+    );
+    loop {
+        let t = project.get_next("w").await.unwrap().unwrap();
+        project.complete(&t.id, "w", None).await.unwrap();
+        if t.id == child.id {
+            break;
+        }
+    }
+    assert_eq!(engine.get_task(&id).await.unwrap().status, TaskStatus::Done);
+    engine.close().await;
+}
+on_both!(known_project_is_routed_in_the_recording_commit);

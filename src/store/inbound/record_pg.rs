@@ -1,5 +1,6 @@
 //! Inbound records on PostgreSQL, batched (see `batch_pg`): the events of a batch, their
-//! bodies, and the tasks of the new ones, in one statement.
+//! bodies, and the tasks of the new ones, in one statement; then, in the same transaction, the
+//! delegations of the tasks routed before recording.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,17 +9,19 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
-use super::NewInboundEvent;
+use super::{NewInboundEvent, NewTask};
+use crate::store::StoreResult;
 use crate::store::batch_pg::Batched;
-use crate::store::tasks::{NewTaskRow, bind_task_arrays};
-use crate::store::{EventRecord, StoreResult};
+use crate::store::delegations::Delegation;
+use crate::store::delegations::RoutedNow;
+use crate::store::tasks::{BatchQuery, bind_task_arrays};
 
 /// One record on its way in.
 pub(crate) struct Record {
     pub event: Arc<NewInboundEvent>,
     pub encoding: &'static str,
     pub task_id: Option<String>,
-    pub task: Option<(NewTaskRow, EventRecord)>,
+    pub task: Option<NewTask>,
 }
 
 impl Batched for Record {
@@ -34,23 +37,23 @@ impl Batched for Record {
     }
 }
 
-/// The events ($1 to $14) and the tasks of those that have one ($15 to $35), as arrays; only
+/// The events ($1 to $15) and the tasks of those that have one ($16 to $36), as arrays; only
 /// new events get their body, task and history. Returns the ids of the new events.
 const INSERT: &str = "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
     $4::text[], $5::int8[], $6::text[], $7::bytea[], $8::text[], $9::text[], $10::text[], \
-    $11::text[], $12::text[], $13::text[], $14::text[]) AS x(id, source, delivery_id, event_type, \
-    received_at, headers, body, status, reason, instance_id, task_id, replay_of, endpoint, \
-    encoding)), \
+    $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[]) AS x(id, source, \
+    delivery_id, event_type, received_at, headers, body, status, reason, instance_id, task_id, \
+    replay_of, endpoint, encoding, routed_at)), \
     e AS (INSERT INTO inbound_events (id, source, delivery_id, event_type, received_at, headers, \
-    status, reason, instance_id, task_id, replay_of, endpoint) SELECT id, source, delivery_id, \
-    event_type, received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint \
-    FROM x ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
+    status, reason, instance_id, task_id, replay_of, endpoint, routed_at) SELECT id, source, \
+    delivery_id, event_type, received_at, headers, status, reason, instance_id, task_id, \
+    replay_of, endpoint, routed_at FROM x ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
     b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
     SELECT x.id, x.body, x.encoding FROM x JOIN e ON e.id = x.id), \
-    k AS (SELECT * FROM unnest($15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
-    $20::text[], $21::text[], $22::int8[], $23::text[], $24::bool[], $25::text[], $26::text[], \
-    $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::int8[], $33::text[], \
-    $34::text[], $35::text[]) AS k(event_id, id, instance_id, parent_task_id, title, description, \
+    k AS (SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::text[], \
+    $21::text[], $22::text[], $23::int8[], $24::text[], $25::bool[], $26::text[], $27::text[], \
+    $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::int8[], $34::text[], \
+    $35::text[], $36::text[]) AS k(event_id, id, instance_id, parent_task_id, title, description, \
     tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
     source, status, routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
     t AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
@@ -65,7 +68,61 @@ const INSERT: &str = "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3
     FROM k JOIN t ON t.id = k.id) \
     SELECT id FROM e";
 
+/// The delegations of tasks routed before recording ($1 to $10) and their children ($11 to
+/// $30), for the records of a batch that were new.
+const DELEGATE: &str = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+    $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[]) \
+    AS r(parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, at, \
+    ev_kind, ev_actor, ev_detail)), \
+    d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
+    child_task_id, kind, state, delegated_at) SELECT parent_instance_id, parent_task_id, \
+    child_instance_id, child_task_id, kind, state, at FROM r), \
+    e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+    SELECT parent_task_id, parent_instance_id, at, ev_kind, ev_actor, ev_detail FROM r), \
+    k AS (SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+    $16::text[], $17::int8[], $18::text[], $19::bool[], $20::text[], $21::text[], $22::text[], \
+    $23::text[], $24::text[], $25::text[], $26::text[], $27::int8[], $28::text[], $29::text[], \
+    $30::text[]) AS k(id, instance_id, parent_task_id, title, description, tags, priority, \
+    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
+    routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
+    c AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
+    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
+    routed_to, routing_reason, created_at, updated_at) SELECT k.id, k.instance_id, \
+    k.parent_task_id, k.title, k.description, k.tags, k.priority, k.project, \
+    k.needs_orchestration, k.executor, k.required_capabilities, k.requester, k.source, k.status, \
+    k.routed_to, k.routing_reason, k.created_at, k.created_at FROM k RETURNING id), \
+    ce AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
+    SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail FROM k) \
+    SELECT id FROM c";
+
+/// Records a batch; with tasks routed before recording, their delegations go into the same
+/// transaction.
 async fn insert(pool: &PgPool, records: &[&Record]) -> StoreResult<HashSet<String>> {
+    let routes = records
+        .iter()
+        .any(|r| r.task.as_ref().is_some_and(|t| t.routed.is_some()));
+    if !routes {
+        return Ok(record(records).fetch_all(pool).await?.into_iter().collect());
+    }
+    let mut tx = pool.begin().await?;
+    let new: HashSet<String> = record(records)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let routed: Vec<&RoutedNow> = records
+        .iter()
+        .filter(|r| new.contains(&r.event.id))
+        .filter_map(|r| r.task.as_ref()?.routed.as_ref())
+        .collect();
+    if !routed.is_empty() {
+        delegate(&routed).fetch_all(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(new)
+}
+
+fn record<'q>(records: &'q [&'q Record]) -> BatchQuery<'q> {
     let events = records.iter().map(|r| r.event.as_ref());
     let col = |f: fn(&NewInboundEvent) -> Option<&str>| events.clone().map(f).collect::<Vec<_>>();
     let q = sqlx::query_scalar::<_, String>(INSERT)
@@ -92,13 +149,44 @@ async fn insert(pool: &PgPool, records: &[&Record]) -> StoreResult<HashSet<Strin
         )
         .bind(col(|e| e.replay_of.as_deref()))
         .bind(col(|e| Some(e.endpoint.as_str())))
-        .bind(records.iter().map(|r| r.encoding).collect::<Vec<_>>());
-    let tasks: Vec<(&str, &NewTaskRow, &EventRecord)> = records
+        .bind(records.iter().map(|r| r.encoding).collect::<Vec<_>>())
+        .bind(events.clone().map(|e| e.routed_at).collect::<Vec<_>>());
+    let tasks: Vec<(&str, &NewTask)> = records
         .iter()
-        .filter_map(|r| r.task.as_ref().map(|(t, e)| (r.event.id.as_str(), t, e)))
+        .filter_map(|r| r.task.as_ref().map(|t| (r.event.id.as_str(), t)))
         .collect();
     let q = q.bind(tasks.iter().map(|t| t.0).collect::<Vec<_>>());
-    let rows: Vec<_> = tasks.iter().map(|t| (t.1, t.2)).collect();
-    let q = bind_task_arrays(q, &rows);
-    Ok(q.fetch_all(pool).await?.into_iter().collect())
+    let rows: Vec<_> = tasks.iter().map(|t| (&t.1.row, &t.1.created)).collect();
+    bind_task_arrays(q, &rows)
+}
+
+fn delegate<'q>(routed: &[&'q RoutedNow]) -> BatchQuery<'q> {
+    let d = routed.iter().map(|r| &r.delegation);
+    let col = |f: fn(&'q Delegation) -> &'q str| d.clone().map(f).collect::<Vec<_>>();
+    let q = sqlx::query_scalar::<_, String>(DELEGATE)
+        .bind(col(|d| d.parent_instance_id.as_str()))
+        .bind(col(|d| d.parent_task_id.as_str()))
+        .bind(col(|d| d.child_instance_id.as_str()))
+        .bind(col(|d| d.child_task_id.as_str()))
+        .bind(col(|d| d.kind_str()))
+        .bind(col(|d| d.state_str()))
+        .bind(d.clone().map(|d| d.delegated_at).collect::<Vec<_>>())
+        .bind(routed.iter().map(|r| r.event.kind).collect::<Vec<_>>())
+        .bind(
+            routed
+                .iter()
+                .map(|r| r.event.actor.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            routed
+                .iter()
+                .map(|r| r.event.detail.as_ref().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        );
+    let kids: Vec<_> = routed
+        .iter()
+        .map(|r| (&r.handover.row, &r.handover.event))
+        .collect();
+    bind_task_arrays(q, &kids)
 }
