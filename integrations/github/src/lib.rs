@@ -1,7 +1,8 @@
 //! GitHub webhooks: `POST /webhooks/github`.
 //!
 //! Verified with `X-Hub-Signature-256` (HMAC-SHA256 of the raw body, `sha256=` + hex) before
-//! anything is parsed; parsed with octocrab's webhook models. Works the same for repository and
+//! anything is parsed; parsed with octocrab's webhook models (`issues`, the busiest event, with
+//! octocrab's action and a slim issue model: see `interpret`). Works the same for repository and
 //! organisation webhooks and GitHub App deliveries (the installation id is kept on the task so
 //! the outbound side can answer as the App).
 

@@ -9,17 +9,41 @@ const LZ4: &str = "lz4";
 /// Below this a body fits its row anyway and compressing it is not worth a call.
 const MIN_BYTES: usize = 1024;
 
+thread_local! {
+    /// Compression scratch space, reused: a fresh worst-case-sized, zeroed buffer per body
+    /// cost more than the compression itself.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Compresses `body` in place when that makes it smaller; returns the encoding it is in.
+/// The stored form is `lz4_flex`'s size-prepended block (little-endian `u32` length first).
 pub(super) fn encode(body: &mut bytes::Bytes) -> &'static str {
+    let Ok(len) = u32::try_from(body.len()) else {
+        return IDENTITY;
+    };
     if body.len() < MIN_BYTES {
         return IDENTITY;
     }
-    let packed = lz4_flex::compress_prepend_size(body);
-    if packed.len() >= body.len() {
-        return IDENTITY;
+    let bound = lz4_flex::block::get_maximum_output_size(body.len());
+    let packed = SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < bound {
+            scratch.resize(bound, 0);
+        }
+        let n = lz4_flex::block::compress_into(body, &mut scratch[..bound]).ok()?;
+        (n + 4 < body.len()).then(|| {
+            let mut packed = Vec::with_capacity(n + 4);
+            packed.extend_from_slice(&len.to_le_bytes());
+            packed.extend_from_slice(&scratch[..n]);
+            packed
+        })
+    });
+    match packed {
+        Some(p) => {
+            *body = bytes::Bytes::from(p);
+            LZ4
+        }
+        None => IDENTITY,
     }
-    *body = bytes::Bytes::from(packed);
-    LZ4
 }
 
 #[derive(Debug, thiserror::Error)]
