@@ -22,7 +22,8 @@ const SECRET: &str = "bench-secret";
 
 struct Scale {
     requests: usize,
-    concurrency: usize,
+    /// One saturation run per entry: how many deliveries are in flight at once.
+    clients: Vec<usize>,
     paced_seconds: u64,
     paced_rate: u64,
 }
@@ -84,23 +85,27 @@ fn request(
         .body(body.as_bytes().to_vec())
 }
 
-/// Closed loop: `concurrency` clients send `total` requests as fast as answers come.
+/// Delivery ids are unique across runs: a repeated one would be answered as a redelivery.
+static DELIVERY: AtomicUsize = AtomicUsize::new(0);
+
+/// Closed loop: `clients` clients send `s.requests` requests as fast as answers come.
 async fn saturate(
     base: &str,
     path: &str,
     body: &Arc<String>,
     sig: &str,
     s: &Scale,
+    clients: usize,
 ) -> (f64, usize) {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(s.concurrency)
+        .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut handles = Vec::new();
-    for _ in 0..s.concurrency {
+    for _ in 0..clients {
         let (client, next, errors, body) =
             (client.clone(), next.clone(), errors.clone(), body.clone());
         let (base, path, sig) = (base.to_owned(), path.to_owned(), sig.to_owned());
@@ -111,7 +116,8 @@ async fn saturate(
                 if n >= total {
                     break;
                 }
-                let ok = request(&client, &base, &path, &body, &sig, n)
+                let id = DELIVERY.fetch_add(1, Ordering::Relaxed);
+                let ok = request(&client, &base, &path, &body, &sig, id)
                     .send()
                     .await
                     .map(|r| r.status().is_success())
@@ -140,7 +146,8 @@ async fn paced(base: &str, body: &Arc<String>, sig: &str, s: &Scale) -> (Vec<Dur
     let mut handles = Vec::with_capacity(total);
     for n in 0..total {
         tokio::time::sleep_until(start + gap * n as u32).await;
-        let req = request(&client, base, "/webhooks/github", body, sig, 1_000_000 + n);
+        let id = DELIVERY.fetch_add(1, Ordering::Relaxed);
+        let req = request(&client, base, "/webhooks/github", body, sig, id);
         handles.push(tokio::spawn(async move {
             let t = Instant::now();
             let ok = req
@@ -162,13 +169,17 @@ async fn paced(base: &str, body: &Arc<String>, sig: &str, s: &Scale) -> (Vec<Dur
     (lat, errors)
 }
 
-/// Bytes this process has passed to write calls (Linux), to see how much each delivery costs
-/// in I/O.
-fn bytes_written() -> Option<u64> {
+/// Bytes this process has sent to storage (`write_bytes`: WAL, database; the PostgreSQL
+/// server's writes are its own) and passed to any write call (`wchar`: that plus sockets, the
+/// load generator's requests included), to see how much each delivery costs in I/O. Linux.
+fn bytes_written() -> Option<[u64; 2]> {
     let io = std::fs::read_to_string("/proc/self/io").ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("wchar: "))
-        .and_then(|v| v.trim().parse().ok())
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some([field("write_bytes:")?, field("wchar:")?])
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -200,26 +211,29 @@ async fn backend(label: &str, url: &str, s: &Scale) {
             &[body.as_bytes()]
         )
     );
-    let (ceiling, e0) = saturate(&base, "/noop", &body, &sig, s).await;
-    let written = bytes_written();
-    let (rate, e1) = saturate(&base, "/webhooks/github", &body, &sig, s).await;
-    let written = bytes_written()
-        .zip(written)
-        .map(|(after, before)| after - before);
-    let (lat, e2) = paced(&base, &body, &sig, s).await;
-    if let Some(w) = written {
+    for (i, &clients) in s.clients.iter().enumerate() {
+        let (ceiling, e0) = saturate(&base, "/noop", &body, &sig, s, clients).await;
+        let before = bytes_written();
+        let (rate, e1) = saturate(&base, "/webhooks/github", &body, &sig, s, clients).await;
+        let written = bytes_written()
+            .zip(before)
+            .map(|(after, before)| [after[0] - before[0], after[1] - before[1]]);
+        if let (0, Some([storage, all])) = (i, written) {
+            let per = |b: u64| b as f64 / s.requests as f64 / 1024.0;
+            println!(
+                "{label:<9} written per delivery: {:.1} KB to storage (WAL, database), {:.1} KB in all (sockets too)",
+                per(storage),
+                per(all)
+            );
+        }
         println!(
-            "{label:<9} written by the process (WAL, database, sockets) per delivery: {:.1} KB",
-            w as f64 / s.requests as f64 / 1024.0
+            "{label:<9} {} B deliveries, {clients:>3} clients: {rate:>7.0}/s verified+committed ({e1} errors); \
+             no-op route {ceiling:>7.0}/s ({e0} errors); ratio {:.2}",
+            body.len(),
+            rate / ceiling
         );
     }
-    println!(
-        "{label:<9} {} B deliveries, {} clients: {rate:>7.0}/s verified+committed ({e1} errors); \
-         no-op route {ceiling:>7.0}/s ({e0} errors); ratio {:.2}",
-        body.len(),
-        s.concurrency,
-        rate / ceiling
-    );
+    let (lat, e2) = paced(&base, &body, &sig, s).await;
     println!(
         "{label:<9} paced {}/s for {} s: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({e2} errors)",
         s.paced_rate,
@@ -254,18 +268,19 @@ fn main() {
     let s = if full {
         Scale {
             requests: 30_000,
-            // HOPPER_BENCH_CLIENTS sets how many deliveries are in flight at once.
-            concurrency: std::env::var("HOPPER_BENCH_CLIENTS")
+            // HOPPER_BENCH_CLIENTS=64,256: one run per figure, that many deliveries in flight.
+            clients: std::env::var("HOPPER_BENCH_CLIENTS")
                 .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(64),
+                .map(|c| c.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+                .filter(|c: &Vec<usize>| !c.is_empty())
+                .unwrap_or_else(|| vec![64, 256]),
             paced_seconds: 5,
             paced_rate: 2_000,
         }
     } else {
         Scale {
             requests: 200,
-            concurrency: 8,
+            clients: vec![8],
             paced_seconds: 1,
             paced_rate: 100,
         }
