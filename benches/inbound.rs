@@ -211,6 +211,9 @@ async fn backend(label: &str, url: &str, s: &Scale) {
             &[body.as_bytes()]
         )
     );
+    // Latency at a steady rate first: after the saturation passes the figure would measure
+    // the database's recovery from them (PostgreSQL checkpoints the gigabyte of WAL they wrote).
+    let (lat, e2) = paced(&base, &body, &sig, s).await;
     for (i, &clients) in s.clients.iter().enumerate() {
         let (ceiling, e0) = saturate(&base, "/noop", &body, &sig, s, clients).await;
         let before = bytes_written();
@@ -233,7 +236,6 @@ async fn backend(label: &str, url: &str, s: &Scale) {
             rate / ceiling
         );
     }
-    let (lat, e2) = paced(&base, &body, &sig, s).await;
     println!(
         "{label:<9} paced {}/s for {} s: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({e2} errors)",
         s.paced_rate,
