@@ -42,7 +42,7 @@ impl Engine {
             let projects = if node.scope() == Scope::Global {
                 self.projects().await
             } else {
-                Vec::new()
+                Arc::from([])
             };
             let decision = self
                 .router_for(&node)

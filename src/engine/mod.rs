@@ -6,12 +6,12 @@ mod add;
 mod bubble;
 mod inbound;
 mod lifecycle;
+mod live;
 mod nodes;
 mod recovery;
 mod route_now;
 mod sweeper;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -54,7 +54,7 @@ struct Inner {
     /// This process, as owner of its in-memory runs.
     boot_id: String,
     root: InstanceId,
-    nodes: RwLock<HashMap<InstanceId, Arc<Node>>>,
+    nodes: RwLock<live::LiveNodes>,
     rules: Arc<dyn Router>,
     queue: Arc<dyn Router>,
     fault: AtomicU8,
@@ -89,7 +89,7 @@ impl Engine {
                 memory,
                 boot_id,
                 root,
-                nodes: RwLock::new(HashMap::new()),
+                nodes: RwLock::new(live::LiveNodes::default()),
                 rules,
                 queue: Arc::new(PriorityRouter),
                 fault: AtomicU8::new(Fault::None as u8),

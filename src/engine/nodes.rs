@@ -104,7 +104,7 @@ impl Engine {
             instance: root,
         };
         let mut nodes = self.inner.nodes.write().await;
-        nodes.insert(self.inner.root.clone(), Arc::new(root_node));
+        nodes.insert(Arc::new(root_node));
         let all = self
             .inner
             .registry
@@ -145,8 +145,7 @@ impl Engine {
             return Ok(None);
         }
         let node = Arc::new(self.build_node(parent, inst, config).await?);
-        let mut nodes = self.inner.nodes.write().await;
-        Ok(Some(nodes.entry(node.id().clone()).or_insert(node).clone()))
+        Ok(Some(self.inner.nodes.write().await.insert(node)))
     }
 
     /// The configuration a child of `parent` runs with, templates filled in.
@@ -283,10 +282,8 @@ impl Engine {
             })
             .await?;
         let node = Arc::new(self.build_node(&parent, instance, config).await?);
-        let mut nodes = self.inner.nodes.write().await;
         // Two callers may race to create the same child: the first one in the map wins.
-        let node = nodes.entry(id.clone()).or_insert(node).clone();
-        drop(nodes);
+        let node = self.inner.nodes.write().await.insert(node);
         metrics::counter!("hopper_instances_created_total", "scope" => scope.as_str()).increment(1);
         tracing::info!(instance = %id, parent = %parent.id(), "instance created");
         Ok(node)
@@ -325,25 +322,8 @@ impl Engine {
         out
     }
 
-    pub(super) async fn projects(&self) -> Vec<ProjectInfo> {
-        self.inner
-            .nodes
-            .read()
-            .await
-            .values()
-            .filter(|n| n.scope() == Scope::Project)
-            .map(|n| ProjectInfo {
-                name: n.project.clone().unwrap_or_default(),
-                capabilities: n.instance.metadata["capabilities"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
-            .collect()
+    pub(super) async fn projects(&self) -> Arc<[ProjectInfo]> {
+        self.inner.nodes.read().await.projects()
     }
 
     pub async fn get_instance(&self, id: &InstanceId) -> Result<Instance> {

@@ -1,7 +1,9 @@
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 
 use super::{ProjectInfo, Route, Router, RoutingDecision};
-use crate::config::RoutingRules;
+use crate::config::{ProjectRule, RoutingRules};
 use crate::domain::{Scope, TaskDraft};
 
 /// The specification's rule-based intelligence: keyword +2, tag +3, capability +5, times the
@@ -17,19 +19,24 @@ impl RulesRouter {
 
     fn route_global(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> RoutingDecision {
         let text = format!("{} {}", task.title, task.description).to_lowercase();
-        let mut names: Vec<&str> = self.rules.projects.keys().map(String::as_str).collect();
-        for p in projects {
-            if !names.contains(&p.name.as_str()) {
-                names.push(&p.name);
-            }
-        }
+        // Configured projects first (in name order), then live ones without rules: ties go to
+        // the first. Looked up by name, so a decision is linear in the number of projects.
+        let live: HashMap<&str, &ProjectInfo> =
+            projects.iter().map(|p| (p.name.as_str(), p)).collect();
+        let names = self.rules.projects.keys().map(String::as_str).chain(
+            projects
+                .iter()
+                .map(|p| p.name.as_str())
+                .filter(|n| !self.rules.projects.contains_key(*n)),
+        );
+        let no_rule = ProjectRule::default();
         let mut best: Option<(&str, f64)> = None;
         for name in names {
-            let rule = self.rules.projects.get(name).cloned().unwrap_or_default();
-            let mut caps = rule.capabilities.clone();
-            if let Some(p) = projects.iter().find(|p| p.name == name) {
-                caps.extend(p.capabilities.iter().cloned());
-            }
+            let rule = self.rules.projects.get(name).unwrap_or(&no_rule);
+            let has_capability = |c: &String| {
+                rule.capabilities.contains(c)
+                    || live.get(name).is_some_and(|p| p.capabilities.contains(c))
+            };
             let mut score = 0.0;
             score += 2.0
                 * rule
@@ -42,7 +49,7 @@ impl RulesRouter {
                 * task
                     .required_capabilities
                     .iter()
-                    .filter(|c| caps.contains(c))
+                    .filter(|c| has_capability(c))
                     .count() as f64;
             for tag in &task.tags {
                 score *= rule.priority_boost.get(tag).copied().unwrap_or(1.0);
@@ -208,5 +215,28 @@ mod tests {
             router.route(Scope::Project, &t, &[]).await.route,
             Route::Queue
         );
+    }
+
+    #[tokio::test]
+    async fn live_projects_score_by_their_registered_capabilities() {
+        let router = RulesRouter::new(rules());
+        let live = |name: &str, caps: &[&str]| ProjectInfo {
+            name: name.into(),
+            capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let projects = [live("infra", &["terraform"]), live("sark", &["python"])];
+        let mut t = TaskDraft::new("Provision the runners");
+        t.required_capabilities = vec!["terraform".into()];
+        let d = router.route(Scope::Global, &t, &projects).await;
+        assert_eq!(d.route, Route::Project("infra".into()));
+        // A configured project gets the capabilities its instance registered as well.
+        t.required_capabilities = vec!["python".into()];
+        let d = router.route(Scope::Global, &t, &projects).await;
+        assert_eq!(d.route, Route::Project("sark".into()));
+        // Equal scores: configured projects come first.
+        let projects = [live("aardvark", &["go"]), live("sark", &["go"])];
+        t.required_capabilities = vec!["go".into()];
+        let d = router.route(Scope::Global, &t, &projects).await;
+        assert_eq!(d.route, Route::Project("sark".into()));
     }
 }
