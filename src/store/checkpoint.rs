@@ -9,32 +9,81 @@
 //! while the checkpoint runs, so the checkpoint never reaches the end, and SQLite only reuses
 //! the WAL from its start once a checkpoint has. The file then grows without bound (2 GB in a
 //! 10-second benchmark), and every append lands on fresh blocks the file system must allocate
-//! and zero. So once the WAL holds more than [`FINISH_FRAMES`], this task asks the committer
-//! to run a checkpoint itself between two batches: only the frames written since are left to
-//! copy, nothing is appended meanwhile, and the next batch rewinds the WAL.
+//! and zero. So once a commit leaves more than [`FINISH_FRAMES`] in the WAL (SQLite's WAL hook
+//! tells the writer, see [`WalFrames`]), the committer runs a checkpoint itself before its next
+//! batch: only the frames written since this task's last pass are left to copy, nothing is
+//! appended meanwhile, and the next batch rewinds the WAL. The bound holds however late this
+//! task runs (an earlier design had it ask the writer, and a slow fsync let the WAL run away).
 
+use std::ffi::{c_char, c_int, c_void};
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use rusqlite::ffi;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{ConnectOptions, Connection};
-
-use super::commit::Committer;
 
 const EVERY: Duration = Duration::from_millis(50);
 /// WAL frames (pages, plus a 24-byte header each) above which the writer finishes the job:
 /// 64 MiB, as `journal_size_limit` cuts the file back to.
 pub(super) const FINISH_FRAMES: i64 = 16_384;
 
+/// How many frames the WAL held after the writer's last commit, kept up to date by SQLite's
+/// WAL hook on the writer connection for as long as this lives.
+pub(super) struct WalFrames<'c> {
+    conn: &'c rusqlite::Connection,
+    frames: Box<AtomicI64>,
+}
+
+/// SQLite calls this after each commit that wrote to the WAL, on the committing thread.
+extern "C" fn on_wal_commit(
+    frames: *mut c_void,
+    _db: *mut ffi::sqlite3,
+    _schema: *const c_char,
+    in_wal: c_int,
+) -> c_int {
+    // SAFETY: `frames` is the `AtomicI64` a live `WalFrames` registered (see `watch`).
+    #[allow(unsafe_code)]
+    let frames = unsafe { &*(frames as *const AtomicI64) };
+    frames.store(i64::from(in_wal), Ordering::Relaxed);
+    ffi::SQLITE_OK
+}
+
+impl<'c> WalFrames<'c> {
+    /// Registers the hook. The writer never auto-checkpoints (`wal_autocheckpoint=0`), so this
+    /// replaces nothing SQLite needs.
+    #[allow(unsafe_code)]
+    pub fn watch(conn: &'c rusqlite::Connection) -> Self {
+        let frames = Box::new(AtomicI64::new(0));
+        let arg = (&*frames as *const AtomicI64).cast_mut().cast::<c_void>();
+        // SAFETY: the handle is open for `'c`; the box outlives the registration, which
+        // `drop` removes before freeing it.
+        unsafe { ffi::sqlite3_wal_hook(conn.handle(), Some(on_wal_commit), arg) };
+        Self { conn, frames }
+    }
+
+    pub fn get(&self) -> i64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// After a checkpoint that reached the end: the next commit starts the WAL over.
+    pub fn reset(&self) {
+        self.frames.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for WalFrames<'_> {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: as in `watch`; afterwards SQLite holds no pointer to `frames`.
+        unsafe { ffi::sqlite3_wal_hook(self.conn.handle(), None, std::ptr::null_mut()) };
+    }
+}
+
 /// Runs until `writer` is closed.
-pub(super) fn spawn(
-    database: PathBuf,
-    opts: SqliteConnectOptions,
-    writer: SqlitePool,
-    committer: Committer,
-    finish_frames: i64,
-) {
+pub(super) fn spawn(database: PathBuf, opts: SqliteConnectOptions, writer: SqlitePool) {
     tokio::spawn(async move {
         let Ok(mut conn) = opts.connect().await else {
             tracing::warn!("no checkpoint connection: the WAL is checkpointed on close only");
@@ -48,13 +97,10 @@ pub(super) fn spawn(
             let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&mut conn)
                 .await;
-            let log = match done {
-                Ok((_, log, _)) => log,
-                Err(e) => {
-                    tracing::debug!(error = %e, "checkpoint skipped");
-                    continue;
-                }
-            };
+            if let Err(e) = done {
+                tracing::debug!(error = %e, "checkpoint skipped");
+                continue;
+            }
             // SQLite syncs the database only after a checkpoint that reached the end of the
             // WAL, which under steady writes is never this one; the pages it copied would then
             // all be flushed by the writer's checkpoint, on the write path. Flush them here.
@@ -64,9 +110,6 @@ pub(super) fn spawn(
                 Ok(Err(e)) => tracing::warn!(error = %e, "fsync after checkpoint failed"),
                 Err(e) => tracing::warn!(error = %e, "fsync after checkpoint did not run"),
             }
-            if log > finish_frames {
-                committer.request_checkpoint();
-            }
         }
         let _ = conn.close().await;
     });
@@ -75,12 +118,13 @@ pub(super) fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::commit::{Writer, work};
+    use crate::store::commit::{Committer, Writer, work};
     use crate::store::durable::WalSync;
     use crate::store::lite;
     use sqlx::sqlite::{SqliteJournalMode, SqlitePoolOptions};
 
-    /// Under writes that never pause, the WAL must still start over, so its file stays small.
+    /// Under writes that never pause, the WAL must still start over, so its file stays small,
+    /// whenever the background pass happens to run.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_bounded_under_steady_writes() {
         let dir = tempfile::tempdir().unwrap();
@@ -101,8 +145,12 @@ mod tests {
             .unwrap();
         let own = opts.connect().await.unwrap();
         let sync = WalSync::start(&path).unwrap();
-        let committer = Committer::start(Writer::Own(own), Some(sync)).unwrap();
-        spawn(path.clone(), opts, pool.clone(), committer.clone(), 64);
+        let own = Writer::Own {
+            conn: own,
+            finish_frames: 64,
+        };
+        let committer = Committer::start(own, Some(sync)).unwrap();
+        spawn(path.clone(), opts, pool.clone());
         // 16 MB in rows of 4 KB, written by 32 writers that never stop.
         let rows = 4_000;
         let writers = (0..32).map(|w| {

@@ -14,14 +14,12 @@
 //! every write in it is run again alone, so one bad write never takes others down with it and
 //! each caller gets its own error.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use rusqlite::Connection;
 use sqlx::sqlite::LockedSqliteHandle;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::WalFrames;
 use super::durable::WalSync;
 use super::{EventRecord, StoreError, StoreResult, lite};
 use crate::domain::Millis;
@@ -121,8 +119,6 @@ where
 #[derive(Clone, Debug)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Box<dyn Job>>,
-    /// Set by the checkpointer when the WAL has grown past what it can bring back alone.
-    finish_checkpoint: Arc<AtomicBool>,
 }
 
 /// The connection a committer writes on.
@@ -130,7 +126,12 @@ pub(crate) enum Writer {
     /// A database file: a connection of the committer's own, held for its whole life, so its
     /// prepared statements stay prepared. The store's sqlx writer pool remains for rare
     /// administrative writes, which wait for the committer's batches in SQLite's busy handler.
-    Own(SqliteConnection),
+    /// Once a commit leaves more than `finish_frames` in the WAL, the committer checkpoints
+    /// before its next batch (see `checkpoint`).
+    Own {
+        conn: SqliteConnection,
+        finish_frames: i64,
+    },
     /// An in-memory database: its one connection, borrowed from the pool for each batch (a
     /// second connection to a shared-cache database would meet table locks instead).
     Shared(SqlitePool),
@@ -141,8 +142,6 @@ impl Committer {
     /// their batch durable (see `durable`); without, at commit.
     pub fn start(writer: Writer, wal_sync: Option<WalSync>) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let finish_checkpoint = Arc::new(AtomicBool::new(false));
-        let wanted = finish_checkpoint.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -152,21 +151,16 @@ impl Committer {
             .spawn(move || {
                 rt.block_on(async move {
                     match writer {
-                        Writer::Own(conn) => run_own(conn, rx, wal_sync.as_ref(), &wanted).await,
+                        Writer::Own {
+                            conn,
+                            finish_frames,
+                        } => run_own(conn, rx, wal_sync.as_ref(), finish_frames).await,
                         Writer::Shared(pool) => run_shared(pool, rx, wal_sync.as_ref()).await,
                     }
                 })
             })
             .map_err(|e| StoreError::Open(format!("group commit thread: {e}")))?;
-        Ok(Self {
-            tx,
-            finish_checkpoint,
-        })
-    }
-
-    /// Asks the writer to finish the checkpoint between two batches (see `checkpoint`).
-    pub fn request_checkpoint(&self) {
-        self.finish_checkpoint.store(true, Ordering::Relaxed);
+        Ok(Self { tx })
     }
 
     /// Returns once everything committed before the call is durable.
@@ -209,7 +203,7 @@ async fn run_own(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     wal_sync: Option<&WalSync>,
-    finish_checkpoint: &AtomicBool,
+    finish_frames: i64,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut handle = match conn.lock_handle().await {
@@ -220,14 +214,16 @@ async fn run_own(
         Ok(l) => l,
         Err(e) => return refuse_all(rx, &format!("writer connection: {e}")).await,
     };
+    let wal = WalFrames::watch(&lite);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
         let committed = commit_batch(&lite, &mut batch);
         answer(committed, wal_sync);
-        if finish_checkpoint.swap(false, Ordering::Relaxed) {
-            checkpoint(&lite);
+        if wal.get() > finish_frames && checkpoint(&lite) {
+            wal.reset();
         }
     }
+    drop(wal);
     drop(lite);
     drop(handle);
     let _ = sqlx::Connection::close(conn).await;
@@ -270,18 +266,28 @@ async fn run_shared(
 /// A PASSIVE checkpoint while no batch is open. The background checkpointer has already
 /// copied most of the WAL; this copies the frames written since, and since nothing is written
 /// meanwhile it can reach the end, which lets the next batch restart the WAL from its start.
-fn checkpoint(c: &Connection) {
+/// Whether it did: if not (the background pass held the checkpoint, a reader an old snapshot),
+/// the next commit's frame count asks again.
+fn checkpoint(c: &Connection) -> bool {
     let started = std::time::Instant::now();
     let result = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     });
     match result {
-        Ok((log, copied)) => {
+        Ok((busy, log, copied)) => {
             metrics::histogram!("hopper_store_checkpoint_seconds")
                 .record(started.elapsed().as_secs_f64());
-            tracing::debug!(log, copied, "writer finished the checkpoint");
+            tracing::debug!(busy, log, copied, "writer checkpoint");
+            busy == 0 && log == copied
         }
-        Err(e) => tracing::debug!(error = %e, "writer checkpoint skipped"),
+        Err(e) => {
+            tracing::debug!(error = %e, "writer checkpoint skipped");
+            false
+        }
     }
 }
 

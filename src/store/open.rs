@@ -115,11 +115,13 @@ impl StoreSet {
                     true => Some(super::durable::WalSync::start(path)?),
                     false => None,
                 };
-                let committer = Committer::start(Writer::Own(own), sync)?;
+                let own = Writer::Own {
+                    conn: own,
+                    finish_frames: super::checkpoint::FINISH_FRAMES,
+                };
+                let committer = Committer::start(own, sync)?;
                 let opts = sqlite_options(path, self.sqlite_full_sync);
-                let frames = super::checkpoint::FINISH_FRAMES;
-                let (path, writer) = (path.clone(), writer.clone());
-                super::checkpoint::spawn(path, opts, writer, committer.clone(), frames);
+                super::checkpoint::spawn(path.clone(), opts, writer.clone());
                 Some(committer)
             }
             (Db::Sqlite(pool), _) => Some(Committer::start(Writer::Shared(pool.clone()), None)?),
