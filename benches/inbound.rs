@@ -279,7 +279,11 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let s = if full {
         Scale {
-            requests: 30_000,
+            // HOPPER_BENCH_REQUESTS: deliveries per saturation run (longer runs for a profiler).
+            requests: std::env::var("HOPPER_BENCH_REQUESTS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(30_000),
             // HOPPER_BENCH_CLIENTS=64,256: one run per figure, that many deliveries in flight.
             clients: std::env::var("HOPPER_BENCH_CLIENTS")
                 .ok()
