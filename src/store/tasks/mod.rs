@@ -3,13 +3,23 @@
 //! first so SQLite takes its write lock at the start of the transaction and never has to
 //! upgrade a read lock (which fails instead of waiting).
 
-use std::sync::LazyLock;
-
 use super::commit::PendingEvent;
 use super::rows::{TASK_COLUMNS, TaskRow};
 use super::{Db, Delegation, EventRecord, Store, StoreResult, lite, on_db};
-use crate::domain::{Feedback, InstanceId, Millis, SourceRef, Task, TaskDraft, TaskId, TaskStatus};
+use crate::domain::{Feedback, InstanceId, Millis, Task, TaskDraft, TaskId, TaskStatus};
 use crate::store::events::append_event;
+
+mod listing;
+mod sql;
+
+pub(super) use sql::{
+    BatchQuery, INSERT_TASK, bind_new_task, bind_task_arrays, source_json, to_json,
+};
+use sql::{
+    CLAIM_NEXT_PG_EV, CLAIM_NEXT_SQLITE, CLAIM_ONE, CLAIM_ONE_PG_EV, FINISH_DELEGATED, HEARTBEAT,
+    HEARTBEAT_PG_EV, INSERT_DELEGATING_PG_EV, INSERT_TASK_PG_EV, INSERT_TASK_RETURNING, bind_event,
+    pg_with_event, status_list,
+};
 
 /// A task about to be inserted.
 #[derive(Debug, Clone)]
@@ -73,23 +83,6 @@ pub struct FinishRequest<'a> {
     pub now: Millis,
 }
 
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn status_list(statuses: &[TaskStatus]) -> String {
-    // Status names are compile-time constants, never caller input, so inlining them is safe and
-    // lets the planner match the partial indexes.
-    statuses
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A [`FinishRequest`] that owns its parts, for writes that may run more than once.
 struct OwnedFinish {
     id: TaskId,
@@ -113,184 +106,6 @@ impl From<&FinishRequest<'_>> for OwnedFinish {
             now: r.now,
         }
     }
-}
-
-pub(super) static INSERT_TASK_RETURNING: LazyLock<String> =
-    LazyLock::new(|| format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}"));
-
-/// PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a row
-/// another transaction is claiming instead of queueing behind it. SQLite serialises writers,
-/// so the plain sub-select is already atomic there.
-static CLAIM_NEXT_PG: LazyLock<String> = LazyLock::new(|| claim_next_sql("FOR UPDATE SKIP LOCKED"));
-static CLAIM_NEXT_SQLITE: LazyLock<String> = LazyLock::new(|| claim_next_sql(""));
-
-fn claim_next_sql(lock: &str) -> String {
-    format!(
-        "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
-         lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
-         WHERE status = 'pending' AND id = (SELECT id FROM tasks \
-            WHERE instance_id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
-            ORDER BY priority DESC, id LIMIT 1 {lock}) \
-         RETURNING {TASK_COLUMNS}"
-    )
-}
-
-/// PostgreSQL: a conditional change and its history event as one statement (a data-modifying
-/// CTE), i.e. one round trip in an implicit transaction instead of BEGIN, UPDATE, INSERT,
-/// COMMIT. `update` takes `n` parameters; the event's at/kind/actor/detail follow them.
-fn pg_with_event(update: &str, n: usize) -> String {
-    format!(
-        "WITH t AS ({update}), e AS (INSERT INTO task_events \
-         (task_id, instance_id, at, kind, actor, detail) \
-         SELECT id, instance_id, CAST(${a} AS BIGINT), CAST(${k} AS TEXT), CAST(${w} AS TEXT), \
-         CAST(${d} AS TEXT) FROM t) SELECT {TASK_COLUMNS} FROM t",
-        a = n + 1,
-        k = n + 2,
-        w = n + 3,
-        d = n + 4
-    )
-}
-
-/// Binds an event's fields after a statement built by [`pg_with_event`].
-macro_rules! bind_event {
-    ($q:expr, $at:expr, $ev:expr) => {
-        $q.bind($at)
-            .bind($ev.kind)
-            .bind($ev.actor.as_str())
-            .bind($ev.detail.as_ref().map(|d| d.to_string()))
-    };
-}
-
-static INSERT_TASK_PG_EV: LazyLock<String> =
-    LazyLock::new(|| pg_with_event(&INSERT_TASK_RETURNING, 17));
-/// The same, with the delegation that carries the task to a child (parameters 22 to 28).
-static INSERT_DELEGATING_PG_EV: LazyLock<String> = LazyLock::new(|| {
-    INSERT_TASK_PG_EV.replacen(
-        "), e AS (",
-        "), d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, \
-         child_instance_id, child_task_id, kind, state, delegated_at) \
-         SELECT CAST($22 AS TEXT), CAST($23 AS TEXT), CAST($24 AS TEXT), CAST($25 AS TEXT), \
-         CAST($26 AS TEXT), CAST($27 AS TEXT), CAST($28 AS BIGINT) FROM t), e AS (",
-        1,
-    )
-});
-
-static CLAIM_NEXT_PG_EV: LazyLock<String> = LazyLock::new(|| pg_with_event(&CLAIM_NEXT_PG, 4));
-static CLAIM_ONE_PG_EV: LazyLock<String> = LazyLock::new(|| pg_with_event(&CLAIM_ONE, 4));
-static HEARTBEAT_PG_EV: LazyLock<String> = LazyLock::new(|| pg_with_event(&HEARTBEAT, 4));
-
-static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
-         lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
-         WHERE id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
-         RETURNING {TASK_COLUMNS}"
-    )
-});
-
-static HEARTBEAT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE tasks SET lease_expires_at = $4, updated_at = $3 \
-         WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 RETURNING {TASK_COLUMNS}"
-    )
-});
-
-static FINISH_DELEGATED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE tasks SET status = $2, updated_at = $3, finished_at = $3, \
-         feedback = COALESCE($4, feedback), failure_reason = COALESCE($5, failure_reason) \
-         WHERE id = $1 AND status = 'routed' RETURNING {TASK_COLUMNS}"
-    )
-});
-
-pub(super) const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, description, \
-    tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
-    source, status, routed_to, routing_reason, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
-    ON CONFLICT (id) DO NOTHING";
-
-macro_rules! bind_new_task {
-    ($q:expr, $r:expr) => {{
-        let d = &$r.draft;
-        $q.bind($r.id.as_str())
-            .bind($r.instance_id.as_str())
-            .bind($r.parent_task_id.as_ref().map(|p| p.as_str().to_owned()))
-            .bind(d.title.as_str())
-            .bind(d.description.as_str())
-            .bind(to_json(&d.tags))
-            .bind(d.priority.rank())
-            .bind(d.project.clone())
-            .bind(d.needs_orchestration)
-            .bind(d.executor.clone())
-            .bind(to_json(&d.required_capabilities))
-            .bind(d.requester.clone())
-            .bind(d.source.as_ref().map(source_json))
-            .bind($r.status.as_str())
-            .bind($r.routed_to.as_ref().map(|p| p.as_str().to_owned()))
-            .bind($r.routing_reason.clone())
-            .bind($r.now)
-    }};
-}
-pub(super) use bind_new_task;
-
-/// A PostgreSQL batch statement whose answer is a list of ids (see `batch_pg`).
-pub(super) type BatchQuery<'q> = sqlx::query::QueryScalar<
-    'q,
-    sqlx::Postgres,
-    String,
-    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
->;
-
-/// Binds new tasks and their `created` events as the 20 arrays a batch statement `unnest`s:
-/// the 17 columns `INSERT_TASK` takes, in its order, then the event's kind, actor, detail.
-pub(super) fn bind_task_arrays<'q>(
-    q: BatchQuery<'q>,
-    rows: &[(&'q NewTaskRow, &'q EventRecord)],
-) -> BatchQuery<'q> {
-    let col =
-        |f: fn(&NewTaskRow) -> Option<String>| rows.iter().map(|r| f(r.0)).collect::<Vec<_>>();
-    q.bind(col(|t| Some(t.id.as_str().to_owned())))
-        .bind(col(|t| Some(t.instance_id.as_str().to_owned())))
-        .bind(col(|t| {
-            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
-        }))
-        .bind(col(|t| Some(t.draft.title.clone())))
-        .bind(col(|t| Some(t.draft.description.clone())))
-        .bind(col(|t| Some(to_json(&t.draft.tags))))
-        .bind(
-            rows.iter()
-                .map(|r| r.0.draft.priority.rank())
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|t| t.draft.project.clone()))
-        .bind(
-            rows.iter()
-                .map(|r| r.0.draft.needs_orchestration)
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|t| t.draft.executor.clone()))
-        .bind(col(|t| Some(to_json(&t.draft.required_capabilities))))
-        .bind(col(|t| t.draft.requester.clone()))
-        .bind(col(|t| t.draft.source.as_ref().map(source_json)))
-        .bind(col(|t| Some(t.status.as_str().to_owned())))
-        .bind(col(|t| t.routed_to.as_ref().map(|r| r.as_str().to_owned())))
-        .bind(col(|t| t.routing_reason.clone()))
-        .bind(rows.iter().map(|r| r.0.now).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.kind).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.actor.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.1.detail.as_ref().map(|d| d.to_string()))
-                .collect::<Vec<_>>(),
-        )
-}
-
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-pub(super) fn source_json(s: &SourceRef) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "null".into())
 }
 
 impl Store {
@@ -648,105 +463,5 @@ impl Store {
             self.durable().await?;
         }
         rows.into_iter().map(Task::try_from).collect()
-    }
-
-    pub async fn list_tasks(
-        &self,
-        instances: &[InstanceId],
-        status: Option<TaskStatus>,
-        limit: i64,
-    ) -> StoreResult<Vec<Task>> {
-        if instances.is_empty() {
-            return Ok(Vec::new());
-        }
-        let status_clause = status
-            .map(|s| format!("AND status = '{}'", s.as_str()))
-            .unwrap_or_default();
-        let q = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE instance_id IN ({}) {status_clause} \
-             ORDER BY id LIMIT {limit}",
-            placeholders(1, instances.len())
-        );
-        let rows: Vec<TaskRow> = on_db!(&self.reader, p => {
-            let mut query = sqlx::query_as(&q);
-            for i in instances {
-                query = query.bind(i.as_str());
-            }
-            query.fetch_all(p).await?
-        });
-        rows.into_iter().map(Task::try_from).collect()
-    }
-
-    /// Tasks not yet finished (pending, routed or claimed) across the given instances.
-    pub async fn count_open(&self, instances: &[InstanceId]) -> StoreResult<i64> {
-        if instances.is_empty() {
-            return Ok(0);
-        }
-        let q = format!(
-            "SELECT COUNT(*) FROM tasks WHERE instance_id IN ({}) AND status IN ('pending', 'routed', 'claimed')",
-            placeholders(1, instances.len())
-        );
-        let n: i64 = on_db!(&self.reader, p => {
-            let mut query = sqlx::query_scalar(&q);
-            for i in instances {
-                query = query.bind(i.as_str());
-            }
-            query.fetch_one(p).await?
-        });
-        Ok(n)
-    }
-
-    pub async fn status_counts(&self, instance: &InstanceId) -> StoreResult<Vec<(String, i64)>> {
-        const Q: &str = "SELECT status, COUNT(*) FROM tasks WHERE instance_id = $1 GROUP BY status";
-        let rows: Vec<(String, i64)> = on_db!(&self.reader, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
-        Ok(rows)
-    }
-
-    pub async fn oldest_pending(&self, instance: &InstanceId) -> StoreResult<Option<Millis>> {
-        const Q: &str =
-            "SELECT MIN(created_at) FROM tasks WHERE instance_id = $1 AND status = 'pending'";
-        let v: Option<i64> = on_db!(&self.reader, p => sqlx::query_scalar(Q).bind(instance.as_str()).fetch_one(p).await?);
-        Ok(v)
-    }
-
-    /// Deletes every task (and its history) of the given instances: the end of a run.
-    pub async fn delete_instance_tasks(&self, instances: &[InstanceId]) -> StoreResult<u64> {
-        if instances.is_empty() {
-            return Ok(0);
-        }
-        let list = placeholders(1, instances.len());
-        let ev = format!("DELETE FROM task_events WHERE instance_id IN ({list})");
-        let tasks = format!("DELETE FROM tasks WHERE instance_id IN ({list})");
-        let n = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            let mut q = sqlx::query(&tasks);
-            for i in instances {
-                q = q.bind(i.as_str());
-            }
-            let n = q.execute(&mut *tx).await?.rows_affected();
-            let mut q = sqlx::query(&ev);
-            for i in instances {
-                q = q.bind(i.as_str());
-            }
-            q.execute(&mut *tx).await?;
-            tx.commit().await?;
-            n
-        });
-        Ok(n)
-    }
-
-    /// Retention: removes tasks of `instance` that finished before `before`.
-    pub async fn purge_finished(&self, instance: &InstanceId, before: Millis) -> StoreResult<u64> {
-        const EV: &str = "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks \
-                          WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2)";
-        const TASKS: &str = "DELETE FROM tasks WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2";
-        let n = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
-            sqlx::query(EV).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
-            let n = sqlx::query(TASKS).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
-            tx.commit().await?;
-            n.rows_affected()
-        });
-        Ok(n)
     }
 }

@@ -1,0 +1,108 @@
+//! Reading tasks in bulk and removing them: listings, counts, the end of a run, retention.
+
+use super::sql::placeholders;
+use crate::domain::{InstanceId, Millis, Task, TaskStatus};
+use crate::store::rows::{TASK_COLUMNS, TaskRow};
+use crate::store::{Store, StoreResult, on_db};
+
+impl Store {
+    pub async fn list_tasks(
+        &self,
+        instances: &[InstanceId],
+        status: Option<TaskStatus>,
+        limit: i64,
+    ) -> StoreResult<Vec<Task>> {
+        if instances.is_empty() {
+            return Ok(Vec::new());
+        }
+        let status_clause = status
+            .map(|s| format!("AND status = '{}'", s.as_str()))
+            .unwrap_or_default();
+        let q = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE instance_id IN ({}) {status_clause} \
+             ORDER BY id LIMIT {limit}",
+            placeholders(1, instances.len())
+        );
+        let rows: Vec<TaskRow> = on_db!(&self.reader, p => {
+            let mut query = sqlx::query_as(&q);
+            for i in instances {
+                query = query.bind(i.as_str());
+            }
+            query.fetch_all(p).await?
+        });
+        rows.into_iter().map(Task::try_from).collect()
+    }
+
+    /// Tasks not yet finished (pending, routed or claimed) across the given instances.
+    pub async fn count_open(&self, instances: &[InstanceId]) -> StoreResult<i64> {
+        if instances.is_empty() {
+            return Ok(0);
+        }
+        let q = format!(
+            "SELECT COUNT(*) FROM tasks WHERE instance_id IN ({}) AND status IN ('pending', 'routed', 'claimed')",
+            placeholders(1, instances.len())
+        );
+        let n: i64 = on_db!(&self.reader, p => {
+            let mut query = sqlx::query_scalar(&q);
+            for i in instances {
+                query = query.bind(i.as_str());
+            }
+            query.fetch_one(p).await?
+        });
+        Ok(n)
+    }
+
+    pub async fn status_counts(&self, instance: &InstanceId) -> StoreResult<Vec<(String, i64)>> {
+        const Q: &str = "SELECT status, COUNT(*) FROM tasks WHERE instance_id = $1 GROUP BY status";
+        let rows: Vec<(String, i64)> = on_db!(&self.reader, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
+        Ok(rows)
+    }
+
+    pub async fn oldest_pending(&self, instance: &InstanceId) -> StoreResult<Option<Millis>> {
+        const Q: &str =
+            "SELECT MIN(created_at) FROM tasks WHERE instance_id = $1 AND status = 'pending'";
+        let v: Option<i64> = on_db!(&self.reader, p => sqlx::query_scalar(Q).bind(instance.as_str()).fetch_one(p).await?);
+        Ok(v)
+    }
+
+    /// Deletes every task (and its history) of the given instances: the end of a run.
+    pub async fn delete_instance_tasks(&self, instances: &[InstanceId]) -> StoreResult<u64> {
+        if instances.is_empty() {
+            return Ok(0);
+        }
+        let list = placeholders(1, instances.len());
+        let ev = format!("DELETE FROM task_events WHERE instance_id IN ({list})");
+        let tasks = format!("DELETE FROM tasks WHERE instance_id IN ({list})");
+        let n = on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            let mut q = sqlx::query(&tasks);
+            for i in instances {
+                q = q.bind(i.as_str());
+            }
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            let mut q = sqlx::query(&ev);
+            for i in instances {
+                q = q.bind(i.as_str());
+            }
+            q.execute(&mut *tx).await?;
+            tx.commit().await?;
+            n
+        });
+        Ok(n)
+    }
+
+    /// Retention: removes tasks of `instance` that finished before `before`.
+    pub async fn purge_finished(&self, instance: &InstanceId, before: Millis) -> StoreResult<u64> {
+        const EV: &str = "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks \
+                          WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2)";
+        const TASKS: &str = "DELETE FROM tasks WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2";
+        let n = on_db!(&self.db, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(EV).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
+            let n = sqlx::query(TASKS).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
+            tx.commit().await?;
+            n.rows_affected()
+        });
+        Ok(n)
+    }
+}
