@@ -61,7 +61,12 @@ async fn start(url: &str, dir: &std::path::Path) -> (String, hopper::Engine) {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    // The server's own accept loop (header-read timeout, TCP_NODELAY), as `hopper serve` runs it.
+    let timeout = Some(Duration::from_secs(30));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(hopper::server::serve_router(
+        listener, router, timeout, stop,
+    ));
     (base, engine)
 }
 

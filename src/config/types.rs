@@ -184,6 +184,13 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How often leases and retention are swept.
     pub sweep_interval_ms: u64,
+    /// A connection whose next request line and headers have not all arrived by then is
+    /// closed (idle keep-alive connections too), so clients that stall mid-request cannot pile
+    /// up connections. 0 turns it off.
+    pub header_read_timeout_ms: u64,
+    /// A webhook body that has not fully arrived by then is answered 408. Senders give up
+    /// sooner anyway (GitHub after 10 s). 0 turns it off.
+    pub body_read_timeout_ms: u64,
 }
 
 impl HopperConfig {
@@ -295,6 +302,8 @@ impl Default for ServerConfig {
             data_dir: ".hopper".into(),
             body_limit_bytes: 1024 * 1024,
             sweep_interval_ms: 1000,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod smtp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -155,7 +156,14 @@ fn rejected(source: &str, e: InboundError) -> ApiError {
     e.into()
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<bytes::Bytes> {
+/// Reads a webhook body whole, within the source's size limit and the server's deadline (a
+/// sender that stalls mid-body gets 408 instead of holding the connection).
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    deadline: Option<Duration>,
+) -> ApiResult<bytes::Bytes> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -170,7 +178,18 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<b
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = axum::body::to_bytes(body, limit);
+    let read = match deadline {
+        Some(d) => tokio::time::timeout(d, read).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the body did not arrive within {} ms", d.as_millis()),
+            )
+        })?,
+        None => read.await,
+    };
+    read.map_err(|e| {
         let overflow = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if overflow {
@@ -194,7 +213,11 @@ async fn receive(
             format!("no inbound source at /webhooks/{path}"),
         )
     })?;
-    let bytes = read_body(body, &headers, source.max_body_bytes()).await?;
+    let deadline = match state.engine.configs().root.server.body_read_timeout_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
+    let bytes = read_body(body, &headers, source.max_body_bytes(), deadline).await?;
     let pairs = header_pairs(&headers);
     let request = InboundRequest {
         headers: &pairs,

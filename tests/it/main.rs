@@ -11,4 +11,5 @@ mod inbound_github;
 mod inbound_sources;
 mod leases;
 mod recovery;
+mod slow_clients;
 mod support;

@@ -58,6 +58,8 @@ pub struct TestEnv {
     pub body_limit: usize,
     /// `inbound:` sections (secrets, limits, mappings) for webhook tests.
     pub inbound: std::collections::BTreeMap<String, serde_json::Value>,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
 }
 
 fn pg_admin_url() -> String {
@@ -93,6 +95,8 @@ impl TestEnv {
             lease_seconds: 300,
             body_limit: 1024 * 1024,
             inbound: Default::default(),
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 
@@ -107,6 +111,8 @@ impl TestEnv {
         c.root.server.data_dir = self.dir.path().display().to_string();
         c.root.server.body_limit_bytes = self.body_limit;
         c.root.server.sweep_interval_ms = 100;
+        c.root.server.header_read_timeout_ms = self.header_read_timeout_ms;
+        c.root.server.body_read_timeout_ms = self.body_read_timeout_ms;
         c.root.inbound = self.inbound.clone();
         for cfg in [&mut c.root, &mut c.project, &mut c.orchestration] {
             cfg.tasks.lease_seconds = self.lease_seconds;

@@ -1,8 +1,13 @@
 //! Running a server: `run` takes an already-bound listener and a cancellation token, so tests
 //! bind port 0 and stop it when they are done; one token stops the HTTP server and the sweeper.
 
+mod http;
+
+pub use http::serve as serve_router;
+
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -90,12 +95,13 @@ pub async fn run(
         eprintln!("SMTP listening on {addr}");
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
-    let stop = shutdown.clone();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+    let header_timeout = match engine.configs().root.server.header_read_timeout_ms {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    };
+    http::serve(listener, app(state), header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
     engine.close().await;
-    served
+    Ok(())
 }
