@@ -151,9 +151,14 @@ fn rejected(source: &str, e: InboundError) -> ApiError {
         InboundError::UnsupportedMediaType(_) => "media_type",
         InboundError::Refused(_) => "refused",
     };
+    count_rejection(source, reason);
+    e.into()
+}
+
+/// `hopper_inbound_rejected_total{source, reason}`: what senders (or impostors) got wrong.
+fn count_rejection(source: &str, reason: &'static str) {
     metrics::counter!("hopper_inbound_rejected_total", "source" => source.to_owned(), "reason" => reason)
         .increment(1);
-    e.into()
 }
 
 /// Reads a webhook body whole, within the source's size limit and the server's deadline (a
@@ -217,7 +222,9 @@ async fn receive(
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    let bytes = read_body(body, &headers, source.max_body_bytes(), deadline).await?;
+    let bytes = read_body(body, &headers, source.max_body_bytes(), deadline)
+        .await
+        .inspect_err(|e| count_rejection(source.kind(), e.code))?;
     let pairs = header_pairs(&headers);
     let request = InboundRequest {
         headers: &pairs,

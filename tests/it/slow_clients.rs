@@ -76,4 +76,19 @@ async fn a_webhook_body_that_stalls_gets_408_and_records_nothing() {
     assert!(answer.contains("\"request_timeout\""), "{answer}");
     let events = server.engine.list_events(None, None, 10).await.unwrap();
     assert!(events.is_empty(), "{events:?}");
+    // Counted, under its own reason.
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hopper_inbound_rejected_total")
+                && l.contains("reason=\"request_timeout\"")
+                && l.contains("source=\"github\"")),
+        "{metrics}"
+    );
 }
