@@ -26,6 +26,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (seconds) with a 503 that clears by itself.
+    pub retry_after_secs: Option<u32>,
 }
 
 impl ApiError {
@@ -34,7 +36,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -70,7 +78,8 @@ impl From<HopperError> for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "overloaded",
                     "the server is busy; retry later",
-                );
+                )
+                .retry_after(1);
             }
             Store(_) | Config(_) | Transport(_) | InjectedFault(_) => {
                 tracing::error!(error = %e, "internal error");
@@ -96,7 +105,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

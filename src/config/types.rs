@@ -191,6 +191,10 @@ pub struct ServerConfig {
     /// A webhook body that has not fully arrived by then is answered 408. Senders give up
     /// sooner anyway (GitHub after 10 s). 0 turns it off.
     pub body_read_timeout_ms: u64,
+    /// Webhook body bytes held in memory at once, across requests (a body is read whole
+    /// before its signature can be checked). Past it, requests wait up to a second, then get
+    /// 503 with Retry-After. 0 turns it off.
+    pub max_inflight_body_bytes: u64,
 }
 
 impl HopperConfig {
@@ -304,6 +308,7 @@ impl Default for ServerConfig {
             sweep_interval_ms: 1000,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }

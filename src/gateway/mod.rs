@@ -2,6 +2,7 @@
 //! has the source verify the raw bytes and interpret them, and hands the result to
 //! [`Engine::ingest`], which commits the event and its task before anything is answered.
 
+mod body;
 mod registry;
 pub mod smtp;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::Body as RequestBody;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +40,8 @@ const SECRET_HEADERS: &[&str] = &[
 #[derive(Clone, Default)]
 pub struct Gateway {
     by_path: HashMap<String, Arc<dyn InboundSource>>,
+    /// Webhook body bytes in memory at once, across requests (`None`: unbounded).
+    body_budget: Option<Arc<body::Budget>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -107,7 +110,12 @@ impl Gateway {
                 by_path.insert(s.path().to_owned(), Arc::from(s));
             }
         }
-        Ok(Self { by_path })
+        let body_budget =
+            body::Budget::new(configs.root.server.max_inflight_body_bytes).map(Arc::new);
+        Ok(Self {
+            by_path,
+            body_budget,
+        })
     }
 
     pub fn source(&self, path: &str) -> Option<Arc<dyn InboundSource>> {
@@ -161,55 +169,11 @@ fn count_rejection(source: &str, reason: &'static str) {
         .increment(1);
 }
 
-/// Reads a webhook body whole, within the source's size limit and the server's deadline (a
-/// sender that stalls mid-body gets 408 instead of holding the connection).
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-    deadline: Option<Duration>,
-) -> ApiResult<bytes::Bytes> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("body exceeds this source's limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let read = axum::body::to_bytes(body, limit);
-    let read = match deadline {
-        Some(d) => tokio::time::timeout(d, read).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!("the body did not arrive within {} ms", d.as_millis()),
-            )
-        })?,
-        None => read.await,
-    };
-    read.map_err(|e| {
-        let overflow = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if overflow {
-            too_large()
-        } else {
-            ApiError::bad_request(format!("could not read the body: {e}"))
-        }
-    })
-}
-
 async fn receive(
     State(state): State<AppState>,
     Path(path): Path<String>,
     headers: HeaderMap,
-    body: Body,
+    body: RequestBody,
 ) -> ApiResult<Response> {
     let source = state.gateway.source(&path).ok_or_else(|| {
         ApiError::new(
@@ -222,7 +186,13 @@ async fn receive(
         0 => None,
         ms => Some(Duration::from_millis(ms)),
     };
-    let bytes = read_body(body, &headers, source.max_body_bytes(), deadline)
+    let limits = body::Limits {
+        max_bytes: source.max_body_bytes(),
+        deadline,
+        budget: state.gateway.body_budget.as_deref(),
+    };
+    // The reservation lasts until the answer: the body stays in memory until it is committed.
+    let (bytes, _reserved) = body::read(body, &headers, &limits)
         .await
         .inspect_err(|e| count_rejection(source.kind(), e.code))?;
     let pairs = header_pairs(&headers);

@@ -1,5 +1,5 @@
 //! Clients that stall mid-request are cut off, over a real TCP connection, instead of holding
-//! a connection (and a task) for good.
+//! a connection (and a task) for good; bodies past the memory budget are turned away.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Backend, TestEnv, TestServer};
+use hopper_integration_api::verify::sign_hex;
+
+use crate::support::{Backend, TestEnv, TestServer, eventually};
 
 async fn server(header_ms: u64, body_ms: u64) -> (TestEnv, TestServer) {
     let mut env = TestEnv::new(Backend::Sqlite).await;
@@ -91,4 +93,82 @@ async fn a_webhook_body_that_stalls_gets_408_and_records_nothing() {
                 && l.contains("source=\"github\"")),
         "{metrics}"
     );
+}
+
+/// A signed GitHub `ping` of about `size` bytes.
+async fn ping(server: &TestServer, delivery: &str, size: usize) -> reqwest::Response {
+    let body = json!({ "zen": "x".repeat(size), "hook_id": 1 }).to_string();
+    let secret = hopper_integration_api::Secret::new("s3cret");
+    let sig = format!("sha256={}", sign_hex(&secret, &[body.as_bytes()]));
+    reqwest::Client::new()
+        .post(format!("{}/webhooks/github", server.base))
+        .header("content-type", "application/json")
+        .header("x-github-event", "ping")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn reserved_kib(server: &TestServer) -> f64 {
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("hopper_inbound_body_kib_reserved "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_past_the_memory_budget_get_503_until_room_is_made() {
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    env.max_inflight_body_bytes = 64 * 1024;
+    env.inbound
+        .insert("github".into(), json!({ "secret": "s3cret" }));
+    let server = TestServer::start(&env).await;
+    // A sender announces 60 KiB and sends one byte: it holds most of the budget.
+    let mut hog = connect(&server).await;
+    hog.write_all(
+        b"POST /webhooks/github HTTP/1.1\r\nHost: hopper\r\n\
+          Content-Type: application/json\r\nX-GitHub-Event: ping\r\n\
+          X-GitHub-Delivery: hog\r\nX-Hub-Signature-256: sha256=00\r\n\
+          Content-Length: 61440\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // Once the hog's reservation is in, 10 KiB more does not fit: after a short wait, 503
+    // with Retry-After. (Pings sent before it is in are answered and store nothing.)
+    let mut attempt = 0;
+    let (refused, waited) = eventually(|| {
+        attempt += 1;
+        let delivery = format!("probe-{attempt}");
+        let server = &server;
+        async move {
+            let started = Instant::now();
+            let r = ping(server, &delivery, 10 * 1024).await;
+            (r.status() == 503).then(|| (r, started.elapsed()))
+        }
+    })
+    .await;
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    // The gauge shows the hog's share (it is process-wide: other tests only add to it).
+    assert!(reserved_kib(&server).await >= 60.0);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "busy", "{body}");
+    // The hog gives up; its share comes back and the same delivery goes through.
+    drop(hog);
+    let resp = eventually(|| async {
+        let r = ping(&server, "after-hog", 10 * 1024).await;
+        (r.status() == 200).then_some(r)
+    })
+    .await;
+    assert_eq!(resp.status(), 200);
 }

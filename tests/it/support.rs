@@ -60,6 +60,7 @@ pub struct TestEnv {
     pub inbound: std::collections::BTreeMap<String, serde_json::Value>,
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
+    pub max_inflight_body_bytes: u64,
 }
 
 fn pg_admin_url() -> String {
@@ -97,6 +98,7 @@ impl TestEnv {
             inbound: Default::default(),
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 
@@ -113,6 +115,7 @@ impl TestEnv {
         c.root.server.sweep_interval_ms = 100;
         c.root.server.header_read_timeout_ms = self.header_read_timeout_ms;
         c.root.server.body_read_timeout_ms = self.body_read_timeout_ms;
+        c.root.server.max_inflight_body_bytes = self.max_inflight_body_bytes;
         c.root.inbound = self.inbound.clone();
         for cfg in [&mut c.root, &mut c.project, &mut c.orchestration] {
             cfg.tasks.lease_seconds = self.lease_seconds;
