@@ -356,12 +356,7 @@ async fn health_metrics_and_openapi() {
         b"{\"title\":\"m\"}",
     )
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("hopper_tasks_added_total"), "{metrics}");
     let (status, doc) = send(&server, "GET", "/v1/openapi.json", None, None, b"").await;
     assert_eq!(status, 200);

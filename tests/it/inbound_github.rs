@@ -275,22 +275,11 @@ async fn bad_requests_get_clear_errors_and_create_nothing(backend: Backend) {
         assert_eq!(body["error"]["code"], code, "{body}");
     }
     // The three bad signatures are counted (other tests in this process may add to it).
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let bad_signatures: f64 = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("hopper_inbound_rejected_total{")
-                && l.contains("source=\"github\"")
-                && l.contains("reason=\"signature\"")
-        })
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_default();
-    assert!(bad_signatures >= 3.0, "{metrics}");
+    let labels = ["source=\"github\"", "reason=\"signature\""];
+    let bad_signatures = server
+        .metric("hopper_inbound_rejected_total", &labels)
+        .await;
+    assert!(bad_signatures >= 3.0, "{bad_signatures}");
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(30_000));
     let resp = deliver(&server, "issues", "e", &big, signed(&big)).await;
     assert_eq!(resp.status(), 413);

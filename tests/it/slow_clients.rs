@@ -79,20 +79,11 @@ async fn a_webhook_body_that_stalls_gets_408_and_records_nothing() {
     let events = server.engine.list_events(None, None, 10).await.unwrap();
     assert!(events.is_empty(), "{events:?}");
     // Counted, under its own reason.
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("hopper_inbound_rejected_total")
-                && l.contains("reason=\"request_timeout\"")
-                && l.contains("source=\"github\"")),
-        "{metrics}"
-    );
+    let labels = ["source=\"github\"", "reason=\"request_timeout\""];
+    let timeouts = server
+        .metric("hopper_inbound_rejected_total", &labels)
+        .await;
+    assert!(timeouts >= 1.0, "{timeouts}");
 }
 
 /// A signed GitHub `ping` of about `size` bytes.
@@ -110,20 +101,6 @@ async fn ping(server: &TestServer, delivery: &str, size: usize) -> reqwest::Resp
         .send()
         .await
         .unwrap()
-}
-
-async fn reserved_kib(server: &TestServer) -> f64 {
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find(|l| l.starts_with("hopper_inbound_body_kib_reserved "))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +137,8 @@ async fn bodies_past_the_memory_budget_get_503_until_room_is_made() {
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     assert_eq!(refused.headers()["retry-after"], "1");
     // The gauge shows the hog's share (it is process-wide: other tests only add to it).
-    assert!(reserved_kib(&server).await >= 60.0);
+    let reserved = server.metric("hopper_inbound_body_kib_reserved", &[]).await;
+    assert!(reserved >= 60.0, "{reserved}");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "busy", "{body}");
     // The hog gives up; its share comes back and the same delivery goes through.

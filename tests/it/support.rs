@@ -176,6 +176,32 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// The Prometheus text at `/metrics` (the recorder is process-wide: every test's counts).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the first series of `name` whose labels include all of `labels`
+    /// (`source="github"`), 0 when there is none.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .find(|l| labels.iter().all(|want| l.contains(want)))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop.cancel();
