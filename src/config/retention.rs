@@ -13,6 +13,11 @@ pub enum Retention {
 }
 
 impl Retention {
+    /// The default for inbound events.
+    pub const fn ninety_days() -> Self {
+        Retention::For(Duration::from_secs(90 * 86_400))
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim().to_ascii_lowercase();
         match s.as_str() {

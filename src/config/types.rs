@@ -102,6 +102,11 @@ pub struct PersistenceConfig {
     #[serde(default)]
     pub path: Option<String>,
     pub retention: Retention,
+    /// How long inbound events (the raw webhooks and mail, with their bodies) are kept for
+    /// inspection, replay and deduplication. Redeliveries come within days (GitHub keeps
+    /// deliveries 3 days), so 90 days keeps those deduplicated; an email reply to a message
+    /// older than this starts a new task instead of a comment. `forever` keeps them all.
+    pub inbound_retention: Retention,
     /// SQLite files only: `full` (default) fsyncs every commit, so an acknowledged write
     /// survives power loss; `normal` survives process crashes only, for more throughput.
     /// Read from the root instance's file; it applies to every SQLite file of the process.
@@ -224,6 +229,7 @@ impl HopperConfig {
                 url: None,
                 path: Some("{data_dir}/hopper.db".into()),
                 retention: Retention::Forever,
+                inbound_retention: Retention::ninety_days(),
                 sqlite_synchronous: SqliteSync::Full,
             },
             integrations: IntegrationsConfig::default(),
@@ -250,6 +256,7 @@ impl HopperConfig {
                 url: None,
                 path: None,
                 retention: Retention::parse("1_year").unwrap_or(Retention::Forever),
+                inbound_retention: Retention::ninety_days(),
                 sqlite_synchronous: SqliteSync::Full,
             },
             integrations: IntegrationsConfig {
@@ -278,6 +285,7 @@ impl HopperConfig {
                 url: None,
                 path: None,
                 retention: Retention::RunDuration,
+                inbound_retention: Retention::ninety_days(),
                 sqlite_synchronous: SqliteSync::Full,
             },
             integrations: IntegrationsConfig {

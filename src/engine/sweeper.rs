@@ -73,20 +73,30 @@ impl Engine {
         Ok(n)
     }
 
-    /// Purges finished tasks past their instance's retention.
+    /// Purges finished tasks and inbound events past their instance's retention; the number
+    /// of rows purged.
     pub async fn sweep_retention(&self) -> Result<u64> {
         let now = now_millis();
         let nodes: Vec<_> = self.inner.nodes.read().await.values().cloned().collect();
         let mut purged = 0;
+        let mut events = 0;
         for node in nodes {
-            if let Retention::For(keep) = node.config.persistence.retention {
+            let persistence = &node.config.persistence;
+            if let Retention::For(keep) = persistence.retention {
                 let before = now - keep.as_millis() as i64;
                 purged += node.store.purge_finished(node.id(), before).await?;
+            }
+            if let Retention::For(keep) = persistence.inbound_retention {
+                let before = now - keep.as_millis() as i64;
+                events += node.store.purge_inbound(node.id().as_str(), before).await?;
             }
         }
         if purged > 0 {
             tracing::info!(purged, "finished tasks past retention purged");
         }
-        Ok(purged)
+        if events > 0 {
+            tracing::info!(events, "inbound events past retention purged");
+        }
+        Ok(purged + events)
     }
 }

@@ -436,3 +436,34 @@ async fn valid_json_of_the_wrong_shape_is_kept_as_ignored_not_refused() {
             .is_empty()
     );
 }
+
+/// Events past `persistence.inbound_retention` go, bodies with them; newer ones and the tasks
+/// they made stay.
+async fn old_events_are_purged_and_their_tasks_kept(backend: Backend) {
+    let mut env = TestEnv::new(backend).await;
+    env_with_github(&mut env, json!({}));
+    env.inbound_retention = Some(hopper::config::Retention::For(
+        std::time::Duration::from_secs(1),
+    ));
+    let server = TestServer::start(&env).await;
+    let old = accepted_task(
+        &server,
+        deliver(&server, "issues", "old", ISSUE_OPENED, signed(ISSUE_OPENED)).await,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let resp = deliver(&server, "issues", "new", ISSUE_OPENED, signed(ISSUE_OPENED)).await;
+    assert_eq!(resp.status(), 202);
+    assert!(server.engine.sweep_retention().await.unwrap() >= 1);
+    let events = server
+        .engine
+        .list_events(Some("github"), None, 10)
+        .await
+        .unwrap();
+    let deliveries: Vec<_> = events.iter().map(|e| e.delivery_id.as_deref()).collect();
+    assert_eq!(deliveries, [Some("new")]);
+    // The task the purged event made is untouched.
+    let kept = server.engine.get_task(&old.id).await.unwrap();
+    assert_eq!(kept.title, old.title);
+}
+on_both!(old_events_are_purged_and_their_tasks_kept);

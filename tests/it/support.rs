@@ -61,6 +61,8 @@ pub struct TestEnv {
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
     pub max_inflight_body_bytes: u64,
+    /// The root's `persistence.inbound_retention`, when a test sets it.
+    pub inbound_retention: Option<hopper::config::Retention>,
 }
 
 fn pg_admin_url() -> String {
@@ -99,6 +101,7 @@ impl TestEnv {
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             max_inflight_body_bytes: 256 * 1024 * 1024,
+            inbound_retention: None,
         }
     }
 
@@ -116,6 +119,9 @@ impl TestEnv {
         c.root.server.header_read_timeout_ms = self.header_read_timeout_ms;
         c.root.server.body_read_timeout_ms = self.body_read_timeout_ms;
         c.root.server.max_inflight_body_bytes = self.max_inflight_body_bytes;
+        if let Some(r) = self.inbound_retention {
+            c.root.persistence.inbound_retention = r;
+        }
         c.root.inbound = self.inbound.clone();
         for cfg in [&mut c.root, &mut c.project, &mut c.orchestration] {
             cfg.tasks.lease_seconds = self.lease_seconds;
