@@ -133,3 +133,27 @@ pub(super) async fn read(
     })?;
     Ok((bytes, reserved))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_no_budget() {
+        assert!(Budget::new(0).is_none());
+        assert_eq!(Budget::new(1).map(|b| b.total_kib), Some(1));
+    }
+
+    #[tokio::test]
+    async fn one_request_larger_than_the_budget_still_runs_alone() {
+        let budget = Budget::new(64 * 1024).unwrap();
+        let big = budget.reserve(10 << 20).await.unwrap();
+        assert_eq!(big.kib, 64);
+        // Nothing else fits until it is given back.
+        let refused = budget.reserve(1).await.err().unwrap();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.retry_after_secs, Some(1));
+        drop(big);
+        assert_eq!(budget.reserve(1).await.unwrap().kib, 1);
+    }
+}
