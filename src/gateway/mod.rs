@@ -163,6 +163,30 @@ fn rejected(source: &str, e: InboundError) -> ApiError {
     e.into()
 }
 
+/// `hopper_inbound_seconds{source}`: from the request's headers to its answer, whatever the
+/// answer (senders' deadlines are 3 s for Slack, 10 s for GitHub).
+struct Timer {
+    source: String,
+    started: std::time::Instant,
+}
+
+impl Timer {
+    fn start(source: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        let source = std::mem::take(&mut self.source);
+        metrics::histogram!("hopper_inbound_seconds", "source" => source)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// `hopper_inbound_rejected_total{source, reason}`: what senders (or impostors) got wrong.
 fn count_rejection(source: &str, reason: &'static str) {
     metrics::counter!("hopper_inbound_rejected_total", "source" => source.to_owned(), "reason" => reason)
@@ -182,6 +206,7 @@ async fn receive(
             format!("no inbound source at /webhooks/{path}"),
         )
     })?;
+    let _timer = Timer::start(source.kind());
     let deadline = match state.engine.configs().root.server.body_read_timeout_ms {
         0 => None,
         ms => Some(Duration::from_millis(ms)),

@@ -84,6 +84,11 @@ async fn a_webhook_body_that_stalls_gets_408_and_records_nothing() {
         .metric("hopper_inbound_rejected_total", &labels)
         .await;
     assert!(timeouts >= 1.0, "{timeouts}");
+    // And timed, like every delivery.
+    let timed = server
+        .metric("hopper_inbound_seconds_count", &["source=\"github\""])
+        .await;
+    assert!(timed >= 1.0, "{}", server.metrics().await);
 }
 
 /// A signed GitHub `ping` of about `size` bytes.
