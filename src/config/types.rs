@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::Retention;
@@ -304,6 +306,21 @@ impl Default for OrchestrationConfig {
             phases: vec!["design".into(), "implement".into(), "test".into()],
         }
     }
+}
+
+impl ServerConfig {
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        millis_or_off(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Option<Duration> {
+        millis_or_off(self.body_read_timeout_ms)
+    }
+}
+
+/// `0` turns a timeout off.
+fn millis_or_off(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 impl Default for ServerConfig {

@@ -42,6 +42,8 @@ pub struct Gateway {
     by_path: HashMap<String, Arc<dyn InboundSource>>,
     /// Webhook body bytes in memory at once, across requests (`None`: unbounded).
     body_budget: Option<Arc<body::Budget>>,
+    /// How long a body may take to arrive (`None`: no limit).
+    body_deadline: Option<Duration>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -110,11 +112,11 @@ impl Gateway {
                 by_path.insert(s.path().to_owned(), Arc::from(s));
             }
         }
-        let body_budget =
-            body::Budget::new(configs.root.server.max_inflight_body_bytes).map(Arc::new);
+        let server = &configs.root.server;
         Ok(Self {
             by_path,
-            body_budget,
+            body_budget: body::Budget::new(server.max_inflight_body_bytes).map(Arc::new),
+            body_deadline: server.body_read_timeout(),
         })
     }
 
@@ -207,13 +209,9 @@ async fn receive(
         )
     })?;
     let _timer = Timer::start(source.kind());
-    let deadline = match state.engine.configs().root.server.body_read_timeout_ms {
-        0 => None,
-        ms => Some(Duration::from_millis(ms)),
-    };
     let limits = body::Limits {
         max_bytes: source.max_body_bytes(),
-        deadline,
+        deadline: state.gateway.body_deadline,
         budget: state.gateway.body_budget.as_deref(),
     };
     // The reservation lasts until the answer: the body stays in memory until it is committed.

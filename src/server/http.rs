@@ -6,10 +6,10 @@
 //! serves the same router through hyper directly, with a timer: the request line and headers
 //! must arrive within `header_read_timeout`, else the connection is closed. The clock starts
 //! when the connection is ready for a request, so it also closes keep-alive connections left
-//! idle that long. (A webhook body's own deadline is the gateway's, see `gateway::read_body`.)
+//! idle that long. (A webhook body's own deadline is the gateway's, see `gateway::body`.)
 //!
 //! On shutdown it stops accepting, lets every connection finish the request it is serving
-//! (a webhook being committed is answered), and returns when they are done or `drain` has
+//! (a webhook being committed is answered), and returns when they are done or [`DRAIN`] has
 //! passed.
 
 use std::time::Duration;

@@ -7,7 +7,6 @@ pub use http::serve as serve_router;
 
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -95,10 +94,7 @@ pub async fn run(
         eprintln!("SMTP listening on {addr}");
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
-    let header_timeout = match engine.configs().root.server.header_read_timeout_ms {
-        0 => None,
-        ms => Some(Duration::from_millis(ms)),
-    };
+    let header_timeout = engine.configs().root.server.header_read_timeout();
     http::serve(listener, app(state), header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;

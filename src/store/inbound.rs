@@ -278,15 +278,15 @@ impl Store {
     /// `before`, except accepted ones still waiting to be routed. In chunks, so no single
     /// transaction holds the SQLite writer for long.
     pub async fn purge_inbound(&self, instance: &str, before: Millis) -> StoreResult<u64> {
-        const CHUNK: u64 = 1000;
+        const CHUNK: i64 = 1000;
         const Q: &str = "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events \
             WHERE instance_id = $1 AND received_at < $2 \
-            AND NOT (status = 'accepted' AND routed_at IS NULL) LIMIT 1000)";
+            AND NOT (status = 'accepted' AND routed_at IS NULL) LIMIT $3)";
         let mut purged = 0;
         loop {
-            let n = on_db!(&self.db, p => sqlx::query(Q).bind(instance).bind(before).execute(p).await?.rows_affected());
+            let n = on_db!(&self.db, p => sqlx::query(Q).bind(instance).bind(before).bind(CHUNK).execute(p).await?.rows_affected());
             purged += n;
-            if n < CHUNK {
+            if n < CHUNK as u64 {
                 return Ok(purged);
             }
         }
