@@ -77,10 +77,10 @@ async fn cycles(engine: &Engine, q: &InstanceId, workers: usize) -> (f64, usize)
     for w in 0..workers {
         let (engine, q) = (engine.clone(), q.clone());
         handles.push(tokio::spawn(async move {
-            let me = Actor::Executor(format!("w{w}"));
             let name = format!("w{w}");
             let mut n = 0usize;
             while let Some(t) = engine.get_next(&q, &name).await.unwrap() {
+                let me = Actor::holder(&t).unwrap();
                 engine.complete(&t.id, &me, None).await.unwrap();
                 n += 1;
             }
@@ -157,13 +157,13 @@ async fn backend(label: &str, url: &str, scale: &Scale) {
     let t = Instant::now();
     preload(url, &q, scale.stored).await;
     let load = t.elapsed();
-    let me = Actor::Executor("probe".into());
     let mut lat = Vec::with_capacity(scale.probes);
     let mut lat_cycle = Vec::with_capacity(scale.probes);
     for _ in 0..scale.probes {
         let t = Instant::now();
         let task = engine.get_next(&q, "probe").await.unwrap().unwrap();
         lat.push(t.elapsed());
+        let me = Actor::holder(&task).unwrap();
         engine.complete(&task.id, &me, None).await.unwrap();
         lat_cycle.push(t.elapsed());
     }

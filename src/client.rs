@@ -9,6 +9,7 @@ use crate::domain::{
     Actor, EventFilter, Feedback, InboundEventView, IngestReceipt, Instance, InstanceFilter,
     InstanceId, InstanceStats, InstanceTree, Task, TaskDraft, TaskEvent, TaskFilter, TaskId,
 };
+use crate::engine::LeaseRequest;
 use crate::error::{HopperError, Result};
 use crate::service::HopperService;
 
@@ -61,6 +62,7 @@ impl HopperClient {
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
         Err(match status {
             StatusCode::NOT_FOUND => HopperError::NotFound(message),
+            StatusCode::CONFLICT if code == "lease_lost" => HopperError::LeaseLost(message),
             StatusCode::CONFLICT => HopperError::Conflict(message),
             StatusCode::FORBIDDEN => HopperError::Forbidden(message),
             StatusCode::UNPROCESSABLE_ENTITY => HopperError::Invalid(message),
@@ -86,8 +88,15 @@ impl HopperClient {
 
 fn actor_body(actor: &Actor) -> Value {
     match actor {
-        Actor::Executor(e) => json!({ "executor": e }),
+        Actor::Executor { name, lease } => json!({ "executor": name, "lease_id": lease }),
         Actor::Admin | Actor::System => json!({}),
+    }
+}
+
+fn claim_body(executor: &str, lease: LeaseRequest) -> Value {
+    match lease.seconds {
+        Some(secs) => json!({ "executor": executor, "lease_seconds": secs }),
+        None => json!({ "executor": executor }),
     }
 }
 
@@ -107,12 +116,17 @@ impl HopperService for HopperClient {
         )
         .await
     }
-    async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
+    async fn get_next(
+        &self,
+        instance: &InstanceId,
+        executor: &str,
+        lease: LeaseRequest,
+    ) -> Result<Option<Task>> {
         let (status, bytes) = self
             .send(
                 Method::POST,
                 &format!("/v1/instances/{instance}/next"),
-                Some(json!({ "executor": executor })),
+                Some(claim_body(executor, lease)),
             )
             .await?;
         if status == StatusCode::NO_CONTENT {
@@ -145,19 +159,23 @@ impl HopperService for HopperClient {
         }
         self.call(Method::GET, &q, None).await
     }
-    async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task> {
+    async fn claim(&self, task: &TaskId, executor: &str, lease: LeaseRequest) -> Result<Task> {
         self.call(
             Method::POST,
             &format!("/v1/tasks/{task}/claim"),
-            Some(json!({ "executor": executor })),
+            Some(claim_body(executor, lease)),
         )
         .await
     }
-    async fn heartbeat(&self, task: &TaskId, executor: &str) -> Result<Task> {
+    async fn heartbeat(&self, task: &TaskId, actor: &Actor, lease: LeaseRequest) -> Result<Task> {
+        let mut body = actor_body(actor);
+        if let Some(secs) = lease.seconds {
+            body["lease_seconds"] = json!(secs);
+        }
         self.call(
             Method::POST,
             &format!("/v1/tasks/{task}/heartbeat"),
-            Some(json!({ "executor": executor })),
+            Some(body),
         )
         .await
     }

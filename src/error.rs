@@ -13,6 +13,10 @@ pub enum HopperError {
     /// The request conflicts with the current state (finished task, wrong status...).
     #[error("{0}")]
     Conflict(String),
+    /// An executor acted under a lease that is no longer the task's current one: it expired,
+    /// was released, or another claim took the task over.
+    #[error("{0}")]
+    LeaseLost(String),
     /// The caller may not do this (e.g. finishing a task another executor holds).
     #[error("{0}")]
     Forbidden(String),

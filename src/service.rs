@@ -10,18 +10,25 @@ use crate::domain::{
     Actor, EventFilter, Feedback, InboundEventView, IngestReceipt, Instance, InstanceFilter,
     InstanceId, InstanceStats, InstanceTree, Task, TaskDraft, TaskEvent, TaskFilter, TaskId,
 };
-use crate::engine::Engine;
+use crate::engine::{Engine, LeaseRequest};
 use crate::error::Result;
 
 #[async_trait]
 pub trait HopperService: Send + Sync {
     async fn add_task(&self, instance: &InstanceId, task: TaskDraft) -> Result<Task>;
-    async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>>;
+    /// Claims the best task for `executor`; the task carries the claim's `lease_id`.
+    async fn get_next(
+        &self,
+        instance: &InstanceId,
+        executor: &str,
+        lease: LeaseRequest,
+    ) -> Result<Option<Task>>;
     async fn get_task(&self, task: &TaskId) -> Result<Task>;
     async fn task_history(&self, task: &TaskId) -> Result<Vec<TaskEvent>>;
     async fn list_tasks(&self, instance: &InstanceId, filter: &TaskFilter) -> Result<Vec<Task>>;
-    async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task>;
-    async fn heartbeat(&self, task: &TaskId, executor: &str) -> Result<Task>;
+    async fn claim(&self, task: &TaskId, executor: &str, lease: LeaseRequest) -> Result<Task>;
+    /// Extends the lease `actor` (an executor with its `lease_id`) holds.
+    async fn heartbeat(&self, task: &TaskId, actor: &Actor, lease: LeaseRequest) -> Result<Task>;
     async fn complete(
         &self,
         task: &TaskId,
@@ -78,22 +85,23 @@ impl Hopper {
     }
 
     pub async fn get_next(&self, executor: &str) -> Result<Option<Task>> {
-        self.service.get_next(&self.id, executor).await
+        self.service
+            .get_next(&self.id, executor, LeaseRequest::default())
+            .await
     }
 
     pub async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task> {
-        self.service.claim(task, executor).await
+        self.service
+            .claim(task, executor, LeaseRequest::default())
+            .await
     }
 
-    pub async fn complete(
-        &self,
-        task: &TaskId,
-        executor: &str,
-        feedback: Option<Feedback>,
-    ) -> Result<Task> {
-        self.service
-            .complete(task, &Actor::Executor(executor.to_owned()), feedback)
-            .await
+    /// Completes `task` as the claim that returned it (its executor and `lease_id`).
+    pub async fn complete(&self, task: &Task, feedback: Option<Feedback>) -> Result<Task> {
+        let actor = Actor::holder(task).ok_or_else(|| {
+            crate::error::HopperError::Invalid(format!("task {} carries no claim", task.id))
+        })?;
+        self.service.complete(&task.id, &actor, feedback).await
     }
 
     pub async fn get_child_hopper(&self, child: &str) -> Result<Hopper> {
@@ -132,8 +140,13 @@ impl HopperService for Engine {
     async fn add_task(&self, instance: &InstanceId, task: TaskDraft) -> Result<Task> {
         Engine::add_task(self, instance, task).await
     }
-    async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
-        Engine::get_next(self, instance, executor).await
+    async fn get_next(
+        &self,
+        instance: &InstanceId,
+        executor: &str,
+        lease: LeaseRequest,
+    ) -> Result<Option<Task>> {
+        Engine::get_next_with(self, instance, executor, lease).await
     }
     async fn get_task(&self, task: &TaskId) -> Result<Task> {
         Engine::get_task(self, task).await
@@ -144,11 +157,11 @@ impl HopperService for Engine {
     async fn list_tasks(&self, instance: &InstanceId, filter: &TaskFilter) -> Result<Vec<Task>> {
         Engine::list_tasks(self, instance, filter).await
     }
-    async fn claim(&self, task: &TaskId, executor: &str) -> Result<Task> {
-        Engine::claim(self, task, executor).await
+    async fn claim(&self, task: &TaskId, executor: &str, lease: LeaseRequest) -> Result<Task> {
+        Engine::claim_with(self, task, executor, lease).await
     }
-    async fn heartbeat(&self, task: &TaskId, executor: &str) -> Result<Task> {
-        Engine::heartbeat(self, task, executor).await
+    async fn heartbeat(&self, task: &TaskId, actor: &Actor, lease: LeaseRequest) -> Result<Task> {
+        Engine::heartbeat(self, task, actor, lease).await
     }
     async fn complete(
         &self,

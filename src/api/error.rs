@@ -65,6 +65,7 @@ impl From<HopperError> for ApiError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            LeaseLost(_) => (StatusCode::CONFLICT, "lease_lost"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Remote { status, .. } => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -102,7 +103,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
-                message: self.message,
+                message: excerpt(self.message),
             },
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -116,6 +117,22 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Longest error message sent. Parser errors quote the input they choke on, and a client
+/// that sent 10 KB of bad JSON needs the position, not its own body back.
+const MAX_MESSAGE_BYTES: usize = 300;
+
+fn excerpt(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("… (cut)");
+    }
+    message
+}
 
 impl From<hopper_integration_api::InboundError> for ApiError {
     fn from(e: hopper_integration_api::InboundError) -> Self {
@@ -154,5 +171,14 @@ mod tests {
         assert!(!broken.message.contains("secret detail"));
         let unsigned: ApiError = hopper_integration_api::InboundError::Unauthorized.into();
         assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(5_000);
+        let cut = excerpt(long);
+        assert!(cut.len() < MAX_MESSAGE_BYTES + 20, "{}", cut.len());
+        assert!(cut.ends_with("(cut)"));
+        assert_eq!(excerpt("short".into()), "short");
     }
 }

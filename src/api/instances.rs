@@ -141,13 +141,27 @@ pub async fn get_child(
 }
 
 /// Add a task; the instance's scope decides what happens to it.
-#[utoipa::path(post, path = "/v1/instances/{id}/tasks", request_body = TaskDraft, responses((status = 201, body = Task), (status = 422)))]
+#[utoipa::path(post, path = "/v1/instances/{id}/tasks", params(AddTaskQuery), request_body = TaskDraft, responses((status = 201, body = Task), (status = 422)))]
 pub async fn add_task(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<AddTaskQuery>,
     Body(draft): Body<TaskDraft>,
 ) -> ApiResult<(StatusCode, Json<Task>)> {
     let mut draft = draft;
+    // Where a task came from is what reports back to GitHub, Slack or a mailbox will trust:
+    // only ingest sets it, or an import that says so.
+    let self_declared = draft
+        .source
+        .as_ref()
+        .is_none_or(|src| matches!(src.kind.as_str(), "api" | "cli"));
+    if !self_declared && !q.import {
+        return Err(crate::error::HopperError::Invalid(
+            "`source` other than `api`/`cli` is set by inbound sources; to import tasks with their source, add ?import=true"
+                .into(),
+        )
+        .into());
+    }
     if draft.source.is_none() {
         draft.source = Some(crate::domain::SourceRef {
             kind: "api".into(),
@@ -156,6 +170,13 @@ pub async fn add_task(
     }
     let task = s.engine.add_task(&instance_id(&id)?, draft).await?;
     Ok((StatusCode::CREATED, Json(task)))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct AddTaskQuery {
+    /// Keep the `source` the body names (importing tasks from elsewhere).
+    #[serde(default)]
+    import: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -187,6 +208,10 @@ pub async fn list_tasks(
 #[serde(deny_unknown_fields)]
 pub struct NextRequest {
     executor: String,
+    /// Seconds the claim holds without a heartbeat (default `tasks.lease_seconds`, at most
+    /// `tasks.max_lease_seconds`).
+    #[serde(default)]
+    lease_seconds: Option<u64>,
 }
 
 /// Atomically claim the next task for an executor: 200 with the task, 204 when none.
@@ -199,7 +224,13 @@ pub async fn next(
     use axum::response::IntoResponse;
     match s
         .engine
-        .get_next(&instance_id(&id)?, &body.executor)
+        .get_next_with(
+            &instance_id(&id)?,
+            &body.executor,
+            crate::engine::LeaseRequest {
+                seconds: body.lease_seconds,
+            },
+        )
         .await?
     {
         Some(task) => Ok(Json(task).into_response()),

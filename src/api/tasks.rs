@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::extract::{Body, task_id};
 use crate::domain::{Actor, Feedback, Task, TaskEvent};
+use crate::engine::LeaseRequest;
+use crate::error::HopperError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,40 +43,84 @@ pub async fn get_task(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ExecutorRequest {
+pub struct ClaimRequest {
     executor: String,
+    /// Seconds the claim holds without a heartbeat (default `tasks.lease_seconds`, at most
+    /// `tasks.max_lease_seconds`).
+    #[serde(default)]
+    lease_seconds: Option<u64>,
 }
 
-/// Claim a specific pending task.
-#[utoipa::path(post, path = "/v1/tasks/{id}/claim", request_body = ExecutorRequest, responses((status = 200, body = Task), (status = 409)))]
+/// Claim a specific task (pending, or one whose lease has run out). The answer carries the
+/// claim's `lease_id`.
+#[utoipa::path(post, path = "/v1/tasks/{id}/claim", request_body = ClaimRequest, responses((status = 200, body = Task), (status = 409)))]
 pub async fn claim(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Body(b): Body<ExecutorRequest>,
+    Body(b): Body<ClaimRequest>,
 ) -> ApiResult<Json<Task>> {
-    Ok(Json(s.engine.claim(&task_id(&id)?, &b.executor).await?))
+    let lease = LeaseRequest {
+        seconds: b.lease_seconds,
+    };
+    Ok(Json(
+        s.engine
+            .claim_with(&task_id(&id)?, &b.executor, lease)
+            .await?,
+    ))
 }
 
-/// Extend the lease on a claimed task.
-#[utoipa::path(post, path = "/v1/tasks/{id}/heartbeat", request_body = ExecutorRequest, responses((status = 200, body = Task), (status = 403)))]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    executor: String,
+    lease_id: String,
+    /// A new length for the lease, from now (default: `tasks.lease_seconds`).
+    #[serde(default)]
+    lease_seconds: Option<u64>,
+}
+
+/// Extend the lease on a claimed task; 409 `lease_lost` when `lease_id` is not current.
+#[utoipa::path(post, path = "/v1/tasks/{id}/heartbeat", request_body = HeartbeatRequest, responses((status = 200, body = Task), (status = 409)))]
 pub async fn heartbeat(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Body(b): Body<ExecutorRequest>,
+    Body(b): Body<HeartbeatRequest>,
 ) -> ApiResult<Json<Task>> {
-    Ok(Json(s.engine.heartbeat(&task_id(&id)?, &b.executor).await?))
+    let actor = Actor::Executor {
+        name: b.executor,
+        lease: b.lease_id,
+    };
+    let lease = LeaseRequest {
+        seconds: b.lease_seconds,
+    };
+    Ok(Json(
+        s.engine.heartbeat(&task_id(&id)?, &actor, lease).await?,
+    ))
 }
 
-/// Who acts: an executor, or (with no `executor`) the admin holding the token.
+/// Who acts: an executor under the lease its claim returned, or (with neither) the admin
+/// holding the token.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorRequest {
     #[serde(default)]
     executor: Option<String>,
+    #[serde(default)]
+    lease_id: Option<String>,
 }
 
-fn actor(executor: Option<String>) -> Actor {
-    executor.map(Actor::Executor).unwrap_or(Actor::Admin)
+fn actor(executor: Option<String>, lease_id: Option<String>) -> Result<Actor, ApiError> {
+    match (executor, lease_id) {
+        (None, None) => Ok(Actor::Admin),
+        (Some(name), Some(lease)) => Ok(Actor::Executor { name, lease }),
+        (Some(_), None) => Err(HopperError::Invalid(
+            "`lease_id` is required with `executor`: send the one the claim returned".into(),
+        )
+        .into()),
+        (None, Some(_)) => {
+            Err(HopperError::Invalid("`executor` is required with `lease_id`".into()).into())
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -83,19 +129,23 @@ pub struct CompleteRequest {
     #[serde(default)]
     executor: Option<String>,
     #[serde(default)]
+    lease_id: Option<String>,
+    #[serde(default)]
     feedback: Option<Feedback>,
 }
 
-/// Complete a task (idempotent: a second call returns the first result).
+/// Complete a task. A retry under the same lease answers the first result; any other
+/// completion of a finished task is 409, and a lease that is not current is 409 `lease_lost`.
 #[utoipa::path(post, path = "/v1/tasks/{id}/complete", request_body = CompleteRequest, responses((status = 200, body = Task), (status = 403), (status = 409)))]
 pub async fn complete(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Body(b): Body<CompleteRequest>,
 ) -> ApiResult<Json<Task>> {
+    let actor = actor(b.executor, b.lease_id)?;
     Ok(Json(
         s.engine
-            .complete(&task_id(&id)?, &actor(b.executor), b.feedback)
+            .complete(&task_id(&id)?, &actor, b.feedback)
             .await?,
     ))
 }
@@ -105,6 +155,8 @@ pub async fn complete(
 pub struct FailRequest {
     #[serde(default)]
     executor: Option<String>,
+    #[serde(default)]
+    lease_id: Option<String>,
     reason: String,
 }
 
@@ -116,7 +168,7 @@ pub async fn fail(
 ) -> ApiResult<Json<Task>> {
     Ok(Json(
         s.engine
-            .fail(&task_id(&id)?, &actor(b.executor), &b.reason)
+            .fail(&task_id(&id)?, &actor(b.executor, b.lease_id)?, &b.reason)
             .await?,
     ))
 }
@@ -129,7 +181,9 @@ pub async fn release(
     Body(b): Body<ActorRequest>,
 ) -> ApiResult<Json<Task>> {
     Ok(Json(
-        s.engine.release(&task_id(&id)?, &actor(b.executor)).await?,
+        s.engine
+            .release(&task_id(&id)?, &actor(b.executor, b.lease_id)?)
+            .await?,
     ))
 }
 
@@ -141,6 +195,8 @@ pub async fn cancel(
     Body(b): Body<ActorRequest>,
 ) -> ApiResult<Json<Task>> {
     Ok(Json(
-        s.engine.cancel(&task_id(&id)?, &actor(b.executor)).await?,
+        s.engine
+            .cancel(&task_id(&id)?, &actor(b.executor, b.lease_id)?)
+            .await?,
     ))
 }

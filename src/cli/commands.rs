@@ -4,13 +4,13 @@ use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
 use super::output::{
-    print_instances, print_stats, print_task, print_tasks, print_tree, print_value,
+    print_instances, print_stats, print_task, print_tasks, print_tree, print_value, say,
 };
 use super::{AddArgs, Cli, Command, CompleteArgs, InstancesCommand, ListArgs};
 use crate::client::HopperClient;
 use crate::config::{ConfigSet, Overrides};
 use crate::domain::{Actor, Feedback, InstanceFilter, InstanceId, TaskDraft, TaskFilter, TaskId};
-use crate::engine::Engine;
+use crate::engine::{Engine, LeaseRequest};
 use crate::service::HopperService;
 
 fn configs(cli: &Cli) -> anyhow::Result<ConfigSet> {
@@ -39,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("opening the database")?;
             engine.close().await;
-            println!("migrations applied");
+            say!("migrations applied");
             return Ok(());
         }
         _ => {}
@@ -68,6 +68,25 @@ async fn connect(cli: &Cli) -> anyhow::Result<Arc<dyn HopperService>> {
     }
 }
 
+/// Ctrl-C, or SIGTERM (how systemd and container runtimes stop a service).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "SIGTERM handler not installed"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let configs = configs(cli)?;
     for warning in configs.not_enabled_features() {
@@ -93,7 +112,8 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
+        eprintln!("stopping: finishing requests in flight");
         stop.cancel();
     });
     crate::server::run(engine, token, listener, shutdown).await?;
@@ -108,11 +128,19 @@ fn tid(s: &str) -> anyhow::Result<TaskId> {
     TaskId::parse(s).map_err(anyhow::Error::msg)
 }
 
-fn actor(executor: &Option<String>) -> Actor {
-    executor
-        .clone()
-        .map(Actor::Executor)
-        .unwrap_or(Actor::Admin)
+/// An executor under its lease, or (with neither flag; clap makes them go together) admin.
+fn actor(executor: &Option<String>, lease: &Option<String>) -> Actor {
+    match (executor, lease) {
+        (Some(name), Some(lease)) => Actor::Executor {
+            name: name.clone(),
+            lease: lease.clone(),
+        },
+        _ => Actor::Admin,
+    }
+}
+
+fn lease(seconds: &Option<u64>) -> LeaseRequest {
+    LeaseRequest { seconds: *seconds }
 }
 
 async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
@@ -133,37 +161,66 @@ async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
             } else {
                 print_task(&task);
                 for e in history {
-                    println!("  {}  {:<14} {}", e.at, e.kind, e.actor.unwrap_or_default());
+                    say!("  {}  {:<14} {}", e.at, e.kind, e.actor.unwrap_or_default());
                 }
             }
             Ok(())
         }
-        Command::Next { instance, executor } => {
-            match s.get_next(&iid(instance)?, executor).await? {
+        Command::Next {
+            instance,
+            executor,
+            lease_seconds,
+        } => {
+            match s
+                .get_next(&iid(instance)?, executor, lease(lease_seconds))
+                .await?
+            {
                 Some(t) => output(json, &t),
                 None => {
                     if json {
-                        println!("null");
+                        say!("null");
                     } else {
-                        println!("no task available");
+                        say!("no task available");
                     }
                     Ok(())
                 }
             }
         }
-        Command::Claim { id, executor } => output(json, &s.claim(&tid(id)?, executor).await?),
-        Command::Heartbeat { id, executor } => {
-            output(json, &s.heartbeat(&tid(id)?, executor).await?)
+        Command::Claim {
+            id,
+            executor,
+            lease_seconds,
+        } => output(
+            json,
+            &s.claim(&tid(id)?, executor, lease(lease_seconds)).await?,
+        ),
+        Command::Heartbeat {
+            id,
+            executor,
+            lease: lease_id,
+            lease_seconds,
+        } => {
+            let who = actor(&Some(executor.clone()), &Some(lease_id.clone()));
+            output(
+                json,
+                &s.heartbeat(&tid(id)?, &who, lease(lease_seconds)).await?,
+            )
         }
         Command::Complete(c) => complete(s, c, json).await,
         Command::Fail {
             id,
             reason,
             executor,
-        } => output(json, &s.fail(&tid(id)?, &actor(executor), reason).await?),
-        Command::Release { id, executor } => {
-            output(json, &s.release(&tid(id)?, &actor(executor)).await?)
-        }
+            lease,
+        } => output(
+            json,
+            &s.fail(&tid(id)?, &actor(executor, lease), reason).await?,
+        ),
+        Command::Release {
+            id,
+            executor,
+            lease,
+        } => output(json, &s.release(&tid(id)?, &actor(executor, lease)).await?),
         Command::Cancel { id } => output(json, &s.cancel(&tid(id)?, &Actor::Admin).await?),
         Command::Instances(cmd) => instances(s, cmd, json).await,
         Command::Stats { instance } => {
@@ -182,14 +239,14 @@ async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
             if json {
                 print_value(&serde_json::json!({ "instance": inst, "stats": stats }));
             } else {
-                println!(
+                say!(
                     "{}  scope={}  status={}",
                     inst.instance_id,
                     inst.scope,
                     inst.status.as_str()
                 );
                 if let Some(p) = &inst.parent_instance_id {
-                    println!("parent: {p}");
+                    say!("parent: {p}");
                 }
                 print_stats(&stats);
             }
@@ -263,7 +320,7 @@ async fn complete(s: &dyn HopperService, c: &CompleteArgs, json: bool) -> anyhow
     }
     output(
         json,
-        &s.complete(&tid(&c.id)?, &actor(&c.executor), feedback)
+        &s.complete(&tid(&c.id)?, &actor(&c.executor, &c.lease), feedback)
             .await?,
     )
 }

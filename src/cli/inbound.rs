@@ -4,7 +4,7 @@ use std::io::Read;
 
 use anyhow::Context;
 
-use super::output::print_value;
+use super::output::{print_value, say};
 use super::{Cli, EventsCommand};
 use crate::domain::{EventFilter, InboundEventView, millis_to_rfc3339};
 use crate::service::HopperService;
@@ -34,11 +34,11 @@ pub async fn events(s: &dyn HopperService, cmd: &EventsCommand, json: bool) -> a
                 print_value(&e);
             } else {
                 print_events(std::slice::from_ref(&e));
-                println!("headers: {}", e.headers);
+                say!("headers: {}", e.headers);
                 if let Some(r) = &e.reason {
-                    println!("reason:  {r}");
+                    say!("reason:  {r}");
                 }
-                println!("\n{}", e.body.as_deref().unwrap_or_default());
+                say!("\n{}", e.body.as_deref().unwrap_or_default());
             }
         }
         EventsCommand::Replay { id } => {
@@ -46,7 +46,7 @@ pub async fn events(s: &dyn HopperService, cmd: &EventsCommand, json: bool) -> a
             if json {
                 print_value(&r);
             } else {
-                println!(
+                say!(
                     "{} {} {}",
                     r.event_id,
                     r.status,
@@ -59,12 +59,16 @@ pub async fn events(s: &dyn HopperService, cmd: &EventsCommand, json: bool) -> a
 }
 
 fn print_events(list: &[InboundEventView]) {
-    println!(
+    say!(
         "{:<36} {:<14} {:<26} {:<10} {:<37} RECEIVED",
-        "ID", "SOURCE", "EVENT", "STATUS", "TASK"
+        "ID",
+        "SOURCE",
+        "EVENT",
+        "STATUS",
+        "TASK"
     );
     for e in list {
-        println!(
+        say!(
             "{:<36} {:<14} {:<26} {:<10} {:<37} {}",
             e.id,
             e.source,
@@ -114,7 +118,7 @@ pub async fn mailgate(cli: &Cli, token: Option<&str>) -> anyhow::Result<()> {
     let body = resp.text().await.unwrap_or_default();
     if status.is_success() {
         if cli.json {
-            println!("{body}");
+            say!("{body}");
         }
         return Ok(());
     }

@@ -70,18 +70,28 @@ pub enum Command {
         instance: String,
         #[arg(long)]
         executor: String,
+        /// Seconds the claim holds without a heartbeat (default: tasks.lease_seconds).
+        #[arg(long)]
+        lease_seconds: Option<u64>,
     },
-    /// Claim a specific task.
+    /// Claim a specific task (prints the claim's lease id).
     Claim {
         id: String,
         #[arg(long)]
         executor: String,
+        #[arg(long)]
+        lease_seconds: Option<u64>,
     },
     /// Extend a claim's lease.
     Heartbeat {
         id: String,
         #[arg(long)]
         executor: String,
+        /// The lease id the claim returned.
+        #[arg(long)]
+        lease: String,
+        #[arg(long)]
+        lease_seconds: Option<u64>,
     },
     /// Complete a task.
     Complete(CompleteArgs),
@@ -90,14 +100,20 @@ pub enum Command {
         id: String,
         #[arg(long)]
         reason: String,
-        #[arg(long)]
+        #[arg(long, requires = "lease")]
         executor: Option<String>,
+        /// The lease id the claim returned (with --executor).
+        #[arg(long, requires = "executor")]
+        lease: Option<String>,
     },
     /// Give a claimed task back to its queue.
     Release {
         id: String,
-        #[arg(long)]
+        #[arg(long, requires = "lease")]
         executor: Option<String>,
+        /// The lease id the claim returned (with --executor).
+        #[arg(long, requires = "executor")]
+        lease: Option<String>,
     },
     /// Cancel a task and whatever it delegated.
     Cancel { id: String },
@@ -177,8 +193,12 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct CompleteArgs {
     pub id: String,
-    #[arg(long)]
+    /// Act as this executor (with --lease); without both, act as admin.
+    #[arg(long, requires = "lease")]
     pub executor: Option<String>,
+    /// The lease id the claim returned.
+    #[arg(long, requires = "executor")]
+    pub lease: Option<String>,
     /// Quality score 0.0-5.0.
     #[arg(long)]
     pub quality: Option<f64>,

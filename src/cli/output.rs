@@ -1,10 +1,47 @@
 //! Human-readable tables; `--json` prints the API's JSON instead.
 
+use std::io::Write;
+
 use crate::domain::{Instance, InstanceStats, InstanceTree, Task};
+
+/// `println!` for the CLI: what is printed came in part from outside (email subjects, issue
+/// titles, executor names), so control characters other than newline and tab are shown as
+/// `\u{fffd}` instead of reaching the terminal, where an escape sequence could rewrite the
+/// screen or the title bar. A closed pipe (`hopper list | head`) ends the process quietly.
+macro_rules! say {
+    () => { $crate::cli::output::say_line(String::new()) };
+    ($($arg:tt)*) => { $crate::cli::output::say_line(format!($($arg)*)) };
+}
+pub(crate) use say;
+
+/// Prints one line through [`say!`].
+pub fn say_line(line: String) {
+    let clean = terminal_safe(&line);
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{clean}").and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `s` with every control character but `\n` and `\t` replaced.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    s.chars()
+        .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+        .collect::<String>()
+        .into()
+}
 
 pub fn print_value<T: serde::Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => say!("{s}"),
         Err(e) => eprintln!("cannot print: {e}"),
     }
 }
@@ -20,45 +57,46 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 pub fn print_task(t: &Task) {
-    println!(
+    say!(
         "{}  [{}] {}  ({})",
         t.id,
         t.status,
         t.title,
         t.priority.as_str()
     );
-    println!("  instance: {}", t.instance_id);
+    say!("  instance: {}", t.instance_id);
     if let Some(r) = &t.routed_to {
-        println!("  routed to: {r}");
+        say!("  routed to: {r}");
     }
     if let Some(r) = &t.routing_reason {
-        println!("  reason: {r}");
+        say!("  reason: {r}");
     }
     if let Some(c) = &t.claimed_by {
-        println!(
-            "  claimed by: {c} (lease until {})",
+        say!(
+            "  claimed by: {c} (lease {} until {})",
+            t.lease_id.as_deref().unwrap_or("-"),
             t.lease_expires_at.as_deref().unwrap_or("-")
         );
     }
     if !t.tags.is_empty() {
-        println!("  tags: {}", t.tags.join(", "));
+        say!("  tags: {}", t.tags.join(", "));
     }
     if let Some(f) = &t.feedback {
         if let Some(q) = f.quality_score {
-            println!("  quality: {q:.2}");
+            say!("  quality: {q:.2}");
         }
         if let Some(n) = &f.notes {
-            println!("  notes: {}", cut(n, 200));
+            say!("  notes: {}", cut(n, 200));
         }
     }
 }
 
 pub fn print_tasks(tasks: &[Task], with_instance: bool) {
     if tasks.is_empty() {
-        println!("no tasks");
+        say!("no tasks");
         return;
     }
-    println!(
+    say!(
         "{:<37} {:<9} {:<7} {:<30} TITLE",
         "ID",
         "STATUS",
@@ -78,7 +116,7 @@ pub fn print_tasks(tasks: &[Task], with_instance: bool) {
                 .or(t.executor.clone())
                 .unwrap_or_default()
         };
-        println!(
+        say!(
             "{:<37} {:<9} {:<7} {:<30} {}",
             t.id,
             t.status.as_str(),
@@ -90,14 +128,14 @@ pub fn print_tasks(tasks: &[Task], with_instance: bool) {
 }
 
 pub fn print_instances(list: &[Instance]) {
-    println!("{:<40} {:<14} {:<9} PARENT", "INSTANCE", "SCOPE", "STATUS");
+    say!("{:<40} {:<14} {:<9} PARENT", "INSTANCE", "SCOPE", "STATUS");
     for i in list {
         let parent = i
             .parent_instance_id
             .as_ref()
             .map(|p| p.to_string())
             .unwrap_or_default();
-        println!(
+        say!(
             "{:<40} {:<14} {:<9} {}",
             i.instance_id,
             i.scope.as_str(),
@@ -109,17 +147,17 @@ pub fn print_instances(list: &[Instance]) {
 
 pub fn print_stats(s: &InstanceStats) {
     let counts: Vec<String> = s.tasks.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    println!(
+    say!(
         "{}: {} tasks ({})",
         s.instance_id,
         s.total,
         counts.join(" ")
     );
     if let Some(age) = s.oldest_pending_age_seconds {
-        println!("oldest pending: {age}s");
+        say!("oldest pending: {age}s");
     }
     if !s.children.is_empty() {
-        println!("children: {}", s.children.join(", "));
+        say!("children: {}", s.children.join(", "));
     }
 }
 
@@ -131,7 +169,7 @@ pub fn print_tree(t: &InstanceTree, prefix: &str, last: bool, root: bool) {
     } else {
         "├─ "
     };
-    println!(
+    say!(
         "{prefix}{branch}{} ({}, {} open)",
         t.instance_id,
         t.scope.as_str(),
@@ -144,5 +182,18 @@ pub fn print_tree(t: &InstanceTree, prefix: &str, last: bool, root: bool) {
     };
     for (i, c) in t.children.iter().enumerate() {
         print_tree(c, &child_prefix, i + 1 == t.children.len(), false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_never_reach_the_terminal() {
+        assert_eq!(terminal_safe("plain\ttext"), "plain\ttext");
+        let shown = terminal_safe("\u{1b}]0;pwned\u{7}Subject\r\0");
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains("Subject"));
     }
 }

@@ -68,9 +68,19 @@ impl ConfigSet {
         }
     }
 
+    /// What `hopper serve` runs with when there is no file: the defaults plus the design's
+    /// routing rules (`config/project_routing_rules.yaml`, built in), so a fresh install
+    /// routes the README's examples instead of leaving everything in triage.
+    pub fn embedded() -> Self {
+        Self {
+            rules: RoutingRules::builtin(),
+            ..Self::defaults()
+        }
+    }
+
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut set = match path {
-            None => Self::defaults(),
+            None => Self::embedded(),
             Some(path) => Self::load_files(path)?,
         };
         set.apply(overrides);

@@ -37,7 +37,16 @@ pub struct OrchestrationRule {
     pub keywords: Vec<String>,
 }
 
+/// The shipped rules file, compiled in for runs without a config file.
+const BUILTIN: &str = include_str!("../../config/project_routing_rules.yaml");
+
 impl RoutingRules {
+    /// The shipped `project_routing_rules.yaml`. A unit test parses it, so the fallback to no
+    /// rules cannot happen in a released build.
+    pub fn builtin() -> Self {
+        serde_yaml::from_str(BUILTIN).unwrap_or_default()
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let err = |key: String, reason: String| ConfigError {
@@ -54,5 +63,18 @@ impl RoutingRules {
         }
         serde_path_to_error::deserialize(value)
             .map_err(|e| err(e.path().to_string(), e.into_inner().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_rules_parse() {
+        let parsed: Result<RoutingRules, _> = serde_yaml::from_str(BUILTIN);
+        let rules = parsed.expect("the shipped rules file parses");
+        assert!(rules.projects.contains_key("sark"));
+        assert!(rules.orchestration.tags.iter().any(|t| t == "feature"));
     }
 }

@@ -163,6 +163,14 @@ pub struct ChildInstancesConfig {
     pub default_config: Option<String>,
     /// How many orchestration levels may nest below a project (run + phase = 2).
     pub max_depth: u32,
+    /// Auto-created projects whose name the rules file does not know stop here (they wait in
+    /// triage with the reason); `0` lifts the bound.
+    #[serde(default = "default_max_children")]
+    pub max_children: usize,
+}
+
+fn default_max_children() -> usize {
+    100
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,6 +178,13 @@ pub struct ChildInstancesConfig {
 pub struct TasksConfig {
     /// How long a claim holds without a heartbeat.
     pub lease_seconds: u64,
+    /// The longest lease a caller may ask for with `lease_seconds` on a claim or heartbeat.
+    #[serde(default = "default_max_lease_seconds")]
+    pub max_lease_seconds: u64,
+}
+
+fn default_max_lease_seconds() -> u64 {
+    86_400
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,8 +254,12 @@ impl HopperConfig {
                 auto_create: true,
                 default_config: None,
                 max_depth: 2,
+                max_children: default_max_children(),
             },
-            tasks: TasksConfig { lease_seconds: 300 },
+            tasks: TasksConfig {
+                lease_seconds: 300,
+                max_lease_seconds: default_max_lease_seconds(),
+            },
             orchestration: OrchestrationConfig::default(),
             server: ServerConfig::default(),
             inbound: Default::default(),

@@ -99,6 +99,11 @@ pub struct Task {
     pub claimed_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<String>,
+    /// The current claim's lease: `heartbeat`, `complete`, `fail` and `release` by an
+    /// executor must present it. A fresh value per claim, so a worker whose lease expired or
+    /// was taken over (even under the same executor name) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
     /// How many times the task has been claimed.
     pub attempts: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,11 +128,16 @@ pub struct TaskEvent {
     pub detail: Option<serde_json::Value>,
 }
 
-/// Who asks for a state change. Only the claimer (or an admin) may finish a claimed task.
+/// Who asks for a state change. A claimed task is changed only under its current lease (or by
+/// an admin).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     Admin,
-    Executor(String),
+    /// An executor acting under the lease its claim returned.
+    Executor {
+        name: String,
+        lease: String,
+    },
     /// Hopper itself: bubbling, lease expiry, retention.
     System,
 }
@@ -136,8 +146,26 @@ impl Actor {
     pub fn name(&self) -> &str {
         match self {
             Actor::Admin => "admin",
-            Actor::Executor(name) => name,
+            Actor::Executor { name, .. } => name,
             Actor::System => "hopper",
+        }
+    }
+
+    /// The executor holding `task`'s claim, as the claim returned it; `None` if unclaimed.
+    pub fn holder(task: &Task) -> Option<Actor> {
+        match (&task.claimed_by, &task.lease_id) {
+            (Some(name), Some(lease)) => Some(Actor::Executor {
+                name: name.clone(),
+                lease: lease.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn lease(&self) -> Option<&str> {
+        match self {
+            Actor::Executor { lease, .. } => Some(lease),
+            Actor::Admin | Actor::System => None,
         }
     }
 }

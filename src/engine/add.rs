@@ -50,7 +50,7 @@ impl Engine {
                 .await;
             match decision.route.clone() {
                 Route::Project(name) => match self.project_for(&node, &name).await? {
-                    Some(child) => {
+                    Ok(child) => {
                         self.delegate(
                             &node,
                             child,
@@ -62,12 +62,7 @@ impl Engine {
                         )
                         .await
                     }
-                    None => {
-                        let why = format!(
-                            "project `{name}` has no instance and child_instances.auto_create is off"
-                        );
-                        self.queue(&node, draft, parent_task, id, Some(why)).await
-                    }
+                    Err(why) => self.queue(&node, draft, parent_task, id, Some(why)).await,
                 },
                 Route::Orchestrate => {
                     let run = self.start_run(&node).await?;
@@ -91,15 +86,75 @@ impl Engine {
         })
     }
 
-    pub(super) async fn project_for(&self, global: &Node, name: &str) -> Result<Option<Arc<Node>>> {
-        let id = global.id().child(name).map_err(HopperError::Invalid)?;
+    /// The project instance `name` routes to. `Err` (the task stays in triage with that reason)
+    /// when `name` does not name a project instance of `global`: the root itself, a run or a
+    /// phase, a reserved name, or a new project past `child_instances.max_children`. A route
+    /// must only ever go strictly down, or a task could be routed back to where it came from
+    /// forever.
+    pub(super) async fn project_for(
+        &self,
+        global: &Node,
+        name: &str,
+    ) -> Result<std::result::Result<Arc<Node>, String>> {
+        if global.scope() != Scope::Global || global.parent().is_some() {
+            return Ok(Err(format!(
+                "`{}` is not the global instance; only it routes to projects",
+                global.id()
+            )));
+        }
+        let name = name.strip_prefix("hopper-").unwrap_or(name);
+        if let Err(why) = super::names::project_name(name, global.id()) {
+            return Ok(Err(why));
+        }
+        let id = match global.id().child(name) {
+            Ok(id) => id,
+            Err(why) => return Ok(Err(why)),
+        };
         if let Ok(existing) = self.node(&id).await {
-            return Ok(Some(existing));
+            return Ok(super::names::is_project_of(&existing, global));
+        }
+        if let Some(inst) = self.inner.registry.get_instance(&id).await?
+            && inst.scope != Scope::Project
+        {
+            return Ok(Err(format!(
+                "`{id}` is a {} instance, not a project",
+                inst.scope.as_str()
+            )));
         }
         if !global.config.child_instances.auto_create {
-            return Ok(None);
+            return Ok(Err(format!(
+                "project `{name}` has no instance and child_instances.auto_create is off"
+            )));
         }
-        Ok(Some(self.child(global.id(), name, None).await?))
+        if let Err(why) = self.may_create_project(global, name).await {
+            return Ok(Err(why));
+        }
+        let child = self.child(global.id(), name, None).await?;
+        Ok(super::names::is_project_of(&child, global))
+    }
+
+    /// The bound on auto-created projects: names the rules file knows are always welcome; any
+    /// other name only while fewer than `child_instances.max_children` projects exist. Project
+    /// names come from outside (mail addresses, repository names), so without a bound every
+    /// made-up name would cost an instance (and, with per-project files, a database).
+    async fn may_create_project(
+        &self,
+        global: &Node,
+        name: &str,
+    ) -> std::result::Result<(), String> {
+        let rules = &self.inner.configs.rules;
+        if rules.projects.contains_key(name) || rules.default_project.as_deref() == Some(name) {
+            return Ok(());
+        }
+        let max = global.config.child_instances.max_children;
+        let live = self.projects().await.len();
+        if max > 0 && live >= max {
+            return Err(format!(
+                "project `{name}` is unknown and {live} projects exist \
+                 (child_instances.max_children is {max}); create it explicitly or add it to the rules"
+            ));
+        }
+        Ok(())
     }
 
     /// Creates `hopper-{project}-run-{id}` with one child per configured phase.
@@ -157,6 +212,7 @@ impl Engine {
         kind: DelegationKind,
         decision: &RoutingDecision,
     ) -> Result<Task> {
+        super::names::check_descends(parent.id(), &child).map_err(HopperError::Conflict)?;
         let now = now_millis();
         let delegation = Delegation {
             parent_instance_id: parent.id().clone(),
@@ -193,6 +249,8 @@ impl Engine {
     /// The second half of a delegation, shared by `delegate` and recovery: idempotent.
     pub(super) async fn hand_down(&self, d: &Delegation, draft: TaskDraft) -> Result<()> {
         let child = self.node(&d.child_instance_id).await?;
+        super::names::check_descends(&d.parent_instance_id, &child)
+            .map_err(HopperError::Conflict)?;
         self.add_at(
             child,
             draft,

@@ -36,6 +36,9 @@ pub struct Ingest {
     pub replay_of: Option<String>,
 }
 
+/// Routing attempts of one unrouted inbound task before it is parked in triage.
+pub(super) const MAX_ROUTING_TRIES: u32 = 5;
+
 impl Engine {
     /// Records an event and the task (or comment) it makes, durably, then starts routing in the
     /// background. A redelivered event changes nothing and reports the first outcome.
@@ -65,6 +68,7 @@ impl Engine {
             replay_of: ingest.replay_of,
             routed_at: None,
         };
+        let mut comment_elsewhere = None;
         let effect = match action {
             Action::Reply { .. } => {
                 return Err(HopperError::Invalid(
@@ -75,19 +79,29 @@ impl Engine {
                 event.reason = Some(reason);
                 Effect::Nothing
             }
-            Action::Task(draft) => {
+            Action::Task(mut draft) => {
+                draft.clean_title();
                 let target = match &replies_to {
                     Some(r) => self.thread_task(&node, &event.source, r).await?,
                     None => None,
                 };
-                if let Some(target) = target {
+                if let Some(thread) = target {
                     event.status = "commented";
-                    event.task_id = Some(target.as_str().to_owned());
                     let ev = EventRecord::new("comment", draft.requester.clone().unwrap_or_default())
                         .with(json!({ "title": draft.title, "text": draft.description, "event": event.id }));
+                    // The comment belongs with whoever holds the work now: the delegated
+                    // project task or the run's task, not the global task the thread began.
+                    let (work, work_node) = self.work_task(thread.clone(), node.clone()).await;
+                    let (target, on) = if work_node.store.key() == node.store.key() {
+                        (work, work_node.id().clone())
+                    } else {
+                        comment_elsewhere = Some((work, work_node, ev.clone()));
+                        (thread, instance.clone())
+                    };
+                    event.task_id = Some(target.as_str().to_owned());
                     Effect::Comment {
                         target,
-                        instance: instance.as_str().to_owned(),
+                        instance: on.as_str().to_owned(),
                         event: ev,
                     }
                 } else if let Err(why) = draft.validate() {
@@ -131,8 +145,21 @@ impl Engine {
         let recorded = node.store.record_inbound(event, effect).await?;
         metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
             .increment(1);
+        if let (Recorded::New(_), Some((work, work_node, ev))) = (&recorded, comment_elsewhere) {
+            // In another database: the event (and the comment on the thread's task) is
+            // committed already; this copy is what the worker sees.
+            if let Err(e) = work_node
+                .store
+                .append_event(&work, work_node.id(), now_millis(), &ev)
+                .await
+            {
+                tracing::warn!(task = %work, error = %e, "could not copy the reply to the task holding the work");
+            }
+        }
         Ok(match recorded {
             Recorded::New(Some(task)) => {
+                metrics::counter!("hopper_tasks_added_total", "scope" => node.scope().as_str())
+                    .increment(1);
                 let receipt = Receipt {
                     event_id: event_id.clone(),
                     status,
@@ -165,6 +192,32 @@ impl Engine {
                 title: None,
             },
         })
+    }
+
+    /// Follows delegations down from `task` to the task the work is on now. Anything that
+    /// cannot be followed (a run that is gone, a lookup error) stops the walk where it is.
+    async fn work_task(&self, mut task: TaskId, mut node: Arc<Node>) -> (TaskId, Arc<Node>) {
+        // global -> project -> run is as deep as delegation goes; the bound is only a guard.
+        for _ in 0..8 {
+            let Ok(Some(t)) = node.store.get_task(&task).await else {
+                break;
+            };
+            if t.status != TaskStatus::Routed {
+                break;
+            }
+            let Ok(Some(d)) = node.store.delegation_of(&task).await else {
+                break;
+            };
+            let Ok(child) = self.node(&d.child_instance_id).await else {
+                break;
+            };
+            // A delegation not yet handed down names a task that does not exist yet.
+            if !matches!(child.store.get_task(&d.child_task_id).await, Ok(Some(_))) {
+                break;
+            }
+            (task, node) = (d.child_task_id, child);
+        }
+        (task, node)
     }
 
     /// The task an earlier event of this source created, if `delivery_id` names one.
@@ -207,11 +260,54 @@ impl Engine {
                     continue;
                 };
                 if let Err(e) = self.route_inbound(&event_id, &task_id).await {
-                    tracing::warn!(event = %event_id, error = %e, "could not route inbound task");
+                    self.routing_failed(&store, &event_id, &task_id, &e).await;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Counts a failed routing attempt; after [`MAX_ROUTING_TRIES`] the task is parked in its
+    /// instance's triage with the reason (and its event marked routed), instead of being
+    /// retried with a warning every sweep for ever. The count lives in memory: a restart
+    /// grants a few more tries, which is what a fixed config or a returned database deserves.
+    async fn routing_failed(
+        &self,
+        store: &crate::store::Store,
+        event_id: &str,
+        task_id: &TaskId,
+        e: &crate::error::HopperError,
+    ) {
+        let tries = {
+            let mut tries = self
+                .inner
+                .routing_tries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = tries.entry(event_id.to_owned()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if tries < MAX_ROUTING_TRIES {
+            tracing::warn!(event = %event_id, tries, error = %e, "could not route inbound task");
+            return;
+        }
+        let why = format!("routing failed {tries} times, left in triage: {e}");
+        tracing::warn!(event = %event_id, task = %task_id, "{why}");
+        let parked = store
+            .annotate_pending(task_id, None, &why, now_millis(), Some(event_id))
+            .await
+            .and(store.mark_inbound_routed(event_id, now_millis()).await);
+        match parked {
+            Ok(_) => {
+                self.inner
+                    .routing_tries
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(event_id);
+            }
+            Err(e) => tracing::warn!(event = %event_id, error = %e, "could not park the task"),
+        }
     }
 
     /// `add_task`'s routing for a task that is already stored as pending; `event_id` is the
@@ -226,9 +322,8 @@ impl Engine {
         let inbound = Some(event_id);
         let (child, kind) = match decision.route.clone() {
             Route::Project(name) => match self.project_for(&node, &name).await? {
-                Some(child) => (child, DelegationKind::Task),
-                None => {
-                    let why = format!("project `{name}` has no instance and auto_create is off");
+                Ok(child) => (child, DelegationKind::Task),
+                Err(why) => {
                     node.store
                         .annotate_pending(&task.id, None, &why, now_millis(), inbound)
                         .await?;

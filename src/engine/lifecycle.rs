@@ -10,20 +10,62 @@ use crate::domain::{Actor, Feedback, InstanceId, Scope, Task, TaskId, TaskStatus
 use crate::error::{HopperError, Result};
 use crate::store::{EventRecord, FinishRequest};
 
+/// How a claim asks for its lease.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseRequest {
+    /// Seconds the lease holds without a heartbeat; the instance's `tasks.lease_seconds` when
+    /// unset, at most `tasks.max_lease_seconds`.
+    pub seconds: Option<u64>,
+}
+
 impl Engine {
-    fn lease_until(node: &Node, now: i64) -> i64 {
-        now + (node.config.tasks.lease_seconds.max(1) as i64).saturating_mul(1000)
+    fn lease_until(node: &Node, now: i64, asked: LeaseRequest) -> Result<i64> {
+        let tasks = &node.config.tasks;
+        let secs = match asked.seconds {
+            None => tasks.lease_seconds.max(1),
+            Some(0) => {
+                return Err(HopperError::Invalid(
+                    "lease_seconds must be at least 1".into(),
+                ));
+            }
+            Some(s) if s > tasks.max_lease_seconds => {
+                return Err(HopperError::Invalid(format!(
+                    "lease_seconds may be at most {} (tasks.max_lease_seconds)",
+                    tasks.max_lease_seconds
+                )));
+            }
+            Some(s) => s,
+        };
+        Ok(now + (secs.min(i64::MAX as u64 / 1000) as i64).saturating_mul(1000))
+    }
+
+    /// A fresh lease id per claim: random, so a worker cannot guess another's.
+    fn new_lease() -> String {
+        use rand::Rng;
+        format!("lease_{:032x}", rand::rng().random::<u128>())
+    }
+
+    /// Atomically claims the best task for `executor` under the default lease.
+    pub async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
+        self.get_next_with(instance, executor, LeaseRequest::default())
+            .await
     }
 
     /// Atomically claims the best task for `executor`. An orchestration run with nothing of its
     /// own hands out work from its active phase: the first phase that still has open tasks.
-    pub async fn get_next(&self, instance: &InstanceId, executor: &str) -> Result<Option<Task>> {
+    pub async fn get_next_with(
+        &self,
+        instance: &InstanceId,
+        executor: &str,
+        lease: LeaseRequest,
+    ) -> Result<Option<Task>> {
         validate_executor(executor)?;
         let node = self.node(instance).await?;
         let now = now_millis();
+        let until = Self::lease_until(&node, now, lease)?;
         if let Some(task) = node
             .store
-            .claim_next(instance, executor, now, Self::lease_until(&node, now))
+            .claim_next(instance, executor, now, until, &Self::new_lease())
             .await?
         {
             metrics::counter!("hopper_tasks_claimed_total").increment(1);
@@ -39,9 +81,10 @@ impl Engine {
                 .await?;
             if open > 0 {
                 let now = now_millis();
+                let until = Self::lease_until(&phase, now, lease)?;
                 let task = phase
                     .store
-                    .claim_next(phase.id(), executor, now, Self::lease_until(&phase, now))
+                    .claim_next(phase.id(), executor, now, until, &Self::new_lease())
                     .await?;
                 if task.is_some() {
                     metrics::counter!("hopper_tasks_claimed_total").increment(1);
@@ -57,33 +100,51 @@ impl Engine {
     }
 
     pub async fn claim(&self, id: &TaskId, executor: &str) -> Result<Task> {
+        self.claim_with(id, executor, LeaseRequest::default()).await
+    }
+
+    /// Claims one task: a pending one, or one whose lease has run out.
+    pub async fn claim_with(
+        &self,
+        id: &TaskId,
+        executor: &str,
+        lease: LeaseRequest,
+    ) -> Result<Task> {
         validate_executor(executor)?;
         let (task, node) = self.locate(id).await?;
         let now = now_millis();
+        let until = Self::lease_until(&node, now, lease)?;
         match node
             .store
-            .claim(id, executor, now, Self::lease_until(&node, now))
+            .claim(id, executor, now, until, &Self::new_lease())
             .await?
         {
             Some(t) => {
                 metrics::counter!("hopper_tasks_claimed_total").increment(1);
                 Ok(t)
             }
-            None => Err(self.why_not(&node, &task, executor, "claim").await),
+            None => Err(self.why_not(&node, &task, &Actor::Admin, "claim").await),
         }
     }
 
-    pub async fn heartbeat(&self, id: &TaskId, executor: &str) -> Result<Task> {
-        validate_executor(executor)?;
+    /// Extends the lease `actor` holds (by the lease's own length unless `lease` says).
+    pub async fn heartbeat(&self, id: &TaskId, actor: &Actor, lease: LeaseRequest) -> Result<Task> {
+        let Actor::Executor {
+            name,
+            lease: lease_id,
+        } = actor
+        else {
+            return Err(HopperError::Invalid(
+                "a heartbeat needs the executor and the lease_id its claim returned".into(),
+            ));
+        };
+        validate_executor(name)?;
         let (task, node) = self.locate(id).await?;
         let now = now_millis();
-        match node
-            .store
-            .heartbeat(id, executor, now, Self::lease_until(&node, now))
-            .await?
-        {
+        let until = Self::lease_until(&node, now, lease)?;
+        match node.store.heartbeat(id, name, now, until, lease_id).await? {
             Some(t) => Ok(t),
-            None => Err(self.why_not(&node, &task, executor, "heartbeat").await),
+            None => Err(self.why_not(&node, &task, actor, "heartbeat").await),
         }
     }
 
@@ -128,6 +189,7 @@ impl Engine {
                 from: &[TaskStatus::Routed],
                 to: TaskStatus::Cancelled,
                 claimer: None,
+                lease: None,
                 feedback: None,
                 failure_reason: None,
                 event: ev,
@@ -138,7 +200,7 @@ impl Engine {
                     self.cancel_downward(&t).await?;
                     Ok(t)
                 }
-                None => Err(self.why_not(&node, &task, actor.name(), "cancel").await),
+                None => Err(self.why_not(&node, &task, actor, "cancel").await),
             };
         }
         let ev = EventRecord::new("cancelled", actor.name());
@@ -156,7 +218,7 @@ impl Engine {
         event: EventRecord,
     ) -> Result<Task> {
         let (from, claimer): (&[TaskStatus], Option<&str>) = match actor {
-            Actor::Executor(name) => (&[TaskStatus::Claimed], Some(name.as_str())),
+            Actor::Executor { name, .. } => (&[TaskStatus::Claimed], Some(name.as_str())),
             Actor::Admin | Actor::System => (&[TaskStatus::Pending, TaskStatus::Claimed], None),
         };
         let from = if to == TaskStatus::Pending {
@@ -169,6 +231,7 @@ impl Engine {
             from,
             to,
             claimer,
+            lease: actor.lease(),
             feedback,
             failure_reason: reason,
             event,
@@ -181,7 +244,7 @@ impl Engine {
             return self.finished(node, done, to).await;
         }
         let (task, node) = self.locate(id).await?;
-        if task.status == to && to.is_terminal() {
+        if is_retry(&task, to, actor) {
             return Ok(task);
         }
         if node.store.key() != self.inner.registry.key()
@@ -191,12 +254,10 @@ impl Engine {
         }
         // Lost a race or the state did not allow it: re-read to say which.
         let current = node.store.get_task(id).await?.unwrap_or(task);
-        if current.status == to && to.is_terminal() {
+        if is_retry(&current, to, actor) {
             return Ok(current);
         }
-        Err(self
-            .why_not(&node, &current, actor.name(), to.as_str())
-            .await)
+        Err(self.why_not(&node, &current, actor, to.as_str()).await)
     }
 
     async fn finished(&self, node: Arc<Node>, done: Task, to: TaskStatus) -> Result<Task> {
@@ -207,7 +268,13 @@ impl Engine {
         Ok(done)
     }
 
-    async fn why_not(&self, node: &Arc<Node>, task: &Task, who: &str, action: &str) -> HopperError {
+    async fn why_not(
+        &self,
+        node: &Arc<Node>,
+        task: &Task,
+        actor: &Actor,
+        action: &str,
+    ) -> HopperError {
         let current = node
             .store
             .get_task(&task.id)
@@ -215,6 +282,16 @@ impl Engine {
             .ok()
             .flatten()
             .unwrap_or_else(|| task.clone());
+        if let Some(lease) = actor.lease()
+            && !holds(&current, lease)
+        {
+            return HopperError::LeaseLost(format!(
+                "cannot {action} task {}: lease `{lease}` is not its current lease \
+                 (expired, released or taken over); it is {}",
+                current.id, current.status
+            ));
+        }
+        let who = actor.name();
         match current.status {
             TaskStatus::Claimed if current.claimed_by.as_deref() != Some(who) => {
                 HopperError::Forbidden(format!(
@@ -247,10 +324,37 @@ impl Engine {
     }
 }
 
+/// Whether `lease` is `task`'s current, unexpired claim (what the conditional update checks;
+/// read again here only to explain a refusal).
+fn holds(task: &Task, lease: &str) -> bool {
+    let unexpired = task
+        .lease_expires_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t.timestamp_millis() >= now_millis());
+    task.status == TaskStatus::Claimed && task.lease_id.as_deref() == Some(lease) && unexpired
+}
+
+/// A repeat of a finish that already happened: the same outcome under the same lease (a
+/// worker retrying after a lost answer) gets the same result. Anything else that finds the
+/// task finished is refused.
+fn is_retry(task: &Task, to: TaskStatus, actor: &Actor) -> bool {
+    to.is_terminal()
+        && task.status == to
+        && actor
+            .lease()
+            .is_some_and(|lease| task.lease_id.as_deref() == Some(lease))
+}
+
 fn validate_executor(executor: &str) -> Result<()> {
     if executor.trim().is_empty() || executor.len() > 200 {
         return Err(HopperError::Invalid(
             "executor must be 1 to 200 characters".into(),
+        ));
+    }
+    if executor.chars().any(char::is_control) {
+        return Err(HopperError::Invalid(
+            "executor must not contain control characters".into(),
         ));
     }
     Ok(())

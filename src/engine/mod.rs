@@ -7,6 +7,7 @@ mod bubble;
 mod inbound;
 mod lifecycle;
 mod live;
+mod names;
 mod nodes;
 mod recovery;
 mod route_now;
@@ -24,6 +25,7 @@ use crate::routing::{PriorityRouter, Router, RulesRouter};
 use crate::store::{Store, StoreKey, StoreSet};
 
 pub use inbound::Ingest;
+pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
 pub use sweeper::spawn_sweeper;
 
@@ -58,6 +60,8 @@ struct Inner {
     rules: Arc<dyn Router>,
     queue: Arc<dyn Router>,
     fault: AtomicU8,
+    /// Failed routing attempts per unrouted inbound event (see `routing_failed`).
+    routing_tries: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Engine {
@@ -93,10 +97,15 @@ impl Engine {
                 rules,
                 queue: Arc::new(PriorityRouter),
                 fault: AtomicU8::new(Fault::None as u8),
+                routing_tries: Default::default(),
             }),
         };
         engine.load_registry().await?;
-        engine.recover().await?;
+        // Whatever an earlier process left must not keep this one from serving: recovery
+        // reports what it cannot re-drive, and the sweeper tries again.
+        if let Err(e) = engine.recover().await {
+            tracing::error!(error = %e, "start-up recovery did not finish; the sweeper retries");
+        }
         Ok(engine)
     }
 
@@ -116,7 +125,17 @@ impl Engine {
         Ok(self.inner.registry.ping().await?)
     }
 
+    /// Stops cleanly: hands the work of this process's in-memory runs back to their projects,
+    /// deregisters the process and closes every store.
     pub async fn close(&self) {
+        match self.hand_back_runs().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                tasks = n,
+                "orchestration runs closed; their tasks handed back"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not hand back the work of open runs"),
+        }
         if let Err(e) = self.inner.registry.process_gone(&self.inner.boot_id).await {
             tracing::warn!(error = %e, "could not deregister this process");
         }

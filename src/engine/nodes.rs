@@ -47,7 +47,14 @@ pub(super) fn root_store_key(configs: &ConfigSet) -> Result<StoreKey> {
     let root = &configs.root;
     let data_dir = &root.server.data_dir;
     match root.persistence.storage {
-        Storage::Sqlite | Storage::Inherit | Storage::Memory => {
+        // The root holds the registry and every acknowledged event: keeping it in memory would
+        // answer 2xx for what a restart then forgets.
+        Storage::Memory => Err(HopperError::Invalid(
+            "persistence.storage: `memory` is for orchestration runs only; the root instance \
+             needs `sqlite` or `postgresql`"
+                .into(),
+        )),
+        Storage::Sqlite | Storage::Inherit => {
             if let Some(url) = &root.persistence.url {
                 return StoreKey::from_url(url).map_err(HopperError::Invalid);
             }
@@ -125,9 +132,16 @@ impl Engine {
             let Ok(parent) = self.node(&parent_id).await else {
                 continue;
             };
-            if self.adopt(&parent, inst.clone()).await?.is_none()
-                && !self.owned_elsewhere(&inst.instance_id).await?
-            {
+            // One bad row (an older version's, a file that cannot be opened) must not keep
+            // every other instance from starting: it is reported and left alone.
+            let adopted = match self.adopt(&parent, inst.clone()).await {
+                Ok(adopted) => adopted.is_some(),
+                Err(e) => {
+                    tracing::error!(instance = %inst.instance_id, error = %e, "instance not loaded");
+                    continue;
+                }
+            };
+            if !adopted && !self.owned_elsewhere(&inst.instance_id).await? {
                 self.inner
                     .registry
                     .set_instance_status(&inst.instance_id, InstanceStatus::Lost, None, now)
@@ -140,6 +154,15 @@ impl Engine {
     /// Puts a registered instance into the live map. `None` for an in-memory instance this
     /// process did not create: its tasks lived in another (or an earlier) process's memory.
     pub(super) async fn adopt(&self, parent: &Node, inst: Instance) -> Result<Option<Arc<Node>>> {
+        if inst.scope != parent.scope().child_scope() {
+            return Err(HopperError::Conflict(format!(
+                "`{}` is registered as {} under the {} `{}`",
+                inst.instance_id,
+                inst.scope.as_str(),
+                parent.scope().as_str(),
+                parent.id()
+            )));
+        }
         let config = self.child_config(parent, &inst.instance_id)?;
         if config.persistence.storage == Storage::Memory {
             return Ok(None);
@@ -244,7 +267,20 @@ impl Engine {
     ) -> Result<Arc<Node>> {
         let parent = self.node(parent).await?;
         let id = parent.id().child(name).map_err(HopperError::Invalid)?;
+        let scope = parent.scope().child_scope();
+        // Ids are spelt by appending to the parent's, so `hopper-a` + `b-run-x` and
+        // `hopper-a-b` + `run-x` meet: an instance found under this id must really be this
+        // parent's child, or work handed to it could climb back up the tree.
+        let is_ours =
+            |n: &Instance| n.parent_instance_id.as_ref() == Some(parent.id()) && n.scope == scope;
         if let Ok(existing) = self.node(&id).await {
+            if !is_ours(&existing.instance) {
+                return Err(HopperError::Conflict(format!(
+                    "`{id}` exists and is not a {} child of `{}`",
+                    scope.as_str(),
+                    parent.id()
+                )));
+            }
             return Ok(existing);
         }
         if parent.instance.status != InstanceStatus::Running {
@@ -254,7 +290,6 @@ impl Engine {
                 parent.instance.status.as_str()
             )));
         }
-        let scope = parent.scope().child_scope();
         if scope == Scope::Orchestration {
             let max = self.inner.configs.orchestration.child_instances.max_depth;
             if parent.depth + 1 > max {
@@ -281,6 +316,17 @@ impl Engine {
                 now: now_millis(),
             })
             .await?;
+        if !is_ours(&instance) || instance.status != InstanceStatus::Running {
+            return Err(HopperError::Conflict(format!(
+                "`{id}` is registered as a {} {} instance under {}",
+                instance.status.as_str(),
+                instance.scope.as_str(),
+                instance
+                    .parent_instance_id
+                    .as_ref()
+                    .map_or("nothing", |p| p.as_str())
+            )));
+        }
         let node = Arc::new(self.build_node(&parent, instance, config).await?);
         // Two callers may race to create the same child: the first one in the map wins.
         let node = self.inner.nodes.write().await.insert(node);

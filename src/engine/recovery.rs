@@ -2,6 +2,8 @@
 //! idempotent, so recovering twice (or recovering work another process already finished)
 //! changes nothing.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::Engine;
@@ -62,9 +64,17 @@ impl Engine {
                     now,
                 )
                 .await?;
-            self.requeue(&parent, d).await?;
+            let why = format!("`{}` did not survive a restart", d.child_instance_id);
+            self.requeue(&parent, d, &why).await?;
             return Ok(true);
         };
+        // Left by an older version (a task routed to the instance it came from): re-driving
+        // it would route it again, forever. Its task goes back to triage instead.
+        if let Err(why) = super::names::check_descends(&d.parent_instance_id, &child) {
+            tracing::warn!(task = %d.parent_task_id, %why, "delegation does not descend; task returned to triage");
+            self.requeue(&parent, d, &why).await?;
+            return Ok(true);
+        }
         match d.state {
             DelegationState::Pending => {
                 self.hand_down(d, parent_task.to_draft()).await?;
@@ -78,7 +88,8 @@ impl Engine {
                     }
                     Some(_) => Ok(false),
                     None => {
-                        self.requeue(&parent, d).await?;
+                        let why = format!("`{}` no longer holds the task", d.child_instance_id);
+                        self.requeue(&parent, d, &why).await?;
                         Ok(true)
                     }
                 }
@@ -87,17 +98,60 @@ impl Engine {
         }
     }
 
+    /// On a clean stop: in-memory runs die with this process, so their project tasks go back
+    /// to the project's queue now, instead of waiting out the ownership timeout for another
+    /// process (or a restart) to declare the runs lost.
+    pub(super) async fn hand_back_runs(&self) -> Result<usize> {
+        let runs: Vec<Arc<super::Node>> = self
+            .inner
+            .nodes
+            .read()
+            .await
+            .values()
+            .filter(|n| {
+                n.scope() == crate::domain::Scope::Orchestration
+                    && n.run.as_ref() == Some(n.id())
+                    && n.config.persistence.storage == crate::config::Storage::Memory
+            })
+            .cloned()
+            .collect();
+        let mut handed = 0;
+        for run in runs {
+            let Some(parent_id) = run.parent() else {
+                continue;
+            };
+            let parent = self.node(parent_id).await?;
+            for d in parent.store.open_delegations().await? {
+                if &d.child_instance_id != run.id() {
+                    continue;
+                }
+                let why = format!("`{}` stopped with its process", run.id());
+                self.requeue(&parent, &d, &why).await?;
+                handed += 1;
+            }
+            self.inner
+                .registry
+                .set_instance_status(
+                    run.id(),
+                    crate::domain::InstanceStatus::Lost,
+                    None,
+                    now_millis(),
+                )
+                .await?;
+        }
+        Ok(handed)
+    }
+
     /// The child that held the work is gone (an in-memory run across a restart): the parent
     /// task goes back to its queue rather than waiting forever.
-    async fn requeue(&self, parent: &super::Node, d: &Delegation) -> Result<()> {
-        let ev = EventRecord::new("requeued", "hopper").with(
-            json!({ "reason": format!("`{}` did not survive a restart", d.child_instance_id) }),
-        );
+    async fn requeue(&self, parent: &super::Node, d: &Delegation, why: &str) -> Result<()> {
+        let ev = EventRecord::new("requeued", "hopper").with(json!({ "reason": why }));
         let req = FinishRequest {
             id: &d.parent_task_id,
             from: &[TaskStatus::Routed],
             to: TaskStatus::Pending,
             claimer: None,
+            lease: None,
             feedback: None,
             failure_reason: None,
             event: ev,

@@ -47,6 +47,9 @@ impl Engine {
             Route::Project(name) => {
                 let id = node.id().child(name).ok()?;
                 let child = self.inner.nodes.read().await.get(&id).cloned()?;
+                // Anything but a project of this instance (the root itself, a run) is refused
+                // on the general path, which says why.
+                super::names::is_project_of(&child, node).ok()?;
                 let delegation = Delegation {
                     parent_instance_id: node.id().clone(),
                     parent_task_id: row.id.clone(),

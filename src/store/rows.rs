@@ -9,7 +9,7 @@ use super::{StoreError, StoreResult};
 pub(super) const TASK_COLUMNS: &str = "id, instance_id, parent_task_id, title, description, tags, \
     priority, project, needs_orchestration, executor, required_capabilities, requester, source, \
     status, routed_to, routing_reason, claimed_by, claimed_at, lease_expires_at, attempts, \
-    feedback, failure_reason, created_at, updated_at, finished_at";
+    feedback, failure_reason, created_at, updated_at, finished_at, lease_id";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct TaskRow {
@@ -38,6 +38,7 @@ pub(super) struct TaskRow {
     created_at: i64,
     updated_at: i64,
     finished_at: Option<i64>,
+    lease_id: Option<String>,
 }
 
 impl TaskRow {
@@ -69,6 +70,7 @@ impl TaskRow {
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
             finished_at: r.get("finished_at")?,
+            lease_id: r.get("lease_id")?,
         })
     }
 }
@@ -126,6 +128,7 @@ impl TryFrom<TaskRow> for Task {
             created_at: millis_to_rfc3339(r.created_at),
             updated_at: millis_to_rfc3339(r.updated_at),
             finished_at: r.finished_at.map(millis_to_rfc3339),
+            lease_id: r.lease_id,
         })
     }
 }

@@ -27,7 +27,7 @@ async fn client_story(backend: Backend) {
         waypoint.get_next("human").await.unwrap().is_none(),
         "204 maps to None"
     );
-    waypoint.complete(&claimed.id, "human", None).await.unwrap();
+    waypoint.complete(&claimed, None).await.unwrap();
     assert_eq!(svc.get_task(&t.id).await.unwrap().status, TaskStatus::Done);
     let history = svc.task_history(&t.id).await.unwrap();
     assert_eq!(history.last().unwrap().kind, "child_finished");
@@ -259,7 +259,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     .await;
     assert_eq!(status, 201);
     let id = t["id"].as_str().unwrap().to_owned();
-    let (status, _) = send(
+    let (status, claim) = send(
         &server,
         "POST",
         "/v1/instances/hopper-global/next",
@@ -269,6 +269,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     )
     .await;
     assert_eq!(status, 200);
+    let lease = claim["lease_id"].as_str().unwrap().to_owned();
     let (status, _) = send(
         &server,
         "POST",
@@ -290,8 +291,8 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
             b"{\"executor\":\"b\"}",
         )
         .await,
-        403,
-        "forbidden",
+        422,
+        "invalid",
     );
     assert_error(
         send(
@@ -300,7 +301,21 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
             &complete,
             tok,
             json_ct,
-            b"{\"executor\":\"a\",\"feedback\":{\"quality_score\":9}}",
+            b"{\"executor\":\"b\",\"lease_id\":\"lease_0\"}",
+        )
+        .await,
+        409,
+        "lease_lost",
+    );
+    let as_a = format!("{{\"executor\":\"a\",\"lease_id\":\"{lease}\"");
+    assert_error(
+        send(
+            &server,
+            "POST",
+            &complete,
+            tok,
+            json_ct,
+            format!("{as_a},\"feedback\":{{\"quality_score\":9}}}}").as_bytes(),
         )
         .await,
         422,
@@ -312,7 +327,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         &complete,
         tok,
         json_ct,
-        b"{\"executor\":\"a\"}",
+        format!("{as_a}}}").as_bytes(),
     )
     .await;
     assert_eq!((status, done["status"].as_str()), (200, Some("done")));

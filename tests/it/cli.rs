@@ -59,11 +59,26 @@ fn local_mode_adds_lists_and_completes() {
     assert!(ok);
     let child: Value = serde_json::from_str(&out).unwrap();
     let id = child["id"].as_str().unwrap();
+    let lease = child["lease_id"].as_str().unwrap();
     let (ok, _, err) = hopper(
         &["complete", id, "--executor", "me", "--quality", "4.5"],
         dir.path(),
     );
-    assert!(ok, "{err}");
+    assert!(!ok, "an executor must present its lease");
+    let (ok, _, err2) = hopper(
+        &[
+            "complete",
+            id,
+            "--executor",
+            "me",
+            "--lease",
+            lease,
+            "--quality",
+            "4.5",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err} / {err2}");
     let (ok, out, _) = hopper(
         &["show", task["id"].as_str().unwrap(), "--json"],
         dir.path(),

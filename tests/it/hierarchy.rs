@@ -86,9 +86,7 @@ async fn seed_story(backend: Backend) {
                 Some(t) => {
                     assert!(seen.insert(t.id.clone()), "task handed out twice");
                     order.push(t.instance_id.clone());
-                    run.complete(&t.id, w, feedback(4.0, &t.title))
-                        .await
-                        .unwrap();
+                    run.complete(&t, feedback(4.0, &t.title)).await.unwrap();
                 }
                 None => break 'outer,
             }
@@ -104,7 +102,7 @@ async fn seed_story(backend: Backend) {
         engine.get_task(&task.id).await.unwrap().status,
         TaskStatus::Routed
     );
-    run.complete(&root.id, "orchestrator", feedback(5.0, "run went well"))
+    run.complete(&root, feedback(5.0, "run went well"))
         .await
         .unwrap();
 
@@ -184,7 +182,7 @@ async fn concurrent_completions_bubble_once(backend: Backend) {
         let engine = engine.clone();
         tokio::spawn(async move {
             engine
-                .complete(&t.id, &Actor::Executor("w".into()), None)
+                .complete(&t.id, &Actor::holder(&t).unwrap(), None)
                 .await
         })
     });
@@ -219,17 +217,26 @@ async fn triage_complete_idempotent_and_claimer_only(backend: Backend) {
     let claimed = g.get_next("alice").await.unwrap().unwrap();
     assert_eq!(claimed.id, t.id);
     assert!(g.get_next("bob").await.unwrap().is_none());
-    let err = g.complete(&t.id, "bob", None).await.unwrap_err();
-    assert!(matches!(err, hopper::HopperError::Forbidden(_)), "{err:?}");
-    let first = g
-        .complete(&t.id, "alice", feedback(3.0, "ok"))
-        .await
-        .unwrap();
+    let bob = Actor::Executor {
+        name: "bob".into(),
+        lease: "lease_guessed".into(),
+    };
+    let err = engine.complete(&t.id, &bob, None).await.unwrap_err();
+    assert!(matches!(err, hopper::HopperError::LeaseLost(_)), "{err:?}");
+    let first = g.complete(&claimed, feedback(3.0, "ok")).await.unwrap();
     let again = g
-        .complete(&t.id, "alice", feedback(1.0, "different"))
+        .complete(&claimed, feedback(1.0, "different"))
         .await
         .unwrap();
-    assert_eq!(first, again, "second completion reports the first result");
+    assert_eq!(
+        first, again,
+        "a retry under the same lease reports the first result"
+    );
+    let err = engine
+        .complete(&t.id, &Actor::Admin, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, hopper::HopperError::Conflict(_)), "{err:?}");
     let err = engine.fail(&t.id, &Actor::Admin, "late").await.unwrap_err();
     assert!(matches!(err, hopper::HopperError::Conflict(_)));
 }

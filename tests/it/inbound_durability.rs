@@ -255,7 +255,7 @@ async fn known_project_is_routed_in_the_recording_commit(backend: crate::support
     );
     loop {
         let t = project.get_next("w").await.unwrap().unwrap();
-        project.complete(&t.id, "w", None).await.unwrap();
+        project.complete(&t, None).await.unwrap();
         if t.id == child.id {
             break;
         }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use hopper::domain::{Actor, TaskDraft, TaskStatus};
+use hopper::engine::LeaseRequest;
 use tokio::sync::Mutex;
 
 use crate::support::{Backend, TestEnv, global, handle, on_both};
@@ -30,12 +31,12 @@ async fn expired_lease_goes_to_another_worker(backend: Backend) {
 
     // The old claimer may no longer finish it; the new one may.
     let err = engine
-        .complete(&t.id, &Actor::Executor("worker-1".into()), None)
+        .complete(&t.id, &Actor::holder(&first).unwrap(), None)
         .await
         .unwrap_err();
-    assert!(matches!(err, hopper::HopperError::Forbidden(_)));
+    assert!(matches!(err, hopper::HopperError::LeaseLost(_)));
     let done = engine
-        .complete(&t.id, &Actor::Executor("worker-2".into()), None)
+        .complete(&t.id, &Actor::holder(&second).unwrap(), None)
         .await
         .unwrap();
     assert_eq!(done.status, TaskStatus::Done);
@@ -65,14 +66,25 @@ async fn heartbeat_keeps_the_claim(backend: Backend) {
     let engine = env.engine().await;
     let q = global(&engine).get_child_hopper("queue").await.unwrap();
     let t = q.add_task(TaskDraft::new("long job")).await.unwrap();
-    q.get_next("w1").await.unwrap().unwrap();
+    let claim = q.get_next("w1").await.unwrap().unwrap();
+    let w1 = Actor::holder(&claim).unwrap();
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        engine.heartbeat(&t.id, "w1").await.unwrap();
+        engine
+            .heartbeat(&t.id, &w1, LeaseRequest::default())
+            .await
+            .unwrap();
         assert_eq!(engine.sweep_leases().await.unwrap(), 0);
     }
+    let w2 = Actor::Executor {
+        name: "w2".into(),
+        lease: claim.lease_id.clone().unwrap(),
+    };
     assert!(
-        engine.heartbeat(&t.id, "w2").await.is_err(),
+        engine
+            .heartbeat(&t.id, &w2, LeaseRequest::default())
+            .await
+            .is_err(),
         "only the claimer heartbeats"
     );
     assert_eq!(
@@ -109,7 +121,7 @@ async fn concurrent_get_next_never_duplicates(backend: Backend) {
             let q = handle(&engine, &id);
             let name = format!("worker-{w}");
             while let Some(t) = q.get_next(&name).await.unwrap() {
-                q.complete(&t.id, &name, None).await.unwrap();
+                q.complete(&t, None).await.unwrap();
                 seen.lock().await.push(t.id);
             }
         }));
@@ -125,3 +137,90 @@ async fn concurrent_get_next_never_duplicates(backend: Backend) {
     assert_eq!(stats.tasks["done"], TASKS as i64);
 }
 on_both!(concurrent_get_next_never_duplicates);
+
+/// The scenario: A claims with a 1-second lease and stalls; B claims the task after
+/// the lease ran out (no sweep in between); A's complete, heartbeat and fail are refused with
+/// `lease_lost` and change nothing; B completes; the history shows both claims. Then the same
+/// with A and B under one executor name.
+async fn a_stale_lease_changes_nothing(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let engine = env.engine().await;
+    let q = global(&engine).get_child_hopper("fenced").await.unwrap();
+    for (a_name, b_name) in [("worker-a", "worker-b"), ("same", "same")] {
+        let t = q.add_task(TaskDraft::new("fenced job")).await.unwrap();
+        let short = LeaseRequest { seconds: Some(1) };
+        let a = engine
+            .get_next_with(q.instance_id(), a_name, short)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.id, t.id);
+        let a_lease = a.lease_id.clone().expect("a claim carries its lease");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let b = engine.claim(&t.id, b_name).await.unwrap();
+        assert_ne!(
+            b.lease_id.as_deref(),
+            Some(a_lease.as_str()),
+            "a fresh lease per claim"
+        );
+        let stale = Actor::holder(&a).unwrap();
+        let before = engine.get_task(&t.id).await.unwrap();
+        for err in [
+            engine.complete(&t.id, &stale, None).await.unwrap_err(),
+            engine
+                .heartbeat(&t.id, &stale, LeaseRequest::default())
+                .await
+                .unwrap_err(),
+            engine.fail(&t.id, &stale, "gave up").await.unwrap_err(),
+            engine.release(&t.id, &stale).await.unwrap_err(),
+        ] {
+            assert!(matches!(err, hopper::HopperError::LeaseLost(_)), "{err:?}");
+        }
+        assert_eq!(
+            engine.get_task(&t.id).await.unwrap(),
+            before,
+            "nothing changed"
+        );
+        let done = engine
+            .complete(&t.id, &Actor::holder(&b).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(done.status, TaskStatus::Done);
+        // A retried completion under the winning lease answers the same; the stale one 409s.
+        let again = engine
+            .complete(&t.id, &Actor::holder(&b).unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(again, done);
+        assert!(matches!(
+            engine.complete(&t.id, &stale, None).await.unwrap_err(),
+            hopper::HopperError::LeaseLost(_)
+        ));
+        let claims: Vec<Option<String>> = engine
+            .task_history(&t.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "claimed")
+            .map(|e| e.actor)
+            .collect();
+        assert_eq!(
+            claims,
+            [Some(a_name.to_owned()), Some(b_name.to_owned())],
+            "both claims in the history"
+        );
+    }
+    // Asking for more than tasks.max_lease_seconds is refused.
+    let err = engine
+        .get_next_with(
+            q.instance_id(),
+            "greedy",
+            LeaseRequest {
+                seconds: Some(10_000_000),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, hopper::HopperError::Invalid(_)), "{err:?}");
+}
+on_both!(a_stale_lease_changes_nothing);

@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod config;
 mod hierarchy;
+mod hostile_projects;
 mod inbound_durability;
 mod inbound_github;
 mod inbound_sources;

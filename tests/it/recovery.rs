@@ -49,7 +49,7 @@ async fn restart_keeps_everything(backend: Backend) {
     let czarina = g.get_child_hopper("czarina").await.unwrap();
     let t = czarina.get_next("human").await.unwrap().unwrap();
     assert_eq!(t.id, ptask.id);
-    czarina.complete(&t.id, "human", None).await.unwrap();
+    czarina.complete(&t, None).await.unwrap();
     assert_eq!(
         engine.get_task(&orchestrated.id).await.unwrap().status,
         TaskStatus::Done
@@ -88,7 +88,7 @@ async fn crash_between_delegation_steps(backend: Backend) {
         let sark = g.get_child_hopper("sark").await.unwrap();
         assert_eq!(sark.tasks(&TaskFilter::default()).await.unwrap().len(), 1);
         let t = sark.get_next("w").await.unwrap().unwrap();
-        sark.complete(&t.id, "w", None).await.unwrap();
+        sark.complete(&t, None).await.unwrap();
         assert_eq!(
             engine.get_task(&globals[0].id).await.unwrap().status,
             TaskStatus::Done

@@ -147,12 +147,32 @@ impl TaskDraft {
 
     /// Rejects drafts no queue should hold. Limits are generous but finite so one bad
     /// sender cannot fill the database with a single row.
+    /// Makes a title from outside (an email subject, an issue title) one clean line: control
+    /// characters become spaces. Events are kept whatever their subject; only a task added
+    /// through the API is refused for them.
+    pub fn clean_title(&mut self) {
+        if self.title.chars().any(char::is_control) {
+            self.title = self
+                .title
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+                .trim()
+                .to_owned();
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.title.trim().is_empty() {
             return Err("title must not be empty".into());
         }
         if self.title.len() > 500 {
             return Err("title must be at most 500 bytes".into());
+        }
+        // A title is one line shown in terminals and tables: NUL, CR, LF and escape sequences
+        // would break or forge them.
+        if self.title.chars().any(char::is_control) {
+            return Err("title must not contain control characters (NUL, CR, LF, ESC, ...)".into());
         }
         if self.description.len() > 256 * 1024 {
             return Err("description must be at most 256 KiB".into());

@@ -59,6 +59,7 @@ impl NewTaskRow {
             claimed_by: None,
             claimed_at: None,
             lease_expires_at: None,
+            lease_id: None,
             attempts: 0,
             feedback: None,
             failure_reason: None,
@@ -77,6 +78,8 @@ pub struct FinishRequest<'a> {
     pub from: &'a [TaskStatus],
     pub to: TaskStatus,
     pub claimer: Option<&'a str>,
+    /// When set, the change applies only under this lease, and only while it is unexpired.
+    pub lease: Option<&'a str>,
     pub feedback: Option<&'a Feedback>,
     pub failure_reason: Option<&'a str>,
     pub event: EventRecord,
@@ -88,6 +91,7 @@ struct OwnedFinish {
     id: TaskId,
     to: TaskStatus,
     claimer: Option<String>,
+    lease: Option<String>,
     feedback: Option<String>,
     failure_reason: Option<String>,
     event: EventRecord,
@@ -100,6 +104,7 @@ impl From<&FinishRequest<'_>> for OwnedFinish {
             id: r.id.clone(),
             to: r.to,
             claimer: r.claimer.map(str::to_owned),
+            lease: r.lease.map(str::to_owned),
             feedback: r.feedback.map(to_json),
             failure_reason: r.failure_reason.map(str::to_owned),
             event: r.event.clone(),
@@ -214,6 +219,7 @@ impl Store {
         executor: &str,
         now: Millis,
         lease_until: Millis,
+        lease: &str,
     ) -> StoreResult<Option<Task>> {
         // PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a
         // row another transaction is claiming instead of queueing behind it. SQLite serialises
@@ -224,11 +230,12 @@ impl Store {
                 .bind(instance.as_str())
                 .bind(executor)
                 .bind(now)
-                .bind(lease_until);
+                .bind(lease_until)
+                .bind(lease);
             let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
             return row.map(Task::try_from).transpose();
         }
-        let (instance, executor) = (instance.clone(), executor.to_owned());
+        let (instance, executor, lease) = (instance.clone(), executor.to_owned(), lease.to_owned());
         let row: Option<TaskRow> = self
             .lite_write(move |c, events| {
                 let row = lite::query(c, &CLAIM_NEXT_SQLITE)?
@@ -236,6 +243,7 @@ impl Store {
                     .bind(executor.as_str())
                     .bind(now)
                     .bind(lease_until)
+                    .bind(lease.as_str())
                     .fetch_optional(TaskRow::from_lite)?;
                 if let Some(r) = &row {
                     let ev = EventRecord::new("claimed", executor.as_str());
@@ -254,6 +262,7 @@ impl Store {
         executor: &str,
         now: Millis,
         lease_until: Millis,
+        lease: &str,
     ) -> StoreResult<Option<Task>> {
         let ev = EventRecord::new("claimed", executor);
         let q = if self.is_postgres() {
@@ -261,17 +270,18 @@ impl Store {
         } else {
             &CLAIM_ONE
         };
-        self.update_returning(q, id, executor, now, Some(lease_until), ev)
+        self.update_returning(q, id, executor, now, lease_until, lease, ev)
             .await
     }
 
-    /// Extends the lease of a task the executor holds.
+    /// Extends the lease of a task the executor holds under `lease`.
     pub async fn heartbeat(
         &self,
         id: &TaskId,
         executor: &str,
         now: Millis,
         lease_until: Millis,
+        lease: &str,
     ) -> StoreResult<Option<Task>> {
         let ev = EventRecord::new("heartbeat", executor);
         let q = if self.is_postgres() {
@@ -279,17 +289,19 @@ impl Store {
         } else {
             &HEARTBEAT
         };
-        self.update_returning(q, id, executor, now, Some(lease_until), ev)
+        self.update_returning(q, id, executor, now, lease_until, lease, ev)
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn update_returning(
         &self,
         q: &'static str,
         id: &TaskId,
         executor: &str,
         now: Millis,
-        lease_until: Option<Millis>,
+        lease_until: Millis,
+        lease: &str,
         ev: EventRecord,
     ) -> StoreResult<Option<Task>> {
         if let Db::Postgres(p) = &self.db {
@@ -297,11 +309,12 @@ impl Store {
                 .bind(id.as_str())
                 .bind(executor)
                 .bind(now)
-                .bind(lease_until);
+                .bind(lease_until)
+                .bind(lease);
             let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
             return row.map(Task::try_from).transpose();
         }
-        let (id, executor) = (id.clone(), executor.to_owned());
+        let (id, executor, lease) = (id.clone(), executor.to_owned(), lease.to_owned());
         let row: Option<TaskRow> = self
             .lite_write(move |c, events| {
                 let row = lite::query(c, q)?
@@ -309,6 +322,7 @@ impl Store {
                     .bind(executor.as_str())
                     .bind(now)
                     .bind(lease_until)
+                    .bind(lease.as_str())
                     .fetch_optional(TaskRow::from_lite)?;
                 if let Some(r) = &row {
                     events.push(PendingEvent::new(id.as_str(), r.instance_str(), now, &ev));
@@ -331,6 +345,7 @@ impl Store {
                 "claimed_by = NULL",
                 "claimed_at = NULL",
                 "lease_expires_at = NULL",
+                "lease_id = NULL",
                 "routed_to = NULL",
             ]);
         }
@@ -340,19 +355,22 @@ impl Store {
         ]);
         let q = format!(
             "UPDATE tasks SET {} WHERE id = $1 AND status IN ({}) \
-             AND (CAST($6 AS TEXT) IS NULL OR claimed_by = $6) RETURNING {TASK_COLUMNS}",
+             AND (CAST($6 AS TEXT) IS NULL OR claimed_by = $6) \
+             AND (CAST($7 AS TEXT) IS NULL OR (lease_id = $7 AND lease_expires_at >= $3)) \
+             RETURNING {TASK_COLUMNS}",
             sets.join(", "),
             status_list(req.from),
         );
         if let Db::Postgres(p) = &self.db {
-            let q = pg_with_event(&q, 6);
+            let q = pg_with_event(&q, 7);
             let q = sqlx::query_as(&q)
                 .bind(req.id.as_str())
                 .bind(req.to.as_str())
                 .bind(req.now)
                 .bind(req.feedback.map(to_json))
                 .bind(req.failure_reason)
-                .bind(req.claimer);
+                .bind(req.claimer)
+                .bind(req.lease);
             let row: Option<TaskRow> = bind_event!(q, req.now, req.event).fetch_optional(p).await?;
             return row.map(Task::try_from).transpose();
         }
@@ -366,6 +384,7 @@ impl Store {
                     .bind(owned.feedback.as_deref())
                     .bind(owned.failure_reason.as_deref())
                     .bind(owned.claimer.as_deref())
+                    .bind(owned.lease.as_deref())
                     .fetch_optional(TaskRow::from_lite)?;
                 if let Some(r) = &row {
                     events.push(PendingEvent::new(
@@ -446,7 +465,7 @@ impl Store {
     pub async fn expire_leases(&self, now: Millis) -> StoreResult<Vec<Task>> {
         let q = format!(
             "UPDATE tasks SET status = 'pending', claimed_by = NULL, claimed_at = NULL, \
-             lease_expires_at = NULL, updated_at = $1 \
+             lease_expires_at = NULL, lease_id = NULL, updated_at = $1 \
              WHERE status = 'claimed' AND lease_expires_at < $1 RETURNING {TASK_COLUMNS}"
         );
         let ev = EventRecord::new("lease_expired", "hopper");

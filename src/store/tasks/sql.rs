@@ -37,7 +37,7 @@ pub(super) static CLAIM_NEXT_SQLITE: LazyLock<String> = LazyLock::new(|| claim_n
 fn claim_next_sql(lock: &str) -> String {
     format!(
         "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
-         lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
+         lease_expires_at = $4, lease_id = $5, attempts = attempts + 1, updated_at = $3 \
          WHERE status = 'pending' AND id = (SELECT id FROM tasks \
             WHERE instance_id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
             ORDER BY priority DESC, id LIMIT 1 {lock}) \
@@ -87,25 +87,30 @@ pub(super) static INSERT_DELEGATING_PG_EV: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub(super) static CLAIM_NEXT_PG_EV: LazyLock<String> =
-    LazyLock::new(|| pg_with_event(&CLAIM_NEXT_PG, 4));
+    LazyLock::new(|| pg_with_event(&CLAIM_NEXT_PG, 5));
 pub(super) static CLAIM_ONE_PG_EV: LazyLock<String> =
-    LazyLock::new(|| pg_with_event(&CLAIM_ONE, 4));
+    LazyLock::new(|| pg_with_event(&CLAIM_ONE, 5));
 pub(super) static HEARTBEAT_PG_EV: LazyLock<String> =
-    LazyLock::new(|| pg_with_event(&HEARTBEAT, 4));
+    LazyLock::new(|| pg_with_event(&HEARTBEAT, 5));
 
+/// Claims one task: a pending one, or one whose lease has run out even if the sweeper has
+/// not returned it yet (the expired holder's lease no longer counts either way).
 pub(super) static CLAIM_ONE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
-         lease_expires_at = $4, attempts = attempts + 1, updated_at = $3 \
-         WHERE id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
+         lease_expires_at = $4, lease_id = $5, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = $1 AND (status = 'pending' OR (status = 'claimed' AND lease_expires_at < $3)) \
+         AND (executor IS NULL OR executor = $2) \
          RETURNING {TASK_COLUMNS}"
     )
 });
 
+/// Extends a lease: only under the current, unexpired lease of its executor.
 pub(super) static HEARTBEAT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE tasks SET lease_expires_at = $4, updated_at = $3 \
-         WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 RETURNING {TASK_COLUMNS}"
+         WHERE id = $1 AND status = 'claimed' AND claimed_by = $2 AND lease_id = $5 \
+         AND lease_expires_at >= $3 RETURNING {TASK_COLUMNS}"
     )
 });
 
