@@ -10,6 +10,14 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The README tour test runs the README's shell blocks, which use curl and jq.
+if ! command -v jq >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  echo "installing jq and curl..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq jq curl >/dev/null
+fi
+
 version=$(ls /etc/postgresql | sort -n | tail -n 1)
 if ! pg_lsclusters -h | grep -q "^${version} *main .* online"; then
   pg_ctlcluster "${version}" main start

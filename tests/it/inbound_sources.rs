@@ -325,15 +325,24 @@ async fn email_over_http_with_replies(backend: Backend) {
     );
     assert_eq!(task.requester.as_deref(), Some("ana@example.com"));
 
-    // The reply (HTML only) becomes a comment on that task, not a new task.
+    // The reply (HTML only) becomes a comment, not a new task: on the task that holds the
+    // work now (the project's, which a worker may have claimed), not the global one.
+    let web = InstanceId::parse("hopper-web").unwrap();
+    let work = eventually(|| async {
+        let filter = hopper::domain::TaskFilter::default();
+        let tasks = server.engine.list_tasks(&web, &filter).await.ok()?;
+        tasks.into_iter().next()
+    })
+    .await;
+    assert_eq!(work.parent_task_id.as_ref(), Some(&id));
     let (s, body) = post_mail(&server, MAIL_REPLY, "mail-token").await;
     assert_eq!(
         (s, body["status"].as_str()),
         (200, Some("commented")),
         "{body}"
     );
-    assert_eq!(body["task_id"].as_str(), Some(id.as_str()));
-    let history = server.engine.task_history(&id).await.unwrap();
+    assert_eq!(body["task_id"].as_str(), Some(work.id.as_str()));
+    let history = server.engine.task_history(&work.id).await.unwrap();
     let comment = history
         .iter()
         .find(|e| e.kind == "comment")

@@ -119,11 +119,15 @@ pub struct TaskDraft {
 }
 
 impl TaskDraft {
+    /// A draft titled `title`, made one clean line (see [`TaskDraft::clean_title`]): sources
+    /// build drafts from subjects and titles that anyone can write.
     pub fn new(title: impl Into<String>) -> Self {
-        Self {
+        let mut draft = Self {
             title: title.into(),
             ..Self::default()
-        }
+        };
+        draft.clean_title();
+        draft
     }
 
     pub fn with_tags<I, S>(mut self, tags: I) -> Self
@@ -152,13 +156,15 @@ impl TaskDraft {
     /// through the API is refused for them.
     pub fn clean_title(&mut self) {
         if self.title.chars().any(char::is_control) {
-            self.title = self
+            let clean = self
                 .title
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
-                .trim()
-                .to_owned();
+                .collect::<String>();
+            self.title = match clean.trim() {
+                "" => "(untitled)".to_owned(),
+                t => t.to_owned(),
+            };
         }
     }
 
