@@ -194,9 +194,6 @@ fn sqlite_writer_options(path: &Path, full_sync: bool) -> SqliteConnectOptions {
         .synchronous(SqliteSynchronous::Normal)
 }
 
-/// How long a pooled SQLite connection may sit unused before it is closed.
-const SQLITE_IDLE: Duration = Duration::from_secs(30);
-
 async fn open_sqlite_file(
     path: &Path,
     size: Option<u32>,
@@ -210,20 +207,13 @@ async fn open_sqlite_file(
     let writer_opts = sqlite_writer_options(path, full_sync);
     // A local file cannot go stale like a network connection: skip the ping sqlx would
     // otherwise send before handing out every connection (a full round trip per transaction).
-    // Every sqlx SQLite connection is a thread and a file handle. With a file per project,
-    // hundreds of mostly idle projects kept ~7 threads each (500 projects: 3,369 threads), so
-    // pooled connections close after a quiet spell and reopen on demand (~0.1 ms for a file).
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        .min_connections(0)
-        .idle_timeout(SQLITE_IDLE)
         .test_before_acquire(false)
         .connect_with(writer_opts)
         .await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(size.unwrap_or(8))
-        .min_connections(0)
-        .idle_timeout(SQLITE_IDLE)
         .test_before_acquire(false)
         .connect_with(opts.read_only(true))
         .await?;
