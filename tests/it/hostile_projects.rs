@@ -294,3 +294,44 @@ async fn auto_created_projects_are_bounded(backend: Backend) {
     assert_eq!(projects.len(), 4, "three made up, one known");
 }
 on_both!(auto_created_projects_are_bounded);
+
+/// A task whose routing can never succeed (its project's database cannot be opened) is not
+/// retried for ever: after 5 tries it waits in triage with the reason.
+#[tokio::test]
+async fn routing_that_keeps_failing_is_parked_in_triage() {
+    let mut env = TestEnv::new(Backend::Sqlite).await;
+    env.inbound
+        .insert("email".into(), json!({ "token": "mail-token" }));
+    let mut configs = env.configs();
+    configs.project.persistence.storage = hopper::config::Storage::Sqlite;
+    configs.project.persistence.path = Some("/proc/no-such-dir/{project_name}.db".into());
+    let engine = hopper::Engine::open(configs.clone()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(hopper::server::run(
+        engine.clone(),
+        Secret::new("t".to_owned()),
+        listener,
+        stop.clone(),
+    ));
+    let mail = b"From: ana@example.com\r\nTo: hopper+broken@example.com\r\nSubject: Unroutable\r\nMessage-ID: <u1@example.com>\r\n\r\nbody\r\n";
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/webhooks/email"))
+        .header("content-type", "message/rfc822")
+        .bearer_auth("mail-token")
+        .body(mail.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = tasks_in(&engine, &InstanceId::global()).await[0].id.clone();
+    for _ in 0..6 {
+        engine.recover().await.unwrap();
+    }
+    let t = engine.get_task(&id).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Pending);
+    let why = t.routing_reason.unwrap_or_default();
+    assert!(why.contains("routing failed 5 times"), "{why}");
+    stop.cancel();
+}
