@@ -167,6 +167,15 @@ pub struct ChildInstancesConfig {
     /// triage with the reason); `0` lifts the bound.
     #[serde(default = "default_max_children")]
     pub max_children: usize,
+    /// A project with a database file of its own that nobody used for this long (and that
+    /// holds no claimed or delegated work) has the file closed, its threads ended; the next
+    /// use opens it again. `0`: never.
+    #[serde(default = "default_idle_close_seconds")]
+    pub idle_close_seconds: u64,
+}
+
+fn default_idle_close_seconds() -> u64 {
+    300
 }
 
 fn default_max_children() -> usize {
@@ -255,6 +264,7 @@ impl HopperConfig {
                 default_config: None,
                 max_depth: 2,
                 max_children: default_max_children(),
+                idle_close_seconds: default_idle_close_seconds(),
             },
             tasks: TasksConfig {
                 lease_seconds: 300,

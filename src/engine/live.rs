@@ -55,6 +55,12 @@ impl LiveNodes {
         }
     }
 
+    /// Takes a project out of the map without changing the project list routers see: it
+    /// still exists, only its database is closed until `Engine::node` loads it again.
+    pub fn park(&mut self, id: &InstanceId) -> Option<Arc<Node>> {
+        self.map.remove(id)
+    }
+
     /// The live projects, as routers see them.
     pub fn projects(&self) -> Arc<[ProjectInfo]> {
         self.projects.clone()

@@ -4,6 +4,7 @@
 
 mod add;
 mod bubble;
+mod idle;
 mod inbound;
 mod lifecycle;
 mod live;
@@ -185,6 +186,7 @@ impl Engine {
     ) -> futures::future::BoxFuture<'a, Result<Arc<Node>>> {
         Box::pin(async move {
             if let Some(n) = self.inner.nodes.read().await.get(id) {
+                n.touch();
                 return Ok(n.clone());
             }
             let missing = || HopperError::NotFound(format!("instance `{id}` not found"));

@@ -26,9 +26,20 @@ pub struct Node {
     /// The project this instance belongs to (itself, for a project).
     pub project: Option<String>,
     pub created_at: Millis,
+    /// When this process last looked the instance up (see `Engine::close_idle_projects`).
+    pub(super) last_used: std::sync::atomic::AtomicI64,
 }
 
 impl Node {
+    pub(super) fn touch(&self) {
+        self.last_used
+            .store(now_millis(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn last_used(&self) -> Millis {
+        self.last_used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn id(&self) -> &InstanceId {
         &self.instance.instance_id
     }
@@ -106,6 +117,7 @@ impl Engine {
             run: None,
             depth: 0,
             created_at: now,
+            last_used: now.into(),
             store: self.inner.registry.clone(),
             config: root_cfg,
             instance: root,
@@ -252,6 +264,7 @@ impl Engine {
             run,
             project,
             created_at: now_millis(),
+            last_used: now_millis().into(),
             store,
             config,
             instance,

@@ -45,6 +45,11 @@ pub fn spawn_sweeper(engine: Engine, shutdown: CancellationToken) -> tokio::task
             {
                 tracing::warn!(error = %e, "periodic recovery failed");
             }
+            if n.is_multiple_of(RECOVER_EVERY)
+                && let Err(e) = engine.close_idle_projects().await
+            {
+                tracing::warn!(error = %e, "closing idle projects failed");
+            }
             if n.is_multiple_of(RETENTION_EVERY)
                 && let Err(e) = engine.sweep_retention().await
             {

@@ -82,8 +82,13 @@ impl Drop for WalFrames<'_> {
     }
 }
 
-/// Runs until `writer` is closed.
-pub(super) fn spawn(database: PathBuf, opts: SqliteConnectOptions, writer: SqlitePool) {
+/// Runs until `writer` is closed or the store is gone (`alive` cannot be upgraded).
+pub(super) fn spawn(
+    database: PathBuf,
+    opts: SqliteConnectOptions,
+    writer: SqlitePool,
+    alive: std::sync::Weak<()>,
+) {
     tokio::spawn(async move {
         let Ok(mut conn) = opts.connect().await else {
             tracing::warn!("no checkpoint connection: the WAL is checkpointed on close only");
@@ -91,7 +96,7 @@ pub(super) fn spawn(database: PathBuf, opts: SqliteConnectOptions, writer: Sqlit
         };
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !writer.is_closed() {
+        while !writer.is_closed() && alive.strong_count() > 0 {
             tick.tick().await;
             // (busy, frames in the WAL, frames copied)
             let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
@@ -150,7 +155,13 @@ mod tests {
             finish_frames: 64,
         };
         let committer = Committer::start(own, Some(sync)).unwrap();
-        spawn(path.clone(), opts, pool.clone());
+        let alive = std::sync::Arc::new(());
+        spawn(
+            path.clone(),
+            opts,
+            pool.clone(),
+            std::sync::Arc::downgrade(&alive),
+        );
         // 16 MB in rows of 4 KB, written by 32 writers that never stop.
         let rows = 4_000;
         let writers = (0..32).map(|w| {

@@ -82,6 +82,9 @@ pub struct Store {
     /// PostgreSQL only: group commit for routing stored tasks, on the relaxed pool.
     pg_routes: Option<batch_pg::PgBatcher<delegations::Route>>,
     key: StoreKey,
+    /// Background work of this store (the checkpointer) holds only a `Weak` of this, so it
+    /// ends once every handle is gone: forgetting an idle store releases its threads.
+    _alive: std::sync::Arc<()>,
 }
 
 impl Store {

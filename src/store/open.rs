@@ -106,6 +106,7 @@ impl StoreSet {
             StoreKey::Postgres(url) => Some(open_relaxed_postgres(url).await?),
             _ => None,
         };
+        let alive = Arc::new(());
         let committer = match (&db, key) {
             (Db::Sqlite(writer), StoreKey::SqliteFile(path)) => {
                 let own = sqlite_writer_options(path, self.sqlite_full_sync)
@@ -121,7 +122,8 @@ impl StoreSet {
                 };
                 let committer = Committer::start(own, sync)?;
                 let opts = sqlite_options(path, self.sqlite_full_sync);
-                super::checkpoint::spawn(path.clone(), opts, writer.clone());
+                let weak = Arc::downgrade(&alive);
+                super::checkpoint::spawn(path.clone(), opts, writer.clone(), weak);
                 Some(committer)
             }
             (Db::Sqlite(pool), _) => Some(Committer::start(Writer::Shared(pool.clone()), None)?),
@@ -146,11 +148,18 @@ impl StoreSet {
             pg_records,
             pg_routes,
             key: key.clone(),
+            _alive: alive,
         };
         store.migrate().await?;
         tracing::info!(store = %key.describe(), "store opened");
         open.insert(key.clone(), store.clone());
         Ok(store)
+    }
+
+    /// Drops the set's handle on `key`'s store. Once the last handle elsewhere is gone, its
+    /// connections, threads and files are released; `get` opens it again when next needed.
+    pub async fn forget(&self, key: &StoreKey) -> Option<Store> {
+        self.open.lock().await.remove(key)
     }
 
     pub async fn all(&self) -> Vec<Store> {

@@ -335,3 +335,74 @@ async fn routing_that_keeps_failing_is_parked_in_triage() {
     assert!(why.contains("routing failed 5 times"), "{why}");
     stop.cancel();
 }
+
+/// Open handles on files under `dir` (what an idle project keeps open).
+fn open_files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|target| target.starts_with(dir))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Projects with files of their own are closed when idle (their threads and handles go) and
+/// opened again on the next use; a project holding a claim stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_project_files_are_closed_and_reopened() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let projects_dir = env.dir.path().join("projects");
+    let mut configs = env.configs();
+    configs.project.persistence.storage = hopper::config::Storage::Sqlite;
+    configs.project.persistence.path =
+        Some(format!("{}/{{project_name}}.db", projects_dir.display()));
+    let engine = hopper::Engine::open(configs).await.unwrap();
+    let g = global(&engine);
+    for i in 0..10 {
+        let mut d = TaskDraft::new(format!("job {i}"));
+        d.project = Some(format!("p{i}"));
+        assert_eq!(g.add_task(d).await.unwrap().status, TaskStatus::Routed);
+    }
+    let p3 = InstanceId::parse("hopper-p3").unwrap();
+    let claimed = engine.get_next(&p3, "w").await.unwrap().unwrap();
+    let open = open_files_under(&projects_dir);
+    assert!(open >= 30, "ten project files open: {open}");
+
+    assert_eq!(
+        engine.close_projects_idle_for(0).await.unwrap(),
+        9,
+        "p3 holds a claim"
+    );
+    eventually(|| async {
+        let open = open_files_under(&projects_dir);
+        (open <= 15).then_some(())
+    })
+    .await;
+
+    // Next use opens the file again; nothing was lost.
+    let p5 = InstanceId::parse("hopper-p5").unwrap();
+    let t = engine.get_next(&p5, "w").await.unwrap().unwrap();
+    assert_eq!(t.title, "job 5");
+    engine
+        .complete(&t.id, &hopper::domain::Actor::holder(&t).unwrap(), None)
+        .await
+        .unwrap();
+    engine
+        .complete(
+            &claimed.id,
+            &hopper::domain::Actor::holder(&claimed).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut d = TaskDraft::new("again");
+    d.project = Some("p7".into());
+    assert_eq!(g.add_task(d).await.unwrap().status, TaskStatus::Routed);
+    let done = tasks_in(&engine, &InstanceId::global())
+        .await
+        .into_iter()
+        .filter(|t| t.status == TaskStatus::Done)
+        .count();
+    assert_eq!(done, 2, "both completions bubbled to global");
+}
