@@ -11,5 +11,6 @@ mod inbound_github;
 mod inbound_sources;
 mod leases;
 mod recovery;
+mod secrets;
 mod slow_clients;
 mod support;
