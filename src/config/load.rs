@@ -2,7 +2,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{HopperConfig, RoutingRules, Secret, Storage};
+use super::redact::Expanded;
+use super::{HopperConfig, MASK, RoutingRules, Secret, Storage, mask_url_passwords};
 use crate::domain::Scope;
 
 /// A configuration mistake, reported at start-up with the file, the key and the reason.
@@ -25,12 +26,28 @@ impl ConfigError {
 }
 
 /// Settings from the command line or `HOPPER_*` variables; they win over the file.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Overrides {
     pub database_url: Option<String>,
     pub data_dir: Option<String>,
     pub bind: Option<String>,
     pub admin_token: Option<String>,
+}
+
+/// The admin token and a database password must not reach a log line through `{:?}`.
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self
+            .database_url
+            .as_deref()
+            .map(|u| mask_url_passwords(u).unwrap_or_else(|| u.to_owned()));
+        f.debug_struct("Overrides")
+            .field("database_url", &url)
+            .field("data_dir", &self.data_dir)
+            .field("bind", &self.bind)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| MASK))
+            .finish()
+    }
 }
 
 impl Overrides {
@@ -129,15 +146,21 @@ impl ConfigSet {
             self.root.persistence.storage = storage;
             self.root.persistence.url = Some(url.clone());
             self.root.persistence.path = None;
+            for key in ["storage", "url", "path"] {
+                self.root.forget_expanded(&["persistence", key]);
+            }
         }
         if let Some(dir) = &o.data_dir {
             self.root.server.data_dir = dir.clone();
+            self.root.forget_expanded(&["server", "data_dir"]);
         }
         if let Some(bind) = &o.bind {
             self.root.server.bind = bind.clone();
+            self.root.forget_expanded(&["server", "bind"]);
         }
         if let Some(token) = &o.admin_token {
             self.root.server.admin_token = Some(Secret::new(token.clone()));
+            self.root.forget_expanded(&["server", "admin_token"]);
         }
     }
 
@@ -202,7 +225,8 @@ fn load_file(path: &Path, expect: Option<Scope>) -> Result<HopperConfig, ConfigE
     if value.is_null() {
         value = Value::Object(Default::default());
     }
-    expand_env(&mut value).map_err(|(key, reason)| ConfigError::new(&file, key, reason))?;
+    let expanded =
+        expand_env(&mut value).map_err(|(key, reason)| ConfigError::new(&file, key, reason))?;
     let scope = match value.get("scope") {
         None => expect.unwrap_or(Scope::Global),
         Some(v) => v
@@ -224,10 +248,12 @@ fn load_file(path: &Path, expect: Option<Scope>) -> Result<HopperConfig, ConfigE
         .map_err(|e| ConfigError::new(&file, "(defaults)", e.to_string()))?;
     strip_redacted(&mut merged);
     merge(&mut merged, value);
-    serde_path_to_error::deserialize(merged).map_err(|e| {
+    let mut config: HopperConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::new(&file, key, e.into_inner().to_string())
-    })
+    })?;
+    config.expanded = expanded;
+    Ok(config)
 }
 
 /// Overlays `over` on `base`: maps merge key by key, anything else replaces.
@@ -259,29 +285,40 @@ fn strip_redacted(v: &mut Value) {
     }
 }
 
-fn expand_env(v: &mut Value) -> Result<(), (String, String)> {
-    fn walk(v: &mut Value, path: &mut Vec<String>) -> Result<(), (String, String)> {
+/// Expands every string in place and says where each expanded value sits, with the text it
+/// was written as: values from the environment are treated as secrets wherever they land.
+fn expand_env(v: &mut Value) -> Result<Vec<Expanded>, (String, String)> {
+    type Found = Vec<Expanded>;
+    fn walk(
+        v: &mut Value,
+        path: &mut Vec<String>,
+        found: &mut Found,
+    ) -> Result<(), (String, String)> {
         match v {
             Value::String(s) if s.contains("${") => {
                 let expanded = expand_str(s).map_err(|r| (path.join("."), r))?;
                 // An unset variable with no default leaves the key unset, so its default applies.
-                *v = if expanded.is_empty() {
-                    Value::Null
+                if expanded.is_empty() {
+                    *v = Value::Null;
                 } else {
-                    Value::String(expanded)
-                };
+                    let template = std::mem::replace(s, expanded);
+                    found.push(Expanded {
+                        path: path.clone(),
+                        template,
+                    });
+                }
             }
             Value::Object(m) => {
                 for (k, child) in m.iter_mut() {
                     path.push(k.clone());
-                    walk(child, path)?;
+                    walk(child, path, found)?;
                     path.pop();
                 }
             }
             Value::Array(a) => {
                 for (i, child) in a.iter_mut().enumerate() {
                     path.push(i.to_string());
-                    walk(child, path)?;
+                    walk(child, path, found)?;
                     path.pop();
                 }
             }
@@ -289,7 +326,9 @@ fn expand_env(v: &mut Value) -> Result<(), (String, String)> {
         }
         Ok(())
     }
-    walk(v, &mut Vec::new())
+    let mut found = Vec::new();
+    walk(v, &mut Vec::new(), &mut found)?;
+    Ok(found)
 }
 
 /// `${NAME}` or `${NAME:-fallback}`; an unset `${NAME}` expands to nothing.
@@ -333,6 +372,39 @@ mod tests {
         assert_eq!(expand_str("${HOPPER_TEST_SURELY_UNSET}").unwrap(), "");
         assert!(expand_str("${oops").is_err());
         assert!(expand_str("${a b}").is_err());
+    }
+
+    #[test]
+    fn expanded_values_are_shown_as_written_and_overrides_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("global.yaml");
+        // PATH is set wherever tests run: a variable the test need not set itself.
+        let yaml = "intelligence:\n  provider: rules\n  model: ${PATH}\n\
+                    server:\n  bind: ${PATH:-127.0.0.1:1}\n  data_dir: ${PATH}\n\
+                    persistence:\n  storage: sqlite\n  url: ${PATH}\n\
+                    inbound:\n  github:\n    secret: ${PATH}\n";
+        std::fs::write(&file, yaml).unwrap();
+        let o = Overrides {
+            database_url: Some("postgres://u:pw-9f@h/db".into()),
+            admin_token: Some("tok-9f".into()),
+            ..Overrides::default()
+        };
+        let set = ConfigSet::load(Some(&file), &o).unwrap();
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(set.root.intelligence.model.as_deref(), Some(path.as_str()));
+        let shown = set.root.registry_json();
+        assert_eq!(shown["intelligence"]["model"], "${PATH}");
+        assert_eq!(shown["server"]["bind"], "${PATH:-127.0.0.1:1}");
+        assert_eq!(shown["server"]["data_dir"], "${PATH}");
+        assert_eq!(shown["persistence"]["url"], "postgres://u:***@h/db");
+        assert_eq!(shown["server"]["admin_token"], "***");
+        assert_eq!(shown["inbound"]["github"]["secret"], "***");
+        let debug = format!("{set:?} {o:?}");
+        assert!(debug.contains("${PATH}"), "{debug}");
+        assert!(
+            !debug.contains("pw-9f") && !debug.contains("tok-9f"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use crate::domain::Scope;
 
 pub use hopper_integration_api::Secret;
 
-/// One instance's configuration: the shape of `config/*.yaml`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One instance's configuration: the shape of `config/*.yaml`. `Debug` shows the redacted
+/// registry form (see `registry_json`).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HopperConfig {
     pub scope: Scope,
@@ -29,6 +30,9 @@ pub struct HopperConfig {
     /// its integration. Only read from the root instance's file.
     #[serde(default)]
     pub inbound: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The values the file wrote as `${VAR}`, so the registry never sees what they expand to.
+    #[serde(skip)]
+    pub(super) expanded: Vec<super::redact::Expanded>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +277,7 @@ impl HopperConfig {
             orchestration: OrchestrationConfig::default(),
             server: ServerConfig::default(),
             inbound: Default::default(),
+            expanded: Vec::new(),
         }
     }
 

@@ -2,7 +2,15 @@
 
 use super::rows::InstanceRow;
 use super::{Store, StoreResult, on_db};
+use crate::config::redact_json;
 use crate::domain::{Instance, InstanceFilter, InstanceId, InstanceStatus, Millis, Scope};
+
+/// The second net on the way out: whatever an older row or a hand-edited database holds, what
+/// a key name or a URL marks as secret is not shown.
+fn redacted(mut instance: Instance) -> Instance {
+    redact_json(&mut instance.config);
+    instance
+}
 
 const COLUMNS: &str =
     "instance_id, scope, parent_instance_id, config, status, metadata, summary, created_at";
@@ -40,6 +48,9 @@ impl Store {
         if n > 0 {
             self.durable().await?;
         }
+        if new.parent.is_none() {
+            self.scrub_registry().await?;
+        }
         let inst = self.get_instance(new.id).await?.ok_or_else(|| {
             super::StoreError::Corrupt(format!("instance {} vanished after insert", new.id))
         })?;
@@ -49,7 +60,7 @@ impl Store {
     pub async fn get_instance(&self, id: &InstanceId) -> StoreResult<Option<Instance>> {
         let q = format!("SELECT {COLUMNS} FROM hopper_instances WHERE instance_id = $1");
         let row: Option<InstanceRow> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
-        row.map(Instance::try_from).transpose()
+        row.map(|r| Instance::try_from(r).map(redacted)).transpose()
     }
 
     pub async fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
@@ -65,7 +76,41 @@ impl Store {
             .bind(filter.include_archived)
             .fetch_all(p)
             .await?);
-        rows.into_iter().map(Instance::try_from).collect()
+        rows.into_iter()
+            .map(|r| Instance::try_from(r).map(redacted))
+            .collect()
+    }
+
+    /// Rows written before configurations were redacted at registration still hold secrets in
+    /// clear. The root registers once per start-up, so that is when they are rewritten.
+    async fn scrub_registry(&self) -> StoreResult<()> {
+        const ALL: &str = "SELECT instance_id, config FROM hopper_instances";
+        // Only where the row still holds what was read: a concurrent write is not undone.
+        const Q: &str =
+            "UPDATE hopper_instances SET config = $2 WHERE instance_id = $1 AND config = $3";
+        let rows: Vec<(String, String)> =
+            on_db!(&self.db, p => sqlx::query_as(ALL).fetch_all(p).await?);
+        let mut changed = false;
+        for (id, text) in rows {
+            let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if !redact_json(&mut config) {
+                continue;
+            }
+            let n = on_db!(&self.db, p => sqlx::query(Q)
+                .bind(&id)
+                .bind(config.to_string())
+                .bind(&text)
+                .execute(p)
+                .await?
+                .rows_affected());
+            changed |= n > 0;
+        }
+        if changed {
+            self.durable().await?;
+        }
+        Ok(())
     }
 
     pub async fn set_instance_status(

@@ -14,6 +14,7 @@ mod inbound_sources;
 mod leases;
 mod readme;
 mod recovery;
+mod secrets;
 mod slow_clients;
 mod stopping;
 mod support;
