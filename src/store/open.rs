@@ -36,8 +36,10 @@ impl StoreKey {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(StoreKey::Postgres(url.to_owned()))
         } else {
+            // The URL may carry a password: the message names the URL with it masked.
+            let shown = crate::config::mask_url_passwords(url).unwrap_or_else(|| url.to_owned());
             Err(format!(
-                "`{url}` is neither a sqlite: nor a postgres:// URL"
+                "`{shown}` is neither a sqlite: nor a postgres:// URL"
             ))
         }
     }
@@ -296,4 +298,16 @@ async fn open_postgres(url: &str, size: Option<u32>) -> StoreResult<Db> {
         .connect(url)
         .await?;
     Ok(Db::Postgres(pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_url_is_named_without_its_password() {
+        let err = StoreKey::from_url("mysql://u:hunter2@db/x").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("mysql://u:"), "{err}");
+    }
 }
