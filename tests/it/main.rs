@@ -12,4 +12,5 @@ mod inbound_sources;
 mod leases;
 mod recovery;
 mod slow_clients;
+mod smtp_hardening;
 mod support;
