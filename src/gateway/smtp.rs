@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use hopper_email::EmailSource;
 use hopper_email::smtp::{Envelope, Rejection, Sink};
-use hopper_integration_api::{InboundSource, SourceSettings};
+use hopper_integration_api::{InboundError, InboundSource, SourceSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -27,10 +27,13 @@ impl Sink for EngineSink {
         envelope: Envelope,
     ) -> BoxFuture<'_, Result<String, Rejection>> {
         Box::pin(async move {
-            let interpretation = self
-                .source
-                .interpret_raw(&raw, &envelope.recipients)
-                .map_err(|e| Rejection::Permanent(e.to_string()))?;
+            let interpretation =
+                self.source
+                    .interpret_smtp(&raw, &envelope)
+                    .map_err(|e| match e {
+                        InboundError::Refused(why) => Rejection::Refused(why),
+                        other => Rejection::Permanent(other.to_string()),
+                    })?;
             let instance = self
                 .source
                 .instance()

@@ -16,5 +16,6 @@ mod readme;
 mod recovery;
 mod secrets;
 mod slow_clients;
+mod smtp_hardening;
 mod stopping;
 mod support;

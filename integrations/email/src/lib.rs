@@ -5,6 +5,7 @@
 
 mod config;
 pub mod parse;
+mod policy;
 pub mod smtp;
 
 use hopper_integration_api::{
@@ -39,18 +40,19 @@ impl EmailSource {
     /// From the `inbound.email` section (the SMTP listener builds its own copy this way).
     pub fn from_settings(settings: &SourceSettings<'_>) -> Result<Self, String> {
         let config: EmailConfig = settings.parse()?;
+        config.validate()?;
         let token = settings.secret(config.token.clone(), "HOPPER_EMAIL_TOKEN");
         Ok(Self::new(config, token))
     }
 
     /// Interprets a raw message that arrived by SMTP (the listener already applied its
-    /// recipient policy), with the envelope recipients.
-    pub fn interpret_raw(
+    /// recipient policy) with its envelope; see [`parse::interpret_smtp`].
+    pub fn interpret_smtp(
         &self,
         raw: &[u8],
-        recipients: &[String],
+        envelope: &smtp::Envelope,
     ) -> Result<Interpretation, InboundError> {
-        parse::interpret(&self.config, raw, recipients)
+        parse::interpret_smtp(&self.config, raw, envelope)
     }
 }
 

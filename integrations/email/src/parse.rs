@@ -3,10 +3,11 @@
 
 use hopper_integration_api::text::{clip, title};
 use hopper_integration_api::{InboundError, Interpretation, SourceRef, TaskDraft};
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::{Message, MessageParser, MimeHeaders};
 use serde_json::json;
 
-use crate::EmailConfig;
+use crate::smtp::Envelope;
+use crate::{EmailConfig, policy};
 
 /// Whether `sender` matches an allowlist entry (`user@host` or `*@host`).
 pub fn sender_allowed(allowed: &[String], sender: &str) -> bool {
@@ -37,25 +38,62 @@ fn angle_trim(id: &str) -> String {
         .to_owned()
 }
 
+/// A message from the HTTP door: a sender turned away by policy is recorded as ignored, with
+/// the reason (the caller holds the token, so it can see why in `hopper events`).
 pub fn interpret(
     config: &EmailConfig,
     raw: &[u8],
     envelope_rcpt: &[String],
 ) -> Result<Interpretation, InboundError> {
-    let msg = MessageParser::default()
-        .parse(raw)
-        .filter(|m| !m.headers().is_empty())
-        .ok_or_else(|| InboundError::Malformed("not an RFC 5322 message".into()))?;
-    let message_id = msg.message_id().map(angle_trim);
-    let from = msg.from().and_then(|a| a.first());
-    let sender = from
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_owned();
-    if !sender_allowed(&config.allowed_senders, &sender) {
-        let reason = format!("sender `{sender}` is not on the allowlist");
+    let msg = parse(raw)?;
+    let sender = from_address(&msg);
+    if let Err(reason) = policy::admit(config, &msg, &sender, None) {
+        let message_id = msg.message_id().map(angle_trim);
         return Ok(Interpretation::ignored(message_id, "email", reason));
     }
+    Ok(to_task(config, &msg, sender, envelope_rcpt))
+}
+
+/// A message that came over SMTP: the envelope sender must pass the allowlist as well as the
+/// From header, and a refusal is [`InboundError::Refused`], which the listener answers with
+/// `550 5.7.1` so the sender learns of it (nothing is stored: unauthenticated strangers could
+/// otherwise fill the event log).
+pub fn interpret_smtp(
+    config: &EmailConfig,
+    raw: &[u8],
+    envelope: &Envelope,
+) -> Result<Interpretation, InboundError> {
+    let msg = parse(raw)?;
+    let sender = from_address(&msg);
+    policy::admit(config, &msg, &sender, Some(&envelope.mail_from))
+        .map_err(InboundError::Refused)?;
+    Ok(to_task(config, &msg, sender, &envelope.recipients))
+}
+
+fn parse(raw: &[u8]) -> Result<Message<'_>, InboundError> {
+    MessageParser::default()
+        .parse(raw)
+        .filter(|m| !m.headers().is_empty())
+        .ok_or_else(|| InboundError::Malformed("not an RFC 5322 message".into()))
+}
+
+/// The first From address, or "" when there is none.
+pub(crate) fn from_address(msg: &Message<'_>) -> String {
+    msg.from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn to_task(
+    config: &EmailConfig,
+    msg: &Message<'_>,
+    sender: String,
+    envelope_rcpt: &[String],
+) -> Interpretation {
+    let message_id = msg.message_id().map(angle_trim);
+    let from = msg.from().and_then(|a| a.first());
     let recipients: Vec<String> = envelope_rcpt
         .iter()
         .cloned()
@@ -134,7 +172,7 @@ pub fn interpret(
     });
     let labels: Vec<String> = Vec::new();
     config.mapping.apply(&mut d, None, &labels);
-    Ok(Interpretation::task(message_id, "email", d).replying_to(in_reply_to))
+    Interpretation::task(message_id, "email", d).replying_to(in_reply_to)
 }
 
 #[cfg(test)]

@@ -2,20 +2,28 @@
 //! Hopper a message. It relays nothing: `RCPT TO` accepts only the configured domains. A
 //! message is answered `250` only after the sink has committed it; a failure to commit is
 //! `451` (the sender keeps the message and retries), a refusal is `550`.
+//!
+//! Sessions are limited globally and per peer ([`peers`]); a client must start a transaction
+//! within `greeting_timeout_secs` (the longer `timeout_seconds` applies only once `MAIL FROM`
+//! is in), so idle connections cannot keep real senders out. Replies carry RFC 3463 enhanced
+//! status codes.
 
+mod peers;
+mod tls;
+
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::SmtpConfig;
+pub use tls::tls_acceptor;
 
 /// Where accepted messages go.
 pub trait Sink: Send + Sync + 'static {
@@ -26,6 +34,7 @@ pub trait Sink: Send + Sync + 'static {
 
 #[derive(Debug, Clone, Default)]
 pub struct Envelope {
+    /// The `MAIL FROM` reverse-path; empty for a bounce (`MAIL FROM:<>`).
     pub mail_from: String,
     pub recipients: Vec<String>,
 }
@@ -34,6 +43,8 @@ pub struct Envelope {
 pub enum Rejection {
     /// 5xx: do not retry.
     Permanent(String),
+    /// 5xx, by policy (sender not allowed, not authenticated): `550 5.7.1`.
+    Refused(String),
     /// 4xx: try again later.
     Temporary(String),
 }
@@ -41,37 +52,21 @@ pub enum Rejection {
 /// Longest command line accepted (RFC 5321 allows 512; extensions add some).
 const MAX_LINE: usize = 4096;
 
-/// The TLS acceptor for `STARTTLS`, if the config names a certificate and key.
-pub fn tls_acceptor(config: &SmtpConfig) -> Result<Option<TlsAcceptor>, String> {
-    // An unset `${VAR:-}` leaves an empty string: that means "not configured".
-    let set = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let (Some(cert), Some(key)) = (set(&config.tls_cert), set(&config.tls_key)) else {
-        if config.require_tls {
-            return Err("smtp.require_tls needs smtp.tls_cert and smtp.tls_key".into());
-        }
-        return Ok(None);
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("smtp.tls_cert: {cert}: {e}"))?;
-    let key =
-        PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("smtp.tls_key: {key}: {e}"))?;
-    let server = ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("smtp TLS: {e}"))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| format!("smtp.tls_cert: {e}"))?;
-    Ok(Some(TlsAcceptor::from(Arc::new(server))))
-}
-
 struct Ctx {
     config: SmtpConfig,
     max_bytes: usize,
     sink: Arc<dyn Sink>,
     tls: Option<TlsAcceptor>,
+}
+
+impl Ctx {
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.config.timeout_seconds.max(1))
+    }
+
+    fn greeting(&self) -> Duration {
+        Duration::from_secs(self.config.greeting_timeout_secs.max(1))
+    }
 }
 
 /// Serves SMTP on `listener` until `shutdown` completes.
@@ -84,6 +79,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let peers = peers::PeerLimit::new(config.max_connections_per_peer);
     let ctx = Arc::new(Ctx {
         config,
         max_bytes: max_message_bytes,
@@ -96,14 +92,25 @@ pub async fn serve(
             _ = &mut shutdown => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, peer)) = accepted else {
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, typically: retrying at once would spin.
+                tracing::warn!(error = %e, "SMTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Some(slot) = peers.try_acquire(peer.ip()) else {
+            tracing::debug!(%peer, "SMTP peer over its connection limit");
+            turn_away(
+                &stream,
+                b"421 4.7.0 too many connections from your address, try later\r\n",
+            );
             continue;
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
-            let mut s = stream;
-            let _ = s
-                .write_all(b"421 too many connections, try later\r\n")
-                .await;
+            turn_away(&stream, b"421 4.3.2 too many connections, try later\r\n");
             continue;
         };
         let ctx = ctx.clone();
@@ -111,9 +118,15 @@ pub async fn serve(
             if let Err(e) = connection(stream, &ctx).await {
                 tracing::debug!(%peer, error = %e, "SMTP session ended");
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
+}
+
+/// Answers and closes without waiting on the client: a fresh socket takes a short reply
+/// without blocking, and the accept loop must never wait for a peer it is refusing.
+fn turn_away(stream: &TcpStream, reply: &[u8]) {
+    let _ = stream.try_write(reply);
 }
 
 fn domain_of(addr: &str) -> Option<String> {
@@ -127,7 +140,7 @@ fn path_arg(arg: &str) -> Option<(String, &str)> {
     Some((arg[start + 1..end].trim().to_owned(), arg[end + 1..].trim()))
 }
 
-async fn connection(stream: tokio::net::TcpStream, ctx: &Ctx) -> std::io::Result<()> {
+async fn connection(stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
     let greeting = format!("220 {} ESMTP Hopper\r\n", ctx.config.hostname);
     let Some(plain) = session(stream, ctx, false, Some(&greeting)).await? else {
         return Ok(());
@@ -135,9 +148,24 @@ async fn connection(stream: tokio::net::TcpStream, ctx: &Ctx) -> std::io::Result
     let Some(acceptor) = &ctx.tls else {
         return Ok(());
     };
-    // After STARTTLS the client starts over with EHLO, and gets no second greeting.
-    let secured = acceptor.accept(plain).await?;
+    // After STARTTLS the client starts over with EHLO, and gets no second greeting. The
+    // handshake is bounded too: a client stalling in it would hold its slots for good.
+    let secured = tokio::time::timeout(ctx.greeting(), acceptor.accept(plain))
+        .await
+        .map_err(|_| timed_out("TLS handshake"))??;
     session(secured, ctx, true, None).await.map(|_| ())
+}
+
+fn timed_out(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what)
+}
+
+/// Writes a reply within `within`: a client that stops reading would otherwise block the
+/// session, and keep its slots, once its unread replies fill the socket buffer.
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8], within: Duration) -> io::Result<()> {
+    tokio::time::timeout(within, w.write_all(bytes))
+        .await
+        .map_err(|_| timed_out("client is not reading"))?
 }
 
 /// One SMTP session on `stream`. Returns the stream when the client asked for STARTTLS (what
@@ -147,42 +175,72 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     secured: bool,
     greeting: Option<&str>,
-) -> std::io::Result<Option<S>> {
+) -> io::Result<Option<S>> {
     let (config, max_bytes, sink) = (&ctx.config, ctx.max_bytes, ctx.sink.as_ref());
     let offer_tls = ctx.tls.is_some() && !secured;
-    let timeout = Duration::from_secs(config.timeout_seconds.max(1));
+    let idle = ctx.idle();
     let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     let host = &config.hostname;
     if let Some(g) = greeting {
-        write.write_all(g.as_bytes()).await?;
+        send(&mut write, g.as_bytes(), idle).await?;
     }
+    let mut greeted = false;
     let mut env: Option<Envelope> = None;
+    // Outside a transaction the client must begin one by `start_by`, however many commands
+    // it sends meanwhile (NOOP keeps nothing alive); inside one, `idle` between commands.
+    let mut start_by = Instant::now() + ctx.greeting();
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = tokio::time::timeout(timeout, read_line(&mut reader, &mut line, MAX_LINE))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle"))??;
+        let deadline = match env {
+            Some(_) => Instant::now() + idle,
+            None => start_by,
+        };
+        let read = tokio::time::timeout_at(deadline, read_line(&mut reader, &mut line, MAX_LINE));
+        let Ok(read) = read.await else {
+            let bye = b"421 4.4.2 timeout, closing connection\r\n";
+            let _ = send(&mut write, bye, Duration::from_secs(1)).await;
+            return Err(timed_out("idle"));
+        };
+        let n = read?;
         if n == 0 {
             return Ok(None);
+        }
+        if n > line.len() {
+            // The rest of the line has been read and dropped, so the session is still in
+            // step: the client gets its error and may go on.
+            send(&mut write, b"500 5.5.2 line too long\r\n", idle).await?;
+            continue;
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
-        let reply: String = match verb.to_ascii_uppercase().as_str() {
+        let verb = verb.to_ascii_uppercase();
+        if matches!(verb.as_str(), "EHLO" | "HELO" | "RSET") && env.take().is_some() {
+            start_by = Instant::now() + ctx.greeting();
+        }
+        let reply: String = match verb.as_str() {
             "EHLO" => {
-                env = None;
+                greeted = true;
                 let tls = if offer_tls { "250-STARTTLS\r\n" } else { "" };
-                format!("250-{host}\r\n250-SIZE {max_bytes}\r\n{tls}250-8BITMIME\r\n250 PIPELINING")
+                format!(
+                    "250-{host}\r\n250-SIZE {max_bytes}\r\n{tls}250-8BITMIME\r\n\
+                     250-ENHANCEDSTATUSCODES\r\n250 PIPELINING"
+                )
             }
-            "HELO" => format!("250 {host}"),
+            "HELO" => {
+                greeted = true;
+                format!("250 {host}")
+            }
             "STARTTLS" if offer_tls => {
-                write.write_all(b"220 ready to start TLS\r\n").await?;
+                send(&mut write, b"220 2.0.0 ready to start TLS\r\n", idle).await?;
                 write.flush().await?;
                 return Ok(Some(reader.into_inner().unsplit(write)));
             }
+            "MAIL" if !greeted => "503 5.5.1 send HELO or EHLO first".into(),
             "MAIL" if config.require_tls && !secured => "530 5.7.0 issue STARTTLS first".into(),
+            "MAIL" if env.is_some() => "503 5.5.1 a transaction is open, RSET first".into(),
             "MAIL" => match path_arg(arg) {
                 Some((from, params)) => {
                     let declared = params.split_whitespace().find_map(|p| {
@@ -191,66 +249,72 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                             .and_then(|n| n.parse::<usize>().ok())
                     });
                     if declared.is_some_and(|n| n > max_bytes) {
-                        "552 message exceeds the size limit".into()
+                        "552 5.3.4 message exceeds the size limit".into()
                     } else {
                         env = Some(Envelope {
                             mail_from: from,
                             recipients: Vec::new(),
                         });
-                        "250 OK".into()
+                        "250 2.1.0 OK".into()
                     }
                 }
-                None => "501 syntax: MAIL FROM:<address>".into(),
+                None => "501 5.5.4 syntax: MAIL FROM:<address>".into(),
             },
             "RCPT" => match (&mut env, path_arg(arg)) {
-                (None, _) => "503 MAIL first".into(),
-                (_, None) => "501 syntax: RCPT TO:<address>".into(),
+                (None, _) => "503 5.5.1 send MAIL first".into(),
+                (_, None) => "501 5.5.4 syntax: RCPT TO:<address>".into(),
                 (Some(e), Some((to, _))) => {
                     let ok = domain_of(&to)
                         .is_some_and(|d| config.domains.iter().any(|a| a.eq_ignore_ascii_case(&d)));
                     if !ok {
-                        "550 relay not permitted".into()
+                        "550 5.7.1 relay not permitted".into()
                     } else if e.recipients.len() >= 100 {
-                        "452 too many recipients".into()
+                        "452 4.5.3 too many recipients".into()
                     } else {
                         e.recipients.push(to);
-                        "250 OK".into()
+                        "250 2.1.5 OK".into()
                     }
                 }
             },
             "DATA" => match env.take() {
                 Some(e) if !e.recipients.is_empty() => {
-                    write
-                        .write_all(b"354 end data with <CR><LF>.<CR><LF>\r\n")
-                        .await?;
-                    match read_data(&mut reader, max_bytes, timeout).await? {
-                        None => "552 message exceeds the size limit".into(),
-                        Some(raw) => match sink.deliver(raw, e).await {
-                            Ok(id) => format!("250 OK queued as {id}"),
-                            Err(Rejection::Permanent(why)) => format!("550 {}", one_line(&why)),
-                            Err(Rejection::Temporary(why)) => format!("451 {}", one_line(&why)),
-                        },
+                    let go = b"354 end data with <CR><LF>.<CR><LF>\r\n";
+                    send(&mut write, go, idle).await?;
+                    let data = read_data(&mut reader, max_bytes, idle).await?;
+                    start_by = Instant::now() + ctx.greeting();
+                    match data {
+                        None => "552 5.3.4 message exceeds the size limit".into(),
+                        Some(raw) => deliver(sink, raw, e).await,
                     }
                 }
                 other => {
                     env = other;
-                    "503 RCPT first".into()
+                    "503 5.5.1 send RCPT first".into()
                 }
             },
-            "RSET" => {
-                env = None;
-                "250 OK".into()
-            }
-            "NOOP" => "250 OK".into(),
-            "VRFY" => "252 cannot verify, send some mail".into(),
+            "RSET" | "NOOP" => "250 2.0.0 OK".into(),
+            "VRFY" => "252 2.5.0 cannot verify, send some mail".into(),
             "QUIT" => {
-                write.write_all(b"221 bye\r\n").await?;
+                send(&mut write, b"221 2.0.0 bye\r\n", idle).await?;
                 return Ok(None);
             }
-            _ => "502 command not implemented".into(),
+            _ => "502 5.5.1 command not implemented".into(),
         };
-        write.write_all(reply.as_bytes()).await?;
-        write.write_all(b"\r\n").await?;
+        send(&mut write, format!("{reply}\r\n").as_bytes(), idle).await?;
+    }
+}
+
+/// The reply to a complete message.
+async fn deliver(sink: &dyn Sink, raw: Vec<u8>, envelope: Envelope) -> String {
+    let from = envelope.mail_from.clone();
+    match sink.deliver(raw, envelope).await {
+        Ok(id) => format!("250 2.0.0 OK queued as {id}"),
+        Err(Rejection::Refused(why)) => {
+            tracing::info!(mail_from = %from, reason = %why, "SMTP message refused");
+            format!("550 5.7.1 {}", one_line(&why))
+        }
+        Err(Rejection::Permanent(why)) => format!("550 5.6.0 {}", one_line(&why)),
+        Err(Rejection::Temporary(why)) => format!("451 4.3.0 {}", one_line(&why)),
     }
 }
 
@@ -259,11 +323,12 @@ fn one_line(s: &str) -> String {
 }
 
 /// Reads one line of at most `max` bytes (longer lines are cut, the rest discarded).
+/// Returns the bytes consumed: more than `out.len()` when the line was cut.
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
     out: &mut Vec<u8>,
     max: usize,
-) -> std::io::Result<usize> {
+) -> io::Result<usize> {
     let mut total = 0;
     loop {
         let buf = r.fill_buf().await?;
@@ -290,7 +355,7 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
     max: usize,
     timeout: Duration,
-) -> std::io::Result<Option<Vec<u8>>> {
+) -> io::Result<Option<Vec<u8>>> {
     let mut msg = Vec::new();
     let mut too_big = false;
     let mut line = Vec::new();
@@ -298,12 +363,9 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(
         line.clear();
         let n = tokio::time::timeout(timeout, read_line(r, &mut line, max.saturating_add(3)))
             .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle in DATA"))??;
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "idle in DATA"))??;
         if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "EOF in DATA",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF in DATA"));
         }
         if line == b".\r\n" || line == b".\n" {
             return Ok((!too_big).then_some(msg));
