@@ -15,6 +15,7 @@ mod leases;
 mod readme;
 mod recovery;
 mod secrets;
+mod shipped_layout;
 mod slow_clients;
 mod smtp_hardening;
 mod stopping;
