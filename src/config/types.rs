@@ -230,6 +230,12 @@ pub struct ServerConfig {
     /// before its signature can be checked). Past it, requests wait up to a second, then get
     /// 503 with Retry-After. 0 turns it off.
     pub max_inflight_body_bytes: u64,
+    /// How much of `max_inflight_body_bytes` the requests from one address (an IPv6 /64) may
+    /// hold at once, so one sender cannot take it all. Unset: an eighth of it, but at least
+    /// the largest inbound `max_body_bytes`. 0 turns it off (behind a reverse proxy every
+    /// request comes from the proxy's address).
+    #[serde(default)]
+    pub max_inflight_body_bytes_per_peer: Option<u64>,
 }
 
 impl HopperConfig {
@@ -368,6 +374,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
             max_inflight_body_bytes: 256 * 1024 * 1024,
+            max_inflight_body_bytes_per_peer: None,
         }
     }
 }

@@ -1,159 +1,98 @@
 //! Reading a webhook body: whole (it is verified and stored as received), within the source's
-//! size limit, within the server's deadline, and within a budget of body bytes held in memory
-//! across all requests at once.
-//!
-//! The budget is there because a body has to be read before its signature can be checked:
-//! without it, anyone could make the gateway hold a few hundred 25 MB bodies at once. Each
-//! request reserves what it announces (Content-Length, or the source's limit when it announces
-//! nothing) for as long as it is handled; when the budget is spent, a request waits briefly
-//! and then gets 503 with Retry-After rather than the process running out of memory.
+//! size limit, within the server's deadline, and within the budget of body bytes held in
+//! memory (see [`super::budget`]), which it grows as the body arrives.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use http_body_util::BodyExt;
 
+use super::budget::Reservation;
 use crate::api::error::{ApiError, ApiResult};
 
-/// How long a request waits for room in the budget before it is turned away.
-const WAIT: Duration = Duration::from_secs(1);
-
-/// Body bytes in memory at once, counted in KiB.
-#[derive(Debug)]
-pub(super) struct Budget {
-    kib: Arc<Semaphore>,
-    total_kib: u32,
-}
-
-impl Budget {
-    /// `None` for 0 (no budget).
-    pub fn new(bytes: u64) -> Option<Self> {
-        let total_kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
-        let total_kib = total_kib.min(u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
-        (total_kib > 0).then(|| Self {
-            kib: Arc::new(Semaphore::new(total_kib as usize)),
-            total_kib,
-        })
-    }
-
-    /// Reserves room for `bytes` (at most the whole budget, so one request can always run
-    /// alone), waiting up to [`WAIT`].
-    async fn reserve(&self, bytes: u64) -> ApiResult<Reservation> {
-        let kib = u32::try_from(bytes.div_ceil(1024).max(1))
-            .unwrap_or(u32::MAX)
-            .min(self.total_kib);
-        let reserve = self.kib.clone().acquire_many_owned(kib);
-        match tokio::time::timeout(WAIT, reserve).await {
-            Ok(Ok(permit)) => {
-                metrics::gauge!(RESERVED).increment(f64::from(kib));
-                Ok(Reservation {
-                    _permit: permit,
-                    kib,
-                })
-            }
-            // Timed out, or (never, the semaphore is not closed) closed.
-            _ => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many webhook bodies in flight; retry shortly",
-            )
-            .retry_after(1)),
-        }
-    }
-}
-
-/// `hopper_inbound_body_kib_reserved`: how much of the budget requests hold right now.
-const RESERVED: &str = "hopper_inbound_body_kib_reserved";
-
-/// A request's share of the budget, given back when dropped.
-pub(super) struct Reservation {
-    _permit: OwnedSemaphorePermit,
-    kib: u32,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        metrics::gauge!(RESERVED).decrement(f64::from(self.kib));
-    }
-}
-
 /// What a body must stay within.
-pub(super) struct Limits<'a> {
+pub(super) struct Limits {
     pub max_bytes: usize,
     pub deadline: Option<Duration>,
-    pub budget: Option<&'a Budget>,
 }
 
-/// The body, and its reservation in the budget (to be held until the request is answered).
+fn announced(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("body exceeds this source's limit of {limit} bytes"),
+    )
+}
+
+/// The body, with `reserved` grown to cover its buffer (to be held until the request is
+/// answered: the body stays in memory until it is committed). 413 before anything is read when
+/// the announced length is over the limit.
 pub(super) async fn read(
     body: Body,
     headers: &HeaderMap,
-    limits: &Limits<'_>,
-) -> ApiResult<(bytes::Bytes, Option<Reservation>)> {
+    limits: &Limits,
+    reserved: &mut Reservation,
+) -> ApiResult<bytes::Bytes> {
     let limit = limits.max_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("body exceeds this source's limit of {limit} bytes"),
-        )
+    let ceiling = match announced(headers) {
+        Some(n) if n > limit as u64 => return Err(too_large(limit)),
+        // The buffer never grows past the announced length: hyper lets no more through, so
+        // capacity beyond it would be memory held for nothing.
+        Some(n) => usize::try_from(n).unwrap_or(limit),
+        None => limit,
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let reserved = match limits.budget {
-        Some(b) => Some(b.reserve(declared.unwrap_or(limit as u64)).await?),
-        None => None,
-    };
-    let read = axum::body::to_bytes(body, limit);
-    let read = match limits.deadline {
+    let read = collect(body, limit, ceiling, reserved);
+    let bytes = match limits.deadline {
         Some(d) => tokio::time::timeout(d, read).await.map_err(|_| {
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
                 format!("the body did not arrive within {} ms", d.as_millis()),
             )
-        })?,
-        None => read.await,
+        })??,
+        None => read.await?,
     };
-    let bytes = read.map_err(|e| {
-        let overflow = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if overflow {
-            too_large()
-        } else {
-            ApiError::bad_request(format!("could not read the body: {e}"))
-        }
-    })?;
-    Ok((bytes, reserved))
+    Ok(bytes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zero_means_no_budget() {
-        assert!(Budget::new(0).is_none());
-        assert_eq!(Budget::new(1).map(|b| b.total_kib), Some(1));
+/// Reads frame by frame into one buffer. Each frame is copied out and dropped at once: hyper
+/// hands out slices of its read buffer, and keeping them would keep those buffers alive with
+/// everything else they held (a body sent one byte per chunk arrives as `1\r\nX\r\n`: six
+/// bytes of buffer per byte of body, none of it counted). The budget is grown before the buffer
+/// is, by the buffer's new capacity, so what is held is what is allocated; growth doubles (a
+/// copy per doubling, not per frame) up to the announced length.
+async fn collect(
+    mut body: Body,
+    limit: usize,
+    ceiling: usize,
+    reserved: &mut Reservation,
+) -> ApiResult<bytes::Bytes> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        // Trailers are not part of the body.
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let len = buf.len() + chunk.len();
+        if len > limit {
+            return Err(too_large(limit));
+        }
+        if len > buf.capacity() {
+            let capacity = buf.capacity().saturating_mul(2).min(ceiling).max(len);
+            reserved.grow_to(capacity as u64).await?;
+            buf.reserve_exact(capacity - buf.len());
+        }
+        buf.extend_from_slice(&chunk);
     }
-
-    #[tokio::test]
-    async fn one_request_larger_than_the_budget_still_runs_alone() {
-        let budget = Budget::new(64 * 1024).unwrap();
-        let big = budget.reserve(10 << 20).await.unwrap();
-        assert_eq!(big.kib, 64);
-        // Nothing else fits until it is given back.
-        let refused = budget.reserve(1).await.err().unwrap();
-        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(refused.retry_after_secs, Some(1));
-        drop(big);
-        assert_eq!(budget.reserve(1).await.unwrap().kib, 1);
-    }
+    Ok(bytes::Bytes::from(buf))
 }

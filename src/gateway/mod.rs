@@ -1,22 +1,26 @@
-//! The webhook gateway: `POST /webhooks/{source path}`. It enforces the source's body limit,
+//! The webhook gateway: `POST /webhooks/{source path}`. It has the source check what the
+//! headers alone can show, reads the body within the source's limit and the memory budget,
 //! has the source verify the raw bytes and interpret them, and hands the result to
 //! [`Engine::ingest`], which commits the event and its task before anything is answered.
 
 mod body;
+mod budget;
 mod registry;
 pub mod smtp;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Body as RequestBody;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use hopper_integration_api::{
-    Action, InboundError, InboundRequest, InboundSource, Interpretation, SourceSettings,
+    Action, InboundError, InboundHeaders, InboundRequest, InboundSource, Interpretation,
+    SourceSettings,
 };
 
 use crate::api::AppState;
@@ -40,8 +44,8 @@ const SECRET_HEADERS: &[&str] = &[
 #[derive(Clone, Default)]
 pub struct Gateway {
     by_path: HashMap<String, Arc<dyn InboundSource>>,
-    /// Webhook body bytes in memory at once, across requests (`None`: unbounded).
-    body_budget: Option<Arc<body::Budget>>,
+    /// Webhook body bytes in memory at once, across requests and per address.
+    body_budget: Arc<budget::Budget>,
     /// How long a body may take to arrive (`None`: no limit).
     body_deadline: Option<Duration>,
 }
@@ -85,7 +89,7 @@ impl Gateway {
                 format!("unknown source (known: {})", known.join(", ")),
             ));
         }
-        let mut by_path = HashMap::new();
+        let mut by_path: HashMap<String, Arc<dyn InboundSource>> = HashMap::new();
         let null = serde_json::Value::Null;
         for plugin in plugins {
             let section = inbound.get(plugin.name).unwrap_or(&null);
@@ -113,9 +117,14 @@ impl Gateway {
             }
         }
         let server = &configs.root.server;
+        let total = server.max_inflight_body_bytes;
+        let per_peer = server.max_inflight_body_bytes_per_peer.unwrap_or_else(|| {
+            let largest = by_path.values().map(|s| s.max_body_bytes()).max();
+            budget::default_per_peer(total, largest.unwrap_or(0) as u64)
+        });
         Ok(Self {
             by_path,
-            body_budget: body::Budget::new(server.max_inflight_body_bytes).map(Arc::new),
+            body_budget: Arc::new(budget::Budget::new(total, per_peer)),
             body_deadline: server.body_read_timeout(),
         })
     }
@@ -198,6 +207,7 @@ fn count_rejection(source: &str, reason: &'static str) {
 async fn receive(
     State(state): State<AppState>,
     Path(path): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: RequestBody,
 ) -> ApiResult<Response> {
@@ -209,16 +219,23 @@ async fn receive(
         )
     })?;
     let _timer = Timer::start(source.kind());
+    let pairs = header_pairs(&headers);
+    // A credential carried in a header is checked before the body is read, so an impostor
+    // holds neither memory nor the budget (and a client waiting on `Expect: 100-continue`
+    // never sends its body).
+    source
+        .precheck(InboundHeaders { headers: &pairs })
+        .map_err(|e| rejected(source.kind(), e))?;
     let limits = body::Limits {
         max_bytes: source.max_body_bytes(),
         deadline: state.gateway.body_deadline,
-        budget: state.gateway.body_budget.as_deref(),
     };
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     // The reservation lasts until the answer: the body stays in memory until it is committed.
-    let (bytes, _reserved) = body::read(body, &headers, &limits)
+    let mut reserved = state.gateway.body_budget.reservation(peer);
+    let bytes = body::read(body, &headers, &limits, &mut reserved)
         .await
         .inspect_err(|e| count_rejection(source.kind(), e.code))?;
-    let pairs = header_pairs(&headers);
     let request = InboundRequest {
         headers: &pairs,
         body: &bytes,

@@ -8,6 +8,10 @@
 //! when the connection is ready for a request, so it also closes keep-alive connections left
 //! idle that long. (A webhook body's own deadline is the gateway's, see `gateway::body`.)
 //!
+//! Each request carries its connection's peer address as axum's `ConnectInfo<SocketAddr>`
+//! extension, as `into_make_service_with_connect_info` would: the gateway counts body memory
+//! per sending address.
+//!
 //! On shutdown it stops accepting, lets every connection finish the request it is serving
 //! (a webhook being committed is answered), and returns when they are done or [`DRAIN`] has
 //! passed.
@@ -15,7 +19,10 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -36,9 +43,9 @@ pub async fn serve(
         .header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, mostly: wait for some to be freed, as axum does.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -50,7 +57,13 @@ pub async fn serve(
         };
         // Answers are small and written at once: no reason to wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address goes into every request's extensions: one small insert per request
+        // (`Router::layer` would rebuild the router per connection).
+        let inner = TowerToHyperService::new(router.clone());
+        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            inner.call(request)
+        });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

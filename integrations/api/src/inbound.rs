@@ -8,13 +8,17 @@ pub struct InboundRequest<'a> {
     pub body: &'a [u8],
 }
 
-impl InboundRequest<'_> {
+impl<'a> InboundRequest<'a> {
     /// Header lookup, case-insensitive as HTTP requires.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.head().header(name)
+    }
+
+    /// The headers alone, as [`InboundSource::precheck`] sees them.
+    pub fn head(&self) -> InboundHeaders<'a> {
+        InboundHeaders {
+            headers: self.headers,
+        }
     }
 
     /// The media type without parameters, lower-cased (`application/json`).
@@ -37,6 +41,22 @@ impl InboundRequest<'_> {
                 accepted.join(" or ")
             )))
         }
+    }
+}
+
+/// A request's headers before its body has been read: what [`InboundSource::precheck`] gets.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundHeaders<'a> {
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> InboundHeaders<'a> {
+    /// Header lookup, case-insensitive as HTTP requires.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -163,6 +183,16 @@ pub trait InboundSource: Send + Sync {
     /// The instance its tasks go to; `None` for the root (global) instance.
     fn instance(&self) -> Option<&str> {
         None
+    }
+
+    /// Checks, before the body is read, what the headers alone can show: a token in a header
+    /// (GitLab's `X-Gitlab-Token`, the email door's bearer token), in constant time. A request
+    /// that fails here is answered without its body ever being read, so an impostor cannot make
+    /// the gateway hold bodies in memory. It is only a first gate: [`verify`](Self::verify)
+    /// still runs on the whole request. The default lets every request through (a signature
+    /// over the body, as GitHub's, can only be checked once the body is in).
+    fn precheck(&self, _headers: InboundHeaders<'_>) -> Result<(), InboundError> {
+        Ok(())
     }
 
     /// Checks the signature or token on the raw request, in constant time.

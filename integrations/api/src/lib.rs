@@ -13,7 +13,8 @@ pub mod verify;
 
 pub use draft::{Priority, SourceRef, TaskDraft};
 pub use inbound::{
-    Action, InboundError, InboundRequest, InboundSource, Interpretation, Receipt, Verified,
+    Action, InboundError, InboundHeaders, InboundRequest, InboundSource, Interpretation, Receipt,
+    Verified,
 };
 pub use plugin::{BuildResult, Plugin, SourceSettings};
 pub use secret::Secret;

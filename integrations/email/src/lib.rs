@@ -9,8 +9,8 @@ mod policy;
 pub mod smtp;
 
 use hopper_integration_api::{
-    BuildResult, InboundError, InboundRequest, InboundSource, Interpretation, Plugin, Secret,
-    SourceSettings, Verified,
+    BuildResult, InboundError, InboundHeaders, InboundRequest, InboundSource, Interpretation,
+    Plugin, Secret, SourceSettings, Verified,
 };
 
 pub use config::{EmailConfig, SmtpConfig};
@@ -71,6 +71,21 @@ impl InboundSource for EmailSource {
 
     fn instance(&self) -> Option<&str> {
         self.config.instance.as_deref()
+    }
+
+    /// The bearer token is all there is to check, and it is in a header: a request without
+    /// it is turned away before a byte of its (up to `max_message_bytes`) message is read.
+    fn precheck(&self, headers: InboundHeaders<'_>) -> Result<(), InboundError> {
+        let token = self.token.as_ref().ok_or(InboundError::NotConfigured)?;
+        let presented = headers
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(InboundError::Unauthorized)?;
+        if token.matches(presented.trim()) {
+            Ok(())
+        } else {
+            Err(InboundError::Unauthorized)
+        }
     }
 
     fn verify<'a>(

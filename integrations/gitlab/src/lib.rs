@@ -7,13 +7,17 @@
 use std::time::Duration;
 
 use hopper_integration_api::text::{Mapping, clip, command, title};
-use hopper_integration_api::verify::StandardWebhook;
+use hopper_integration_api::verify::{StandardWebhook, fresh};
 use hopper_integration_api::{
-    BuildResult, InboundError, InboundRequest, InboundSource, Interpretation, Plugin, Priority,
-    Secret, SourceRef, SourceSettings, TaskDraft, Verified,
+    BuildResult, InboundError, InboundHeaders, InboundRequest, InboundSource, Interpretation,
+    Plugin, Priority, Secret, SourceRef, SourceSettings, TaskDraft, Verified,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// How far a signed delivery's `webhook-timestamp` may be from now (Standard Webhooks
+/// suggests 5 minutes).
+const TOLERANCE: Duration = Duration::from_secs(300);
 
 pub fn plugin() -> Plugin {
     Plugin {
@@ -101,21 +105,41 @@ impl InboundSource for GitlabSource {
         self.config.instance.as_deref()
     }
 
-    fn verify<'a>(
-        &self,
-        request: InboundRequest<'a>,
-    ) -> Result<Verified<InboundRequest<'a>>, InboundError> {
+    /// The secret token, and that the signature headers are there with a fresh timestamp:
+    /// everything but the signature itself, which covers the body.
+    fn precheck(&self, headers: InboundHeaders<'_>) -> Result<(), InboundError> {
         if self.token.is_none() && self.signing.is_none() {
             return Err(InboundError::NotConfigured);
         }
         if let Some(token) = &self.token {
-            let presented = request
+            let presented = headers
                 .header("x-gitlab-token")
                 .ok_or(InboundError::Unauthorized)?;
             if !token.matches(presented) {
                 return Err(InboundError::Unauthorized);
             }
         }
+        if self.signing.is_some() {
+            let stale = headers
+                .header("webhook-timestamp")
+                .is_none_or(|t| !fresh(t, TOLERANCE));
+            if stale || headers.header("webhook-id").is_none() {
+                return Err(InboundError::Unauthorized);
+            }
+            headers
+                .header("webhook-signature")
+                .ok_or(InboundError::Unauthorized)?;
+        }
+        Ok(())
+    }
+
+    fn verify<'a>(
+        &self,
+        request: InboundRequest<'a>,
+    ) -> Result<Verified<InboundRequest<'a>>, InboundError> {
+        // The gateway ran it already; running it again keeps `verify` complete on its own
+        // instead of trusting every caller to have run it, for one more token comparison.
+        self.precheck(request.head())?;
         if let Some(secret) = &self.signing {
             let hook = StandardWebhook {
                 id: request
@@ -128,7 +152,7 @@ impl InboundSource for GitlabSource {
                     .header("webhook-signature")
                     .ok_or(InboundError::Unauthorized)?,
             };
-            hook.verify(secret, request.body, Duration::from_secs(300))?;
+            hook.verify(secret, request.body, TOLERANCE)?;
         }
         Ok(Verified::vouch(request))
     }
@@ -271,5 +295,86 @@ impl GitlabSource {
             .mapping
             .apply(&mut d, project.as_deref(), &labels);
         d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hopper_integration_api::verify::unix_now;
+
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    fn source(section: Value) -> Box<dyn InboundSource> {
+        let env = |_: &str| None;
+        let settings = SourceSettings {
+            section: &section,
+            env: &env,
+        };
+        match build(&settings) {
+            Ok(mut sources) if sources.len() == 1 => sources.remove(0),
+            Ok(_) => panic!("one source expected"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn precheck(source: &dyn InboundSource, pairs: &[(&str, &str)]) -> Result<(), InboundError> {
+        source.precheck(InboundHeaders {
+            headers: &headers(pairs),
+        })
+    }
+
+    #[test]
+    fn precheck_wants_the_token_from_the_headers_alone() {
+        let s = source(json!({ "token": "glt" }));
+        assert!(precheck(s.as_ref(), &[("X-Gitlab-Token", "glt")]).is_ok());
+        for wrong in [&[("x-gitlab-token", "nope")][..], &[]] {
+            assert!(matches!(
+                precheck(s.as_ref(), wrong),
+                Err(InboundError::Unauthorized)
+            ));
+        }
+    }
+
+    #[test]
+    fn precheck_without_a_secret_says_not_configured() {
+        let s = source(Value::Null);
+        assert!(matches!(
+            precheck(s.as_ref(), &[("x-gitlab-token", "anything")]),
+            Err(InboundError::NotConfigured)
+        ));
+    }
+
+    #[test]
+    fn precheck_wants_fresh_signature_headers_when_signing() {
+        let s = source(json!({ "signing_secret": WHSEC }));
+        let now = unix_now().to_string();
+        let old = (unix_now() - 3600).to_string();
+        fn signed(ts: &str) -> Vec<(&str, &str)> {
+            vec![
+                ("webhook-id", "msg_1"),
+                ("webhook-timestamp", ts),
+                ("webhook-signature", "v1,AAAA"),
+            ]
+        }
+        // The signature itself is not checked yet: it covers the body.
+        assert!(precheck(s.as_ref(), &signed(&now)).is_ok());
+        assert!(precheck(s.as_ref(), &signed(&old)).is_err());
+        assert!(precheck(s.as_ref(), &signed(&now)[..2]).is_err());
+        assert!(precheck(s.as_ref(), &[]).is_err());
+        // And `verify` still checks it.
+        let pairs = headers(&signed(&now));
+        let request = InboundRequest {
+            headers: &pairs,
+            body: b"{}",
+        };
+        assert!(matches!(s.verify(request), Err(InboundError::Unauthorized)));
     }
 }
