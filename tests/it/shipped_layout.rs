@@ -24,13 +24,19 @@ fn shipped(env: &TestEnv) -> ConfigSet {
     };
     let mut configs = ConfigSet::load(Some(&file), &overrides).unwrap();
     let path = configs.project.persistence.path.clone().unwrap();
-    assert_eq!(path, ".hopper/{project_name}/tasks.db", "the shipped layout");
+    assert_eq!(
+        path, ".hopper/{project_name}/tasks.db",
+        "the shipped layout"
+    );
     configs.project.persistence.path = Some(path.replacen(".hopper", &data_dir, 1));
     configs
 }
 
 fn child_finished(history: &[hopper::domain::TaskEvent]) -> usize {
-    history.iter().filter(|e| e.kind == "child_finished").count()
+    history
+        .iter()
+        .filter(|e| e.kind == "child_finished")
+        .count()
 }
 
 async fn a_task_crosses_both_databases_and_a_restart(backend: Backend) {
@@ -38,10 +44,7 @@ async fn a_task_crosses_both_databases_and_a_restart(backend: Backend) {
     let engine = hopper::Engine::open(shipped(&env)).await.unwrap();
     let mut draft = TaskDraft::new("Tighten the MCP policy");
     draft.tags = vec!["security".into()];
-    let global_task = engine
-        .add_task(&InstanceId::global(), draft)
-        .await
-        .unwrap();
+    let global_task = engine.add_task(&InstanceId::global(), draft).await.unwrap();
     assert_eq!(global_task.status, TaskStatus::Routed);
     let sark = InstanceId::parse("hopper-sark").unwrap();
     assert!(
@@ -62,7 +65,10 @@ async fn a_task_crosses_both_databases_and_a_restart(backend: Backend) {
         .unwrap();
     let done = engine.get_task(&global_task.id).await.unwrap();
     assert_eq!(done.status, TaskStatus::Done);
-    assert_eq!(child_finished(&engine.task_history(&done.id).await.unwrap()), 1);
+    assert_eq!(
+        child_finished(&engine.task_history(&done.id).await.unwrap()),
+        1
+    );
     engine.close().await;
 }
 on_both!(a_task_crosses_both_databases_and_a_restart);
@@ -88,7 +94,11 @@ async fn a_crash_between_the_two_databases_loses_nothing(backend: Backend) {
     // A second recovery (another restart) changes nothing.
     engine.recover().await.unwrap();
     assert_eq!(
-        engine.list_tasks(&sark, &TaskFilter::default()).await.unwrap().len(),
+        engine
+            .list_tasks(&sark, &TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
         1
     );
     let t = engine.get_next(&sark, "w").await.unwrap().unwrap();
