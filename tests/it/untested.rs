@@ -1,9 +1,10 @@
 //! What existed without a test: claiming a task by id, releasing, failing with a reason,
-//! `notify_parent`, the orchestration depth bound, retention, readiness without a database,
+//! `notify_parent`, the orchestration depth bound, retention, readiness without a database (`readiness`),
 //! the CLI's status and listings (`cli_local`), and the log format switch (`logs`).
 
 mod cli_local;
 mod logs;
+mod readiness;
 
 use hopper::HopperError;
 use hopper::config::Retention;
@@ -14,7 +15,12 @@ use sqlx::Connection;
 use crate::support::{Backend, TestEnv, TestServer, global, on_both};
 
 /// One authenticated JSON request: the status and the body (`null` when there is none).
-async fn call(server: &TestServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(super) async fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = reqwest::Client::new()
         .request(method.parse().unwrap(), format!("{}{path}", server.base))
         .bearer_auth(&server.token);
@@ -459,42 +465,3 @@ async fn retention_purges_old_finished_tasks(backend: Backend) {
     engine.close().await;
 }
 on_both!(retention_purges_old_finished_tasks);
-
-/// With its PostgreSQL database gone, the server is alive (`/healthz` 200) and says it is not
-/// ready (`/readyz` 503). PostgreSQL only: an open SQLite file cannot be taken away from a
-/// process that holds it (deleting or `chmod`ing it leaves the open handles working).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_fails_when_the_database_is_gone() {
-    let env = TestEnv::new(Backend::Postgres).await;
-    let server = TestServer::start(&env).await;
-    assert_eq!(
-        call(&server, "GET", "/readyz", None).await,
-        (200, json!({ "status": "ready" }))
-    );
-    let name = env.url.rsplit('/').next().unwrap();
-    let admin_url = std::env::var("HOPPER_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://hopper:hopper@127.0.0.1:5432/hopper".into());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(name)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-
-    let ready = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        call(&server, "GET", "/readyz", None),
-    )
-    .await
-    .expect("/readyz answers without the database");
-    assert_eq!(ready.0, 503, "{}", ready.1);
-    assert_eq!(ready.1["error"]["code"], "not_ready");
-    assert_eq!(
-        call(&server, "GET", "/healthz", None).await,
-        (200, json!({ "status": "ok" }))
-    );
-}
