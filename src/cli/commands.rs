@@ -3,6 +3,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use tokio_util::sync::CancellationToken;
 
+use super::logging::notice;
 use super::output::{
     print_instances, print_stats, print_task, print_tasks, print_tree, print_value, say,
 };
@@ -93,13 +94,13 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let gateway = crate::gateway::Gateway::from_configs(&configs)?;
-    eprintln!(
+    notice(format_args!(
         "webhook endpoints: /webhooks/{{{}}}",
         gateway.paths().join(",")
-    );
+    ));
     let (token, token_file) = crate::server::admin_token(&configs)?;
     if let Some(path) = token_file {
-        eprintln!("admin token: {}", path.display());
+        notice(format_args!("admin token: {}", path.display()));
     }
     let bind = configs.root.server.bind.clone();
     let engine = Engine::open(configs)
@@ -108,12 +109,15 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
-    eprintln!("hopper listening on http://{}", listener.local_addr()?);
+    notice(format_args!(
+        "hopper listening on http://{}",
+        listener.local_addr()?
+    ));
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
         stop_signal().await;
-        eprintln!("stopping: finishing requests in flight");
+        notice(format_args!("stopping: finishing requests in flight"));
         stop.cancel();
     });
     crate::server::run(engine, token, listener, shutdown).await?;

@@ -3,6 +3,7 @@
 
 mod commands;
 mod inbound;
+mod logging;
 mod output;
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use commands::run;
 pub use inbound::MailgateError;
+pub use logging::{init_logging, report_fatal};
 
 #[derive(Debug, Parser)]
 #[command(

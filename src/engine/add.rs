@@ -14,17 +14,27 @@ use crate::store::{Delegation, DelegationKind, DelegationState, EventRecord, New
 impl Engine {
     /// Adds a task to an instance. Global routes it to a project, a project decides between an
     /// orchestration run and an assignee, an orchestration instance queues it.
+    #[tracing::instrument(name = "add_task", skip_all, fields(instance = %instance, task_id = tracing::field::Empty))]
     pub async fn add_task(&self, instance: &InstanceId, draft: TaskDraft) -> Result<Task> {
         draft.validate().map_err(HopperError::Invalid)?;
         let node = self.node(instance).await?;
         let scope = node.scope().as_str();
-        let task = self.add_at(node, draft, None, TaskId::generate()).await?;
+        let id = TaskId::generate();
+        tracing::Span::current().record("task_id", tracing::field::display(&id));
+        let task = self.add_at(node, draft, None, id).await?;
         metrics::counter!("hopper_tasks_added_total", "scope" => scope).increment(1);
         Ok(task)
     }
 
     /// Adds with a chosen id (so a re-driven delegation inserts the same task again, which the
-    /// store ignores) and an optional parent task.
+    /// store ignores) and an optional parent task. One `route` span per instance the task
+    /// passes through: a delegated task's child span nests in its parent's, so a line logged
+    /// inside shows the whole path.
+    #[tracing::instrument(
+        name = "route",
+        skip_all,
+        fields(instance = %node.id(), task_id = %id, decision = tracing::field::Empty)
+    )]
     pub(super) fn add_at(
         &self,
         node: Arc<Node>,
@@ -48,6 +58,7 @@ impl Engine {
                 .router_for(&node)
                 .route(node.scope(), &draft, &projects)
                 .await;
+            record_decision(&decision);
             match decision.route.clone() {
                 Route::Project(name) => match self.project_for(&node, &name).await? {
                     Ok(child) => {
@@ -270,6 +281,18 @@ impl Engine {
             .await?;
         Ok(())
     }
+}
+
+/// Puts `decision` on the current `route` (or `ingest`) span, and says it at debug level. The
+/// route is recorded with `Debug`: a project or executor name may come from outside, and
+/// `Debug` quotes and escapes it; nothing is formatted unless the span is enabled.
+pub(super) fn record_decision(decision: &RoutingDecision) {
+    tracing::Span::current().record("decision", tracing::field::debug(&decision.route));
+    tracing::debug!(
+        confidence = decision.confidence,
+        decided_by = decision.decided_by,
+        "routing decided"
+    );
 }
 
 /// The `routed` history entry of a task sent to `to`.

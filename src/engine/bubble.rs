@@ -19,9 +19,24 @@ use crate::error::{HopperError, Result};
 use crate::store::{DelegationKind, EventRecord, FinishRequest};
 
 impl Engine {
+    /// At debug level: every finish bubbles, and the `finish` (or `recover`) span around it
+    /// already names the task; a hop up the tree nests one of these in the one below.
+    #[tracing::instrument(
+        name = "bubble",
+        level = "debug",
+        skip_all,
+        fields(
+            task_id = %task.id,
+            instance = %node.id(),
+            status = task.status.as_str(),
+            parent_task = tracing::field::Empty,
+        )
+    )]
     pub(super) fn bubble(&self, node: Arc<Node>, task: Task) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             if let (Some(parent_task), Some(parent_id)) = (&task.parent_task_id, node.parent()) {
+                tracing::Span::current()
+                    .record("parent_task", tracing::field::display(parent_task));
                 let parent = self.node(parent_id).await?;
                 let delegation = parent.store.delegation_of(parent_task).await?;
                 if delegation.is_some_and(|d| d.kind == DelegationKind::Task) {
@@ -67,6 +82,7 @@ impl Engine {
         };
         if let Some(done) = parent.store.finish_delegated(&req, parent.id()).await? {
             metrics::counter!("hopper_bubbles_total").increment(1);
+            tracing::debug!(parent_instance = %parent.id(), "parent task finished by its child");
             self.bubble(parent.clone(), done).await?;
         }
         Ok(())

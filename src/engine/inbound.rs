@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use hopper_integration_api::{Action, Interpretation, Receipt};
 use serde_json::json;
+use tracing::field::{Empty, display};
+use tracing::{Instrument, Span};
 
 use super::route_now::{RoutedAtOnce, handover_for};
 use super::{Engine, Node};
@@ -42,8 +44,21 @@ pub(super) const MAX_ROUTING_TRIES: u32 = 5;
 impl Engine {
     /// Records an event and the task (or comment) it makes, durably, then starts routing in the
     /// background. A redelivered event changes nothing and reports the first outcome.
+    #[tracing::instrument(
+        name = "ingest",
+        skip_all,
+        fields(
+            source = ingest.source.as_str(),
+            delivery_id = ingest.interpretation.delivery_id.as_deref().map(super::log_str),
+            instance = Empty,
+            event_id = Empty,
+            task_id = Empty,
+            decision = Empty,
+        )
+    )]
     pub async fn ingest(&self, ingest: Ingest) -> Result<Receipt> {
         let instance = ingest.instance.unwrap_or_else(|| self.root().clone());
+        Span::current().record("instance", display(&instance));
         let node = self.node(&instance).await?;
         let Interpretation {
             delivery_id,
@@ -143,6 +158,15 @@ impl Engine {
         let commented_on = event.task_id.clone();
         let routed = event.routed_at.is_some();
         let recorded = node.store.record_inbound(event, effect).await?;
+        // The ids as stored: a redelivery keeps the first event's, not the ones made up above.
+        let (stored_event, stored_task) = match &recorded {
+            Recorded::New(Some(task)) => (event_id.as_str(), Some(task.id.as_str())),
+            Recorded::New(None) => (event_id.as_str(), commented_on.as_deref()),
+            Recorded::Duplicate(existing) => (existing.id.as_str(), existing.task_id.as_deref()),
+        };
+        let span = Span::current();
+        span.record("event_id", stored_event);
+        span.record("task_id", stored_task);
         metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
             .increment(1);
         if let (Recorded::New(_), Some((work, work_node, ev))) = (&recorded, comment_elsewhere) {
@@ -170,13 +194,17 @@ impl Engine {
                     return Ok(receipt);
                 }
                 let engine = self.clone();
-                tokio::spawn(async move {
+                // Inside the `ingest` span (so it carries the delivery), which it outlives.
+                let span = route_inbound_span(&event_id, &task.id);
+                span.record("instance", display(node.id()));
+                let routing = async move {
                     let task_id = task.id.clone();
                     if let Err(e) = engine.route_recorded(node, *task, &event_id).await {
                         tracing::warn!(event = %event_id, task = %task_id, error = %e,
                             "routing an inbound task failed; it stays pending and is retried at start-up");
                     }
-                });
+                };
+                tokio::spawn(routing.instrument(span));
                 receipt
             }
             Recorded::New(None) => Receipt {
@@ -234,8 +262,14 @@ impl Engine {
     }
 
     /// Routes an inbound event's task, then marks the event routed.
+    #[tracing::instrument(
+        name = "route_inbound",
+        skip_all,
+        fields(event_id = event_id, task_id = %task_id, instance = Empty, decision = Empty)
+    )]
     pub async fn route_inbound(&self, event_id: &str, task_id: &TaskId) -> Result<()> {
         let (task, node) = self.locate(task_id).await?;
+        Span::current().record("instance", display(node.id()));
         self.route_recorded(node, task, event_id).await
     }
 
@@ -319,6 +353,7 @@ impl Engine {
             .router_for(&node)
             .route(node.scope(), &draft, &projects)
             .await;
+        super::add::record_decision(&decision);
         let inbound = Some(event_id);
         let (child, kind) = match decision.route.clone() {
             Route::Project(name) => match self.project_for(&node, &name).await? {
@@ -392,6 +427,18 @@ impl Engine {
             .await;
         handover_for(parent, child, d, draft, &decision)
     }
+}
+
+/// The span of routing an inbound task just recorded, after the answer (as `route_inbound`'s
+/// for one routed again at start-up).
+fn route_inbound_span(event_id: &str, task_id: &TaskId) -> Span {
+    tracing::info_span!(
+        "route_inbound",
+        event_id,
+        task_id = %task_id,
+        instance = Empty,
+        decision = Empty,
+    )
 }
 
 impl Engine {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tracing::Span;
+use tracing::field::{Empty, display};
 
 use super::{Engine, Node};
 use crate::domain::{Actor, Feedback, InstanceId, Scope, Task, TaskId, TaskStatus, now_millis};
@@ -56,6 +58,11 @@ impl Engine {
 
     /// Atomically claims the best task for `executor`. An orchestration run with nothing of its
     /// own hands out work from its active phase: the first phase that still has open tasks.
+    #[tracing::instrument(
+        name = "get_next",
+        skip_all,
+        fields(instance = %instance, executor = Empty, task_id = Empty, phase = Empty)
+    )]
     pub async fn get_next_with(
         &self,
         instance: &InstanceId,
@@ -63,6 +70,8 @@ impl Engine {
         lease: LeaseRequest,
     ) -> Result<Option<Task>> {
         validate_executor(executor)?;
+        // Only once it is known to be short and printable: it comes from the request.
+        Span::current().record("executor", executor);
         let node = self.node(instance).await?;
         let now = now_millis();
         let until = Self::lease_until(&node, now, lease)?;
@@ -72,6 +81,7 @@ impl Engine {
             .await?
         {
             metrics::counter!("hopper_tasks_claimed_total").increment(1);
+            Span::current().record("task_id", display(&task.id));
             return Ok(Some(task));
         }
         if node.scope() != Scope::Orchestration {
@@ -89,8 +99,11 @@ impl Engine {
                     .store
                     .claim_next(phase.id(), executor, now, until, &Self::new_lease())
                     .await?;
-                if task.is_some() {
+                if let Some(t) = &task {
                     metrics::counter!("hopper_tasks_claimed_total").increment(1);
+                    let span = Span::current();
+                    span.record("task_id", display(&t.id));
+                    span.record("phase", display(phase.id()));
                 }
                 return Ok(task);
             }
@@ -107,6 +120,11 @@ impl Engine {
     }
 
     /// Claims one task: a pending one, or one whose lease has run out.
+    #[tracing::instrument(
+        name = "claim",
+        skip_all,
+        fields(task_id = %id, executor = Empty, instance = Empty)
+    )]
     pub async fn claim_with(
         &self,
         id: &TaskId,
@@ -114,7 +132,9 @@ impl Engine {
         lease: LeaseRequest,
     ) -> Result<Task> {
         validate_executor(executor)?;
+        Span::current().record("executor", executor);
         let (task, node) = self.locate(id).await?;
+        Span::current().record("instance", display(node.id()));
         let now = now_millis();
         let until = Self::lease_until(&node, now, lease)?;
         match node
@@ -131,6 +151,7 @@ impl Engine {
     }
 
     /// Extends the lease `actor` holds (by the lease's own length unless `lease` says).
+    #[tracing::instrument(name = "heartbeat", skip_all, fields(task_id = %id, executor = Empty))]
     pub async fn heartbeat(&self, id: &TaskId, actor: &Actor, lease: LeaseRequest) -> Result<Task> {
         let Actor::Executor {
             name,
@@ -142,6 +163,7 @@ impl Engine {
             ));
         };
         validate_executor(name)?;
+        Span::current().record("executor", name.as_str());
         let (task, node) = self.locate(id).await?;
         let now = now_millis();
         let until = Self::lease_until(&node, now, lease)?;
@@ -180,6 +202,7 @@ impl Engine {
     }
 
     /// Cancels a task; a routed task takes its delegated work down with it.
+    #[tracing::instrument(name = "cancel", skip_all, fields(task_id = %id))]
     pub async fn cancel(&self, id: &TaskId, actor: &Actor) -> Result<Task> {
         let (task, node) = self.locate(id).await?;
         if task.status == TaskStatus::Cancelled {
@@ -211,6 +234,13 @@ impl Engine {
             .await
     }
 
+    /// The one way complete, fail, release and (unless routed) cancel change a task, so its
+    /// span covers them all.
+    #[tracing::instrument(
+        name = "finish",
+        skip_all,
+        fields(task_id = %id, status = to.as_str(), executor = Empty, instance = Empty)
+    )]
     async fn finish(
         &self,
         id: &TaskId,
@@ -220,6 +250,13 @@ impl Engine {
         reason: Option<&str>,
         event: EventRecord,
     ) -> Result<Task> {
+        // The name is the request's, checked against the claim only by the update below: it
+        // goes on the span only if it could be a name a claim accepted.
+        if let Actor::Executor { name, .. } = actor
+            && validate_executor(name).is_ok()
+        {
+            Span::current().record("executor", name.as_str());
+        }
         let (from, claimer): (&[TaskStatus], Option<&str>) = match actor {
             Actor::Executor { name, .. } => (&[TaskStatus::Claimed], Some(name.as_str())),
             Actor::Admin | Actor::System => (&[TaskStatus::Pending, TaskStatus::Claimed], None),
@@ -264,6 +301,7 @@ impl Engine {
     }
 
     async fn finished(&self, node: Arc<Node>, done: Task, to: TaskStatus) -> Result<Task> {
+        Span::current().record("instance", display(node.id()));
         if to.is_terminal() {
             metrics::counter!("hopper_tasks_finished_total", "status" => to.as_str()).increment(1);
             self.bubble(node, done.clone()).await?;

@@ -30,6 +30,21 @@ pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
 pub use sweeper::spawn_sweeper;
 
+/// At most the first 128 bytes of `s` (cut at a character boundary), for a span field that
+/// comes from outside: a sender's delivery id is usually a UUID, but nothing stops it from
+/// being 60 KB, and every log line inside the span would repeat it.
+pub(crate) fn log_str(s: &str) -> &str {
+    const MAX: usize = 128;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A crash point a test can arm to prove recovery (see `tests/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -222,5 +237,19 @@ impl Engine {
             }
         }
         Err(HopperError::NotFound(format!("task `{id}` not found")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_str_cuts_long_outside_values_at_a_character_boundary() {
+        assert_eq!(super::log_str("abc"), "abc");
+        let long = "é".repeat(100); // 200 bytes, two per character
+        let cut = super::log_str(&long);
+        assert_eq!(cut.len(), 128);
+        assert!(long.starts_with(cut));
+        let odd = format!("x{long}"); // byte 128 falls inside a character
+        assert_eq!(super::log_str(&odd).len(), 127);
     }
 }

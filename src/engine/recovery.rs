@@ -19,6 +19,7 @@ impl Engine {
 
     /// Leaves alone delegations younger than `grace_ms`: while the process is running they are
     /// most likely still in flight, not abandoned.
+    #[tracing::instrument(name = "recover", skip_all, fields(grace_ms = grace_ms))]
     pub(super) async fn recover_older_than(&self, grace_ms: i64) -> Result<()> {
         let mut redriven = 0usize;
         let cutoff = now_millis() - grace_ms;
@@ -42,6 +43,17 @@ impl Engine {
         self.route_unrouted(cutoff).await
     }
 
+    #[tracing::instrument(
+        name = "recover_delegation",
+        level = "debug",
+        skip_all,
+        fields(
+            task_id = %d.parent_task_id,
+            instance = %d.parent_instance_id,
+            child = %d.child_instance_id,
+            state = ?d.state,
+        )
+    )]
     async fn recover_one(&self, d: &Delegation) -> Result<bool> {
         let parent = self.node(&d.parent_instance_id).await?;
         let Some(parent_task) = parent.store.get_task(&d.parent_task_id).await? else {

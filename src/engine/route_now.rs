@@ -34,6 +34,7 @@ impl Engine {
         let decision = self
             .router_for(node)
             .decide_now(node.scope(), &row.draft, &projects)?;
+        super::add::record_decision(&decision);
         match &decision.route {
             Route::Assign(executor) => {
                 row.draft.executor = Some(executor.clone());

@@ -20,3 +20,4 @@ mod slow_clients;
 mod smtp_hardening;
 mod stopping;
 mod support;
+mod untested;
