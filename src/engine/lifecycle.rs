@@ -146,7 +146,7 @@ impl Engine {
                 metrics::counter!("hopper_tasks_claimed_total").increment(1);
                 Ok(t)
             }
-            None => Err(self.why_not(&node, &task, &Actor::Admin, "claim").await),
+            None => Err(self.why_not_claimed(&node, &task, executor).await),
         }
     }
 
@@ -307,6 +307,39 @@ impl Engine {
             self.bubble(node, done.clone()).await?;
         }
         Ok(done)
+    }
+
+    /// Why `executor` could not claim: held by someone under a live lease (409), reserved
+    /// for another executor (403), or in a state no claim applies to (409).
+    async fn why_not_claimed(&self, node: &Arc<Node>, task: &Task, executor: &str) -> HopperError {
+        let current = node
+            .store
+            .get_task(&task.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| task.clone());
+        match current.status {
+            TaskStatus::Claimed => HopperError::Conflict(format!(
+                "task {} is claimed by `{}` until {}",
+                current.id,
+                current.claimed_by.as_deref().unwrap_or("?"),
+                current
+                    .lease_expires_at
+                    .as_deref()
+                    .unwrap_or("its lease runs out")
+            )),
+            TaskStatus::Pending if current.executor.as_deref().is_some_and(|e| e != executor) => {
+                HopperError::Forbidden(format!(
+                    "task {} is reserved for executor `{}`",
+                    current.id,
+                    current.executor.as_deref().unwrap_or("?")
+                ))
+            }
+            status => {
+                HopperError::Conflict(format!("cannot claim task {}: it is {status}", current.id))
+            }
+        }
     }
 
     async fn why_not(
