@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
-use hopper::api::{AppState, app};
+use hopper::api::AppState;
 use hopper::config::{ConfigSet, Secret, Storage};
 use hopper::gateway::Gateway;
+use hopper::server::app;
 use hopper_integration_api::verify::sign_hex;
 
 const SECRET: &str = "bench-secret";
@@ -46,16 +47,16 @@ async fn start(url: &str, dir: &std::path::Path) -> (String, hopper::Engine) {
     c.root
         .inbound
         .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err()} }));
-    let gateway = Gateway::from_configs(&c).unwrap();
+    let gateway = Arc::new(Gateway::from_configs(&c).unwrap());
     let engine = hopper::Engine::open(c).await.unwrap();
     let state = AppState {
         engine: engine.clone(),
         admin_token: Secret::new("bench"),
         metrics: None,
-        gateway: Arc::new(gateway),
+        sources: gateway.sources().clone(),
     };
     // The ceiling: a route that reads the same body and answers, on the same server.
-    let router = app(state).route(
+    let router = app(state, gateway).route(
         "/noop",
         post(|body: bytes::Bytes| async move { body.len().to_string() }),
     );

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod gateway;
+pub mod inbound;
 pub mod routing;
 pub mod server;
 pub mod service;

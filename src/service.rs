@@ -233,7 +233,7 @@ impl HopperService for Engine {
         Ok(Engine::get_event(self, id).await?.view(true))
     }
     async fn replay_event(&self, id: &str) -> Result<IngestReceipt> {
-        let gateway = crate::gateway::Gateway::from_configs(self.configs())?;
-        crate::gateway::replay(self, &gateway, id).await
+        let sources = crate::inbound::Sources::from_configs(self.configs())?;
+        crate::inbound::replay(self, &sources, id).await
     }
 }

@@ -39,13 +39,14 @@ pub async fn get_event(
     Ok(Json(s.engine.get_event(&id).await?.view(true)))
 }
 
-/// Reads an event again with the current configuration; the result is a new event.
-#[utoipa::path(post, path = "/v1/events/{id}/replay", responses((status = 200, body = IngestReceipt), (status = 404)))]
+/// Reads an event again with the current configuration; the result is a new event. 409 when
+/// its source is not configured any more; 422 when the source will not read it.
+#[utoipa::path(post, path = "/v1/events/{id}/replay", responses((status = 200, body = IngestReceipt), (status = 404), (status = 409), (status = 422)))]
 pub async fn replay_event(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<IngestReceipt>> {
     Ok(Json(
-        crate::gateway::replay(&s.engine, &s.gateway, &id).await?,
+        crate::inbound::replay(&s.engine, &s.sources, &id).await?,
     ))
 }

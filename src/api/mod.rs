@@ -1,5 +1,6 @@
 //! The REST API (`/v1`), health endpoints and Prometheus metrics. Each module owns its router;
-//! [`app`] puts them together and is testable without a socket.
+//! [`router`] puts them together and is testable without a socket. The webhook endpoints are
+//! not the API's: `server::app` serves both, and the gateway answers in this module's errors.
 
 pub mod auth;
 pub mod error;
@@ -10,13 +11,15 @@ mod instances;
 mod openapi;
 mod tasks;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Secret;
 use crate::engine::Engine;
+use crate::inbound::Sources;
 
 pub use openapi::ApiDoc;
 
@@ -25,11 +28,13 @@ pub struct AppState {
     pub engine: Engine,
     pub admin_token: Secret,
     pub metrics: Option<PrometheusHandle>,
-    pub gateway: std::sync::Arc<crate::gateway::Gateway>,
+    /// The inbound sources, for replaying events (the webhook gateway serves the same ones).
+    pub sources: Arc<Sources>,
 }
 
-pub fn app(state: AppState) -> Router {
-    let limit = state.engine.configs().root.server.body_limit_bytes;
+/// `/v1` (behind the bearer token), the OpenAPI document, health and metrics. Body limits and
+/// request tracing are the whole app's, set where the routers are merged (`server::app`).
+pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(instances::router())
         .merge(tasks::router())
@@ -40,11 +45,7 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .nest("/v1", v1)
-        // Webhooks carry their own signatures (no bearer token) and their own body limits.
-        .merge(crate::gateway::router().layer(DefaultBodyLimit::disable()))
         .merge(openapi::router())
         .merge(health::router())
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

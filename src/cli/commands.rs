@@ -93,10 +93,11 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     for warning in configs.not_enabled_features() {
         tracing::warn!("{warning}");
     }
-    let gateway = crate::gateway::Gateway::from_configs(&configs)?;
+    // Built here to fail on a bad `inbound:` section before the database is opened.
+    let sources = crate::inbound::Sources::from_configs(&configs)?;
     notice(format_args!(
         "webhook endpoints: /webhooks/{{{}}}",
-        gateway.paths().join(",")
+        sources.paths().join(",")
     ));
     let (token, token_file) = crate::server::admin_token(&configs)?;
     if let Some(path) = token_file {

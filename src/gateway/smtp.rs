@@ -1,19 +1,20 @@
 //! The SMTP door for email: the listener lives in the email integration; this adapter hands
-//! what it accepts to the engine, like the HTTP gateway does.
+//! what it accepts to the engine, like the HTTP gateway does. Its messages are recorded under
+//! the endpoint `smtp` with their envelope for headers, which is how a replay finds them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use hopper_email::EmailSource;
-use hopper_email::smtp::{Envelope, Rejection, Sink};
+use hopper_email::smtp::{ENDPOINT, Envelope, Rejection, Sink};
 use hopper_integration_api::{InboundError, InboundSource, SourceSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::InstanceId;
 use crate::engine::{Engine, Ingest};
 use crate::error::HopperError;
+use crate::inbound::instance_of;
 
 struct EngineSink {
     engine: Engine,
@@ -34,21 +35,13 @@ impl Sink for EngineSink {
                         InboundError::Refused(why) => Rejection::Refused(why),
                         other => Rejection::Permanent(other.to_string()),
                     })?;
-            let instance = self
-                .source
-                .instance()
-                .map(InstanceId::parse)
-                .transpose()
-                .map_err(Rejection::Permanent)?;
-            let headers = serde_json::json!({
-                "smtp-mail-from": envelope.mail_from,
-                "smtp-rcpt-to": envelope.recipients,
-            });
+            let instance = instance_of(&self.source).map_err(Rejection::Permanent)?;
+            let headers = envelope.stored_headers();
             let receipt = self
                 .engine
                 .ingest(Ingest {
-                    source: "email".into(),
-                    endpoint: "smtp".into(),
+                    source: self.source.kind().to_owned(),
+                    endpoint: ENDPOINT.into(),
                     instance,
                     headers,
                     body: raw.into(),

@@ -1,22 +1,38 @@
 //! Running a server: `run` takes an already-bound listener and a cancellation token, so tests
 //! bind port 0 and stop it when they are done; one token stops the HTTP server and the sweeper.
+//! [`app`] is where the REST API and the webhook gateway meet: neither imports the other's
+//! router (the gateway only borrows the API's error type).
 
 mod http;
 
 pub use http::serve as serve_router;
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AppState, app};
+use crate::api::AppState;
 use crate::config::{ConfigSet, Secret};
 use crate::engine::{Engine, spawn_sweeper};
 use crate::error::{HopperError, Result};
 use crate::gateway::Gateway;
+
+/// The whole HTTP app: the API's routes and the webhook gateway's, over the same engine.
+pub fn app(state: AppState, gateway: Arc<Gateway>) -> Router {
+    let limit = state.engine.configs().root.server.body_limit_bytes;
+    let webhooks = crate::gateway::router(state.engine.clone(), gateway);
+    Router::new()
+        .merge(crate::api::router(state))
+        // Webhooks carry their own signatures (no bearer token) and their own body limits.
+        .merge(webhooks.layer(DefaultBodyLimit::disable()))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
 
 /// The process-wide Prometheus recorder (a recorder can be installed only once per process).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
@@ -87,7 +103,7 @@ pub async fn run(
         engine: engine.clone(),
         admin_token,
         metrics: metrics_handle(),
-        gateway: std::sync::Arc::new(gateway),
+        sources: gateway.sources().clone(),
     };
     if let Some(addr) = crate::gateway::smtp::start(&engine, shutdown.clone()).await? {
         tracing::info!(%addr, "SMTP listener started");
@@ -95,7 +111,8 @@ pub async fn run(
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
     let header_timeout = engine.configs().root.server.header_read_timeout();
-    http::serve(listener, app(state), header_timeout, shutdown.clone()).await;
+    let app = app(state, Arc::new(gateway));
+    http::serve(listener, app, header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
     engine.close().await;

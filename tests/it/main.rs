@@ -10,6 +10,7 @@ mod hostile_projects;
 mod hygiene;
 mod inbound_durability;
 mod inbound_github;
+mod inbound_module;
 mod inbound_sources;
 mod leases;
 mod readme;

@@ -60,15 +60,54 @@ impl<'a> InboundHeaders<'a> {
     }
 }
 
-/// Proof that a request passed its source's verification. Only a source can build one, so the
-/// core cannot turn an unverified request into a task by mistake.
+/// An event Hopper stored when it arrived, read back for a replay.
+///
+/// Only a request that passed its source's [`verify`](InboundSource::verify) (or the SMTP
+/// listener's checks) is ever stored, so the stored record attests that the check was made on
+/// arrival. The proof itself is gone: signatures and credentials are never stored, and a
+/// signed timestamp has expired since. What can still be checked is each source's to decide,
+/// in [`InboundSource::reinterpret`]; the core only hands the record over.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRequest<'a> {
+    /// The stored event's id.
+    pub event_id: &'a str,
+    /// The `kind` of the source that recorded it (`github`, `http:deploys`).
+    pub source: &'a str,
+    /// The door it came in by: a source's path (`github`, `slack/events`), or `smtp`.
+    pub endpoint: &'a str,
+    /// When it was received, epoch milliseconds.
+    pub received_at: i64,
+    /// The body as received, with the headers as stored (no signatures, no credentials).
+    pub request: InboundRequest<'a>,
+}
+
+impl StoredRequest<'_> {
+    /// Fails unless the event was recorded by a source of this `kind`, through one of `doors`.
+    /// The core finds the source by the door the event came in by; this makes the source
+    /// confirm it, so it never takes as its own an event that another source verified.
+    pub fn recorded_by(&self, kind: &str, doors: &[&str]) -> Result<(), InboundError> {
+        if self.source == kind && doors.contains(&self.endpoint) {
+            Ok(())
+        } else {
+            Err(InboundError::Refused(format!(
+                "event {} came from `{}` at `{}`, not from this `{kind}` source",
+                self.event_id, self.source, self.endpoint
+            )))
+        }
+    }
+}
+
+/// Proof that a request passed its source's verification (on arrival, or, for a stored event,
+/// [`InboundSource::reinterpret`]). Only sources build one: the core never calls
+/// [`Verified::vouch`], so it cannot turn an unverified request into a task by mistake.
 #[derive(Debug)]
 pub struct Verified<T> {
     inner: T,
 }
 
 impl<T> Verified<T> {
-    /// Called by a source's `verify` once the signature or token has been checked.
+    /// Called by a source's `verify` once the signature or token has been checked, and by its
+    /// `reinterpret` once it has accepted a stored event.
     pub fn vouch(inner: T) -> Self {
         Self { inner }
     }
@@ -206,6 +245,14 @@ pub trait InboundSource: Send + Sync {
         &self,
         request: &Verified<InboundRequest<'_>>,
     ) -> Result<Interpretation, InboundError>;
+
+    /// Reads a stored event again with this source's current configuration (a replay, after
+    /// a mapping changed, say). Its signature cannot be checked again ([`StoredRequest`] says
+    /// why): the source re-checks what it still can (that the event is its own; the headers
+    /// and payload shape it relies on, in `interpret`), skips what no longer applies (a
+    /// timestamp window), and vouches for the rest on the strength of the stored record.
+    /// There is no default: each source decides what a stored event of its own is worth.
+    fn reinterpret(&self, stored: StoredRequest<'_>) -> Result<Interpretation, InboundError>;
 
     /// A custom answer body; `None` answers with the receipt as JSON.
     fn acknowledge(&self, _receipt: &Receipt) -> Option<serde_json::Value> {

@@ -14,7 +14,7 @@ pub mod verify;
 pub use draft::{Priority, SourceRef, TaskDraft};
 pub use inbound::{
     Action, InboundError, InboundHeaders, InboundRequest, InboundSource, Interpretation, Receipt,
-    Verified,
+    StoredRequest, Verified,
 };
 pub use plugin::{BuildResult, Plugin, SourceSettings};
 pub use secret::Secret;

@@ -10,7 +10,7 @@ pub mod smtp;
 
 use hopper_integration_api::{
     BuildResult, InboundError, InboundHeaders, InboundRequest, InboundSource, Interpretation,
-    Plugin, Secret, SourceSettings, Verified,
+    Plugin, Secret, SourceSettings, StoredRequest, Verified,
 };
 
 pub use config::{EmailConfig, SmtpConfig};
@@ -121,5 +121,106 @@ impl InboundSource for EmailSource {
             .map(str::to_owned)
             .collect();
         parse::interpret(&self.config, request.body, &rcpt)
+    }
+
+    /// A stored message, from either door. Neither door's credential is stored (the HTTP
+    /// door's bearer token; the SMTP listener checked its recipient domains on arrival), so
+    /// the stored record stands for them. The message is parsed again under today's
+    /// allowlist and mapping; a sender no longer allowed makes an ignored event, as at the
+    /// HTTP door, not a refusal as over SMTP: a replay has no sender to refuse.
+    fn reinterpret(&self, stored: StoredRequest<'_>) -> Result<Interpretation, InboundError> {
+        stored.recorded_by(self.kind(), &[self.path(), smtp::ENDPOINT])?;
+        if stored.endpoint == smtp::ENDPOINT {
+            // An SMTP message has no content type; its envelope recipients may name the
+            // project (`hopper+web@...`) as they did on arrival.
+            let envelope = smtp::Envelope::from_stored(stored.request.headers);
+            return parse::interpret(&self.config, stored.request.body, &envelope.recipients);
+        }
+        self.interpret(&Verified::vouch(stored.request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hopper_integration_api::Action;
+
+    use super::*;
+
+    const RAW: &[u8] = b"From: Ana <ana@example.com>\r\nTo: hopper@tasks.example.com\r\n\
+        Subject: Printer jammed\r\nMessage-ID: <p1@example.com>\r\n\r\nIt eats every page.\r\n";
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn stored<'a>(
+        source: &'a str,
+        endpoint: &'a str,
+        headers: &'a [(String, String)],
+    ) -> StoredRequest<'a> {
+        StoredRequest {
+            event_id: "evt_1",
+            source,
+            endpoint,
+            received_at: 0,
+            request: InboundRequest { headers, body: RAW },
+        }
+    }
+
+    #[test]
+    fn a_stored_message_is_read_again_from_either_door_without_a_token() {
+        let source = EmailSource::new(EmailConfig::default(), Some(Secret::new("t")));
+        let http = pairs(&[("content-type", "message/rfc822")]);
+        // The HTTP door's token is never stored: `verify` would refuse the stored request.
+        let request = InboundRequest {
+            headers: &http,
+            body: RAW,
+        };
+        assert!(matches!(
+            source.verify(request),
+            Err(InboundError::Unauthorized)
+        ));
+        let again = source.reinterpret(stored("email", "email", &http)).unwrap();
+        assert!(matches!(again.action, Action::Task(_)));
+
+        // An SMTP message: the envelope as stored, one pair per recipient.
+        let envelope = smtp::Envelope {
+            mail_from: "ana@example.com".into(),
+            recipients: vec!["hopper+web@tasks.example.com".into()],
+        };
+        let json = envelope.stored_headers();
+        assert_eq!(json["smtp-rcpt-to"][0], "hopper+web@tasks.example.com");
+        let smtp_pairs = pairs(&[
+            ("smtp-mail-from", "ana@example.com"),
+            ("smtp-rcpt-to", "hopper+web@tasks.example.com"),
+        ]);
+        let back = smtp::Envelope::from_stored(&smtp_pairs);
+        assert_eq!(
+            (back.mail_from, back.recipients),
+            (envelope.mail_from, envelope.recipients)
+        );
+        let again = source.reinterpret(stored("email", "smtp", &smtp_pairs));
+        let Ok(Interpretation {
+            action: Action::Task(draft),
+            ..
+        }) = again
+        else {
+            panic!("not a task: {again:?}");
+        };
+        assert_eq!(
+            draft.project.as_deref(),
+            Some("web"),
+            "the envelope names it"
+        );
+
+        // Another source's event, or another door's, is not the email source's to read.
+        for (kind, door) in [("github", "github"), ("email", "slack/events")] {
+            assert!(matches!(
+                source.reinterpret(stored(kind, door, &http)),
+                Err(InboundError::Refused(_))
+            ));
+        }
     }
 }

@@ -39,6 +39,37 @@ pub struct Envelope {
     pub recipients: Vec<String>,
 }
 
+/// The endpoint a message that came in by SMTP is recorded under (it has no webhook path).
+pub const ENDPOINT: &str = "smtp";
+const MAIL_FROM: &str = "smtp-mail-from";
+const RCPT_TO: &str = "smtp-rcpt-to";
+
+impl Envelope {
+    /// What is recorded with the message in place of HTTP headers, which SMTP has none of;
+    /// [`Envelope::from_stored`] reads it back for a replay.
+    pub fn stored_headers(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        map.insert(MAIL_FROM.into(), self.mail_from.clone().into());
+        map.insert(RCPT_TO.into(), self.recipients.clone().into());
+        serde_json::Value::Object(map)
+    }
+
+    /// The envelope from the stored headers as (name, value) pairs, a list giving one pair
+    /// per entry; what is missing is left empty.
+    pub fn from_stored(headers: &[(String, String)]) -> Self {
+        let values = |name: &'static str| {
+            headers
+                .iter()
+                .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        Self {
+            mail_from: values(MAIL_FROM).next().unwrap_or_default(),
+            recipients: values(RCPT_TO).collect(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Rejection {
     /// 5xx: do not retry.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use hopper_integration_api::text::clip;
 use hopper_integration_api::{
     Action, InboundError, InboundRequest, InboundSource, Interpretation, Priority, Receipt,
-    SourceRef, TaskDraft, Verified,
+    SourceRef, StoredRequest, TaskDraft, Verified,
 };
 use serde_json::{Value, json};
 
@@ -125,6 +125,12 @@ impl InboundSource for SlackCommands {
                 receipt.title.as_deref().unwrap_or_default()
             )),
         })
+    }
+
+    /// See [`Shared::stored`].
+    fn reinterpret(&self, stored: StoredRequest<'_>) -> Result<Interpretation, InboundError> {
+        let request = self.0.stored(self.kind(), self.path(), stored)?;
+        self.interpret(&request)
     }
 }
 

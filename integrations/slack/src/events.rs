@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use hopper_integration_api::text::{clip, title};
 use hopper_integration_api::{
-    Action, InboundError, InboundRequest, InboundSource, Interpretation, SourceRef, TaskDraft,
-    Verified,
+    Action, InboundError, InboundRequest, InboundSource, Interpretation, SourceRef, StoredRequest,
+    TaskDraft, Verified,
 };
 use serde_json::{Value, json};
 
@@ -99,5 +99,11 @@ impl InboundSource for SlackEvents {
         });
         self.0.config.mapping.apply(&mut d, Some(channel), &[]);
         Ok(Interpretation::task(delivery, event_type, d))
+    }
+
+    /// See [`Shared::stored`].
+    fn reinterpret(&self, stored: StoredRequest<'_>) -> Result<Interpretation, InboundError> {
+        let request = self.0.stored(self.kind(), self.path(), stored)?;
+        self.interpret(&request)
     }
 }
