@@ -1,7 +1,7 @@
 //! The instance registry (`hopper_instances`), kept in the root instance's database.
 
-use super::rows::InstanceRow;
-use super::{Store, StoreResult, on_db};
+use super::rows::{INSTANCE_COLUMNS, InstanceRow};
+use super::{Store, StoreResult, on_reader, on_writer};
 use crate::config::redact_json;
 use crate::domain::{Instance, InstanceFilter, InstanceId, InstanceStatus, Millis, Scope};
 
@@ -11,9 +11,6 @@ fn redacted(mut instance: Instance) -> Instance {
     redact_json(&mut instance.config);
     instance
 }
-
-const COLUMNS: &str =
-    "instance_id, scope, parent_instance_id, config, status, metadata, summary, created_at";
 
 /// An instance about to be registered.
 #[derive(Debug, Clone)]
@@ -34,7 +31,7 @@ impl Store {
         const Q: &str = "INSERT INTO hopper_instances (instance_id, scope, parent_instance_id, \
             config, status, metadata, created_at, updated_at, owner) VALUES ($1, $2, $3, $4, 'running', $5, $6, $6, $7) \
             ON CONFLICT (instance_id) DO NOTHING";
-        let n = on_db!(&self.db, p => sqlx::query(Q)
+        let n = on_writer!(self, p => sqlx::query(Q)
             .bind(new.id.as_str())
             .bind(new.scope.as_str())
             .bind(new.parent.map(|p| p.as_str().to_owned()))
@@ -58,19 +55,20 @@ impl Store {
     }
 
     pub async fn get_instance(&self, id: &InstanceId) -> StoreResult<Option<Instance>> {
-        let q = format!("SELECT {COLUMNS} FROM hopper_instances WHERE instance_id = $1");
-        let row: Option<InstanceRow> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
+        let q = format!("SELECT {INSTANCE_COLUMNS} FROM hopper_instances WHERE instance_id = $1");
+        let row: Option<InstanceRow> =
+            on_reader!(self, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
         row.map(|r| Instance::try_from(r).map(redacted)).transpose()
     }
 
     pub async fn list_instances(&self, filter: &InstanceFilter) -> StoreResult<Vec<Instance>> {
         let q = format!(
-            "SELECT {COLUMNS} FROM hopper_instances \
+            "SELECT {INSTANCE_COLUMNS} FROM hopper_instances \
              WHERE (CAST($1 AS TEXT) IS NULL OR scope = $1) \
              AND (CAST($2 AS TEXT) IS NULL OR parent_instance_id = $2) \
              AND ($3 OR status = 'running') ORDER BY created_at, instance_id"
         );
-        let rows: Vec<InstanceRow> = on_db!(&self.reader, p => sqlx::query_as(&q)
+        let rows: Vec<InstanceRow> = on_reader!(self, p => sqlx::query_as(&q)
             .bind(filter.scope.map(|s| s.as_str()))
             .bind(filter.parent.as_ref().map(|p| p.as_str().to_owned()))
             .bind(filter.include_archived)
@@ -89,7 +87,7 @@ impl Store {
         const Q: &str =
             "UPDATE hopper_instances SET config = $2 WHERE instance_id = $1 AND config = $3";
         let rows: Vec<(String, String)> =
-            on_db!(&self.db, p => sqlx::query_as(ALL).fetch_all(p).await?);
+            on_writer!(self, p => sqlx::query_as(ALL).fetch_all(p).await?);
         let mut changed = false;
         for (id, text) in rows {
             let Ok(mut config) = serde_json::from_str::<serde_json::Value>(&text) else {
@@ -98,7 +96,7 @@ impl Store {
             if !redact_json(&mut config) {
                 continue;
             }
-            let n = on_db!(&self.db, p => sqlx::query(Q)
+            let n = on_writer!(self, p => sqlx::query(Q)
                 .bind(&id)
                 .bind(config.to_string())
                 .bind(&text)
@@ -122,7 +120,7 @@ impl Store {
     ) -> StoreResult<bool> {
         const Q: &str = "UPDATE hopper_instances SET status = $2, summary = COALESCE($3, summary), \
                          updated_at = $4 WHERE instance_id = $1";
-        let n = on_db!(&self.db, p => sqlx::query(Q)
+        let n = on_writer!(self, p => sqlx::query(Q)
             .bind(id.as_str())
             .bind(status.as_str())
             .bind(summary.map(|s| s.to_string()))
@@ -142,13 +140,13 @@ impl Store {
     pub async fn process_heartbeat(&self, boot_id: &str, now: Millis) -> StoreResult<()> {
         const Q: &str = "INSERT INTO hopper_processes (boot_id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
                          ON CONFLICT (boot_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
-        on_db!(&self.db, p => { sqlx::query(Q).bind(boot_id).bind(now).execute(p).await?; });
+        on_writer!(self, p => { sqlx::query(Q).bind(boot_id).bind(now).execute(p).await?; });
         Ok(())
     }
 
     pub async fn process_gone(&self, boot_id: &str) -> StoreResult<()> {
         const Q: &str = "DELETE FROM hopper_processes WHERE boot_id = $1";
-        on_db!(&self.db, p => { sqlx::query(Q).bind(boot_id).execute(p).await?; });
+        on_writer!(self, p => { sqlx::query(Q).bind(boot_id).execute(p).await?; });
         Ok(())
     }
 
@@ -156,7 +154,7 @@ impl Store {
     pub async fn owner_alive(&self, id: &InstanceId, since: Millis) -> StoreResult<bool> {
         const Q: &str = "SELECT COUNT(*) FROM hopper_instances i JOIN hopper_processes p ON p.boot_id = i.owner \
                          WHERE i.instance_id = $1 AND p.heartbeat_at >= $2";
-        let n: i64 = on_db!(&self.reader, p => sqlx::query_scalar(Q).bind(id.as_str()).bind(since).fetch_one(p).await?);
+        let n: i64 = on_reader!(self, p => sqlx::query_scalar(Q).bind(id.as_str()).bind(since).fetch_one(p).await?);
         Ok(n > 0)
     }
 }

@@ -1,4 +1,4 @@
-//! Routing stored tasks on PostgreSQL, batched (see `batch_pg`): for every pending task of a
+//! Routing stored tasks on PostgreSQL, batched (see `batch`): for every pending task of a
 //! batch, the routed update, its delegation and history, the inbound event's routed mark, and
 //! the child task of a handover, in one statement.
 
@@ -8,13 +8,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
-use super::{Delegation, Handover};
-use crate::store::batch_pg::Batched;
-use crate::store::tasks::bind_task_arrays;
-use crate::store::{EventRecord, StoreResult};
+use super::batch::Batched;
+use crate::store::error::StoreResult;
+use crate::store::rows::{Delegation, EventRecord, Handover, bind_task_arrays};
 
 /// One routing decision for a pending task.
-pub(crate) struct Route {
+pub(in crate::store) struct Route {
     pub delegation: Delegation,
     pub reason: String,
     pub event: EventRecord,
@@ -106,7 +105,7 @@ async fn route(pool: &PgPool, routes: &[&Route]) -> StoreResult<HashSet<String>>
         .filter_map(|r| r.handover.as_ref().map(|h| (&h.row, &h.event)))
         .collect();
     let q = bind_task_arrays(q, &kids);
-    // On the batcher's own connections, which plan for index lookups (see `open`).
+    // On the batcher's own connections, which plan for index lookups (see `open_route`).
     let routed = q.fetch_all(pool).await?;
     Ok(routed.into_iter().collect())
 }

@@ -1,4 +1,4 @@
-//! Inbound records on PostgreSQL, batched (see `batch_pg`): the events of a batch, their
+//! Inbound records on PostgreSQL, batched (see `batch`): the events of a batch, their
 //! bodies, and the tasks of the new ones, in one statement; then, in the same transaction, the
 //! delegations of the tasks routed before recording.
 
@@ -9,15 +9,14 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
-use super::{NewInboundEvent, NewTask};
-use crate::store::StoreResult;
-use crate::store::batch_pg::Batched;
-use crate::store::delegations::Delegation;
-use crate::store::delegations::RoutedNow;
-use crate::store::tasks::{BatchQuery, bind_task_arrays};
+use super::batch::Batched;
+use crate::store::error::StoreResult;
+use crate::store::rows::{
+    BatchQuery, Delegation, NewInboundEvent, NewTask, RoutedNow, bind_task_arrays,
+};
 
 /// One record on its way in.
-pub(crate) struct Record {
+pub(in crate::store) struct Record {
     pub event: Arc<NewInboundEvent>,
     pub encoding: &'static str,
     pub task_id: Option<String>,

@@ -17,7 +17,7 @@ const NAMES: [&str; 41] = [
 ];
 
 /// A prepared (and cached) statement being bound, in the style of `sqlx::query(..).bind(..)`.
-pub(crate) struct Stmt<'c> {
+pub(in crate::store) struct Stmt<'c> {
     stmt: CachedStatement<'c>,
     bound: usize,
     /// SQLite's index for each `$N` (0: the statement does not use it), when every parameter
@@ -27,7 +27,7 @@ pub(crate) struct Stmt<'c> {
 }
 
 /// Prepares `sql` (from the connection's statement cache) for binding.
-pub(crate) fn query<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<Stmt<'c>> {
+pub(in crate::store) fn query<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<Stmt<'c>> {
     let stmt = c.prepare_cached(sql)?;
     Ok(Stmt {
         slots: slots(&stmt),
