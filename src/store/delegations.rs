@@ -4,7 +4,7 @@
 use super::postgres::Route;
 use super::rows::{
     DELEGATION_COLUMNS, Delegation, DelegationRow, DelegationState, EventRecord, Handover,
-    INSERT_DELEGATION, INSERT_TASK, bind_new_task,
+    INSERT_DELEGATION, INSERT_TASK, bind_delegation, bind_new_task,
 };
 use super::sqlite::{self, PendingEvent};
 use super::{Backend, Store, StoreResult, on_reader};
@@ -15,15 +15,7 @@ pub(super) fn insert_delegation_lite(
     c: &rusqlite::Connection,
     d: &Delegation,
 ) -> rusqlite::Result<usize> {
-    sqlite::query(c, INSERT_DELEGATION)?
-        .bind(d.parent_instance_id.as_str())
-        .bind(d.parent_task_id.as_str())
-        .bind(d.child_instance_id.as_str())
-        .bind(d.child_task_id.as_str())
-        .bind(d.kind_str())
-        .bind(d.state_str())
-        .bind(d.delegated_at)
-        .execute()
+    bind_delegation(sqlite::query(c, INSERT_DELEGATION)?, d).execute()
 }
 
 /// Pending -> routed (SQLite; the delegation is inserted after it if it changed the row).
@@ -214,7 +206,7 @@ fn insert_child_lite(
     events: &mut Vec<PendingEvent>,
     h: &Handover,
 ) -> rusqlite::Result<()> {
-    bind_new_task!(sqlite::query(c, INSERT_TASK)?, h.row).execute()?;
+    bind_new_task(sqlite::query(c, &INSERT_TASK)?, &h.row).execute()?;
     events.push(PendingEvent::new(
         h.row.id.as_str(),
         h.row.instance_id.as_str(),

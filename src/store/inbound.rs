@@ -309,7 +309,7 @@ fn record_lite(
     match effect {
         Effect::Task(t) => {
             let row = &t.row;
-            bind_new_task!(sqlite::query(c, INSERT_TASK)?, row).execute()?;
+            bind_new_task(sqlite::query(c, &INSERT_TASK)?, row).execute()?;
             events.push(PendingEvent::new(
                 row.id.as_str(),
                 row.instance_id.as_str(),

@@ -25,6 +25,8 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 pub use error::{StoreError, StoreResult};
 pub use inbound::{Effect, InboundEvent, Recorded};

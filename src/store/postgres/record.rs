@@ -3,7 +3,7 @@
 //! delegations of the tasks routed before recording.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -12,7 +12,8 @@ use sqlx::PgPool;
 use super::batch::Batched;
 use crate::store::error::StoreResult;
 use crate::store::rows::{
-    BatchQuery, Delegation, NewInboundEvent, NewTask, RoutedNow, bind_task_arrays,
+    BatchQuery, DELEGATION_COLUMNS, Delegation, INBOUND_COLUMNS, INSERT_TASKS_FROM_K,
+    NewInboundEvent, NewTask, RoutedNow, TASK_EVENT_COLUMNS, bind_task_arrays, unnest_tasks,
 };
 
 /// One record on its way in.
@@ -36,63 +37,51 @@ impl Batched for Record {
     }
 }
 
-/// The events ($1 to $15) and the tasks of those that have one ($16 to $36), as arrays; only
+/// The events ($1 to $15) and the tasks of those that have one (from $16 on), as arrays; only
 /// new events get their body, task and history. Returns the ids of the new events.
-const INSERT: &str = "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
-    $4::text[], $5::int8[], $6::text[], $7::bytea[], $8::text[], $9::text[], $10::text[], \
-    $11::text[], $12::text[], $13::text[], $14::text[], $15::int8[]) AS x(id, source, \
-    delivery_id, event_type, received_at, headers, body, status, reason, instance_id, task_id, \
-    replay_of, endpoint, encoding, routed_at)), \
-    e AS (INSERT INTO inbound_events (id, source, delivery_id, event_type, received_at, headers, \
-    status, reason, instance_id, task_id, replay_of, endpoint, routed_at) SELECT id, source, \
-    delivery_id, event_type, received_at, headers, status, reason, instance_id, task_id, \
-    replay_of, endpoint, routed_at FROM x ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
-    b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
-    SELECT x.id, x.body, x.encoding FROM x JOIN e ON e.id = x.id), \
-    k AS (SELECT * FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::text[], \
-    $21::text[], $22::text[], $23::int8[], $24::text[], $25::bool[], $26::text[], $27::text[], \
-    $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::int8[], $34::text[], \
-    $35::text[], $36::text[]) AS k(event_id, id, instance_id, parent_task_id, title, description, \
-    tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
-    source, status, routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
-    t AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
-    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
-    routed_to, routing_reason, created_at, updated_at) SELECT k.id, k.instance_id, \
-    k.parent_task_id, k.title, k.description, k.tags, k.priority, k.project, \
-    k.needs_orchestration, k.executor, k.required_capabilities, k.requester, k.source, k.status, \
-    k.routed_to, k.routing_reason, k.created_at, k.created_at FROM k JOIN e ON e.id = k.event_id \
-    RETURNING id), \
-    h AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail \
-    FROM k JOIN t ON t.id = k.id) \
-    SELECT id FROM e";
+static INSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH x AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+         $5::int8[], $6::text[], $7::bytea[], $8::text[], $9::text[], $10::text[], $11::text[], \
+         $12::text[], $13::text[], $14::text[], $15::int8[]) AS x(id, source, delivery_id, \
+         event_type, received_at, headers, body, status, reason, instance_id, task_id, \
+         replay_of, endpoint, encoding, routed_at)), \
+         e AS (INSERT INTO inbound_events ({INBOUND_COLUMNS}) SELECT {INBOUND_COLUMNS} FROM x \
+         ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
+         b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
+         SELECT x.id, x.body, x.encoding FROM x JOIN e ON e.id = x.id), \
+         k AS (SELECT * FROM {tasks}), \
+         t AS ({insert} FROM k JOIN e ON e.id = k.event_id RETURNING id), \
+         h AS (INSERT INTO task_events ({TASK_EVENT_COLUMNS}) \
+         SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail \
+         FROM k JOIN t ON t.id = k.id) \
+         SELECT id FROM e",
+        tasks = unnest_tasks(16, &["event_id"]),
+        insert = INSERT_TASKS_FROM_K.as_str(),
+    )
+});
 
-/// The delegations of tasks routed before recording ($1 to $10) and their children ($11 to
-/// $30), for the records of a batch that were new.
-const DELEGATE: &str = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
-    $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[]) \
-    AS r(parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, at, \
-    ev_kind, ev_actor, ev_detail)), \
-    d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
-    child_task_id, kind, state, delegated_at) SELECT parent_instance_id, parent_task_id, \
-    child_instance_id, child_task_id, kind, state, at FROM r), \
-    e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT parent_task_id, parent_instance_id, at, ev_kind, ev_actor, ev_detail FROM r), \
-    k AS (SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-    $16::text[], $17::int8[], $18::text[], $19::bool[], $20::text[], $21::text[], $22::text[], \
-    $23::text[], $24::text[], $25::text[], $26::text[], $27::int8[], $28::text[], $29::text[], \
-    $30::text[]) AS k(id, instance_id, parent_task_id, title, description, tags, priority, \
-    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
-    routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
-    c AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
-    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
-    routed_to, routing_reason, created_at, updated_at) SELECT k.id, k.instance_id, \
-    k.parent_task_id, k.title, k.description, k.tags, k.priority, k.project, \
-    k.needs_orchestration, k.executor, k.required_capabilities, k.requester, k.source, k.status, \
-    k.routed_to, k.routing_reason, k.created_at, k.created_at FROM k RETURNING id), \
-    ce AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail FROM k) \
-    SELECT id FROM c";
+/// The delegations of tasks routed before recording ($1 to $10) and their children (from $11
+/// on), for the records of a batch that were new.
+static DELEGATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+         $5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::text[]) \
+         AS r(parent_instance_id, parent_task_id, child_instance_id, child_task_id, kind, state, \
+         at, ev_kind, ev_actor, ev_detail)), \
+         d AS (INSERT INTO task_delegations ({DELEGATION_COLUMNS}) SELECT parent_instance_id, \
+         parent_task_id, child_instance_id, child_task_id, kind, state, at FROM r), \
+         e AS (INSERT INTO task_events ({TASK_EVENT_COLUMNS}) \
+         SELECT parent_task_id, parent_instance_id, at, ev_kind, ev_actor, ev_detail FROM r), \
+         k AS (SELECT * FROM {tasks}), \
+         c AS ({insert} FROM k RETURNING id), \
+         ce AS (INSERT INTO task_events ({TASK_EVENT_COLUMNS}) \
+         SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail FROM k) \
+         SELECT id FROM c",
+        tasks = unnest_tasks(11, &[]),
+        insert = INSERT_TASKS_FROM_K.as_str(),
+    )
+});
 
 /// Records a batch; with tasks routed before recording, their delegations go into the same
 /// transaction.
@@ -124,7 +113,7 @@ async fn insert(pool: &PgPool, records: &[&Record]) -> StoreResult<HashSet<Strin
 fn record<'q>(records: &'q [&'q Record]) -> BatchQuery<'q> {
     let events = records.iter().map(|r| r.event.as_ref());
     let col = |f: fn(&NewInboundEvent) -> Option<&str>| events.clone().map(f).collect::<Vec<_>>();
-    let q = sqlx::query_scalar::<_, String>(INSERT)
+    let q = sqlx::query_scalar::<_, String>(INSERT.as_str())
         .bind(col(|e| Some(e.id.as_str())))
         .bind(col(|e| Some(e.source.as_str())))
         .bind(col(|e| e.delivery_id.as_deref()))
@@ -162,7 +151,7 @@ fn record<'q>(records: &'q [&'q Record]) -> BatchQuery<'q> {
 fn delegate<'q>(routed: &[&'q RoutedNow]) -> BatchQuery<'q> {
     let d = routed.iter().map(|r| &r.delegation);
     let col = |f: fn(&'q Delegation) -> &'q str| d.clone().map(f).collect::<Vec<_>>();
-    let q = sqlx::query_scalar::<_, String>(DELEGATE)
+    let q = sqlx::query_scalar::<_, String>(DELEGATE.as_str())
         .bind(col(|d| d.parent_instance_id.as_str()))
         .bind(col(|d| d.parent_task_id.as_str()))
         .bind(col(|d| d.child_instance_id.as_str()))

@@ -3,6 +3,7 @@
 //! the child task of a handover, in one statement.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -10,7 +11,10 @@ use sqlx::PgPool;
 
 use super::batch::Batched;
 use crate::store::error::StoreResult;
-use crate::store::rows::{Delegation, EventRecord, Handover, bind_task_arrays};
+use crate::store::rows::{
+    DELEGATION_COLUMNS, Delegation, EventRecord, Handover, INSERT_TASKS_FROM_K, TASK_EVENT_COLUMNS,
+    bind_task_arrays, unnest_tasks,
+};
 
 /// One routing decision for a pending task.
 pub(in crate::store) struct Route {
@@ -34,45 +38,40 @@ impl Batched for Route {
     }
 }
 
-/// The routes ($1 to $12) and the child tasks of the handovers among them ($13 to $32).
+/// The routes ($1 to $12) and the child tasks of the handovers among them (from $13 on).
 /// Returns the ids of the tasks that were still pending, and so were routed.
-const ROUTE: &str = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
-    $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
-    $11::text[], $12::text[]) AS r(parent_task_id, child_instance_id, reason, at, \
-    parent_instance_id, child_task_id, kind, state, ev_kind, ev_actor, ev_detail, inbound)), \
-    t AS (UPDATE tasks SET status = 'routed', routed_to = r.child_instance_id, \
-    routing_reason = r.reason, updated_at = r.at FROM r \
-    WHERE tasks.id = r.parent_task_id AND tasks.status = 'pending' \
-    RETURNING tasks.id, tasks.instance_id), \
-    d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, child_instance_id, \
-    child_task_id, kind, state, delegated_at) SELECT r.parent_instance_id, r.parent_task_id, \
-    r.child_instance_id, r.child_task_id, r.kind, r.state, r.at FROM r JOIN t ON t.id = r.parent_task_id), \
-    e AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT t.id, t.instance_id, r.at, r.ev_kind, r.ev_actor, r.ev_detail \
-    FROM r JOIN t ON t.id = r.parent_task_id), \
-    m AS (UPDATE inbound_events SET routed_at = r.at FROM r WHERE inbound_events.id = r.inbound), \
-    k AS (SELECT * FROM unnest($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
-    $18::text[], $19::int8[], $20::text[], $21::bool[], $22::text[], $23::text[], $24::text[], \
-    $25::text[], $26::text[], $27::text[], $28::text[], $29::int8[], $30::text[], $31::text[], \
-    $32::text[]) AS k(id, instance_id, parent_task_id, title, description, tags, priority, \
-    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
-    routed_to, routing_reason, created_at, ev_kind, ev_actor, ev_detail)), \
-    c AS (INSERT INTO tasks (id, instance_id, parent_task_id, title, description, tags, priority, \
-    project, needs_orchestration, executor, required_capabilities, requester, source, status, \
-    routed_to, routing_reason, created_at, updated_at) SELECT k.id, k.instance_id, \
-    k.parent_task_id, k.title, k.description, k.tags, k.priority, k.project, \
-    k.needs_orchestration, k.executor, k.required_capabilities, k.requester, k.source, k.status, \
-    k.routed_to, k.routing_reason, k.created_at, k.created_at \
-    FROM k JOIN t ON t.id = k.parent_task_id RETURNING id), \
-    ce AS (INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-    SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail \
-    FROM k JOIN c ON c.id = k.id) \
-    SELECT id FROM t";
+static ROUTE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], \
+         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+         $12::text[]) AS r(parent_task_id, child_instance_id, reason, at, parent_instance_id, \
+         child_task_id, kind, state, ev_kind, ev_actor, ev_detail, inbound)), \
+         t AS (UPDATE tasks SET status = 'routed', routed_to = r.child_instance_id, \
+         routing_reason = r.reason, updated_at = r.at FROM r \
+         WHERE tasks.id = r.parent_task_id AND tasks.status = 'pending' \
+         RETURNING tasks.id, tasks.instance_id), \
+         d AS (INSERT INTO task_delegations ({DELEGATION_COLUMNS}) SELECT r.parent_instance_id, \
+         r.parent_task_id, r.child_instance_id, r.child_task_id, r.kind, r.state, r.at \
+         FROM r JOIN t ON t.id = r.parent_task_id), \
+         e AS (INSERT INTO task_events ({TASK_EVENT_COLUMNS}) \
+         SELECT t.id, t.instance_id, r.at, r.ev_kind, r.ev_actor, r.ev_detail \
+         FROM r JOIN t ON t.id = r.parent_task_id), \
+         m AS (UPDATE inbound_events SET routed_at = r.at FROM r WHERE inbound_events.id = r.inbound), \
+         k AS (SELECT * FROM {tasks}), \
+         c AS ({insert} FROM k JOIN t ON t.id = k.parent_task_id RETURNING id), \
+         ce AS (INSERT INTO task_events ({TASK_EVENT_COLUMNS}) \
+         SELECT k.id, k.instance_id, k.created_at, k.ev_kind, k.ev_actor, k.ev_detail \
+         FROM k JOIN c ON c.id = k.id) \
+         SELECT id FROM t",
+        tasks = unnest_tasks(13, &[]),
+        insert = INSERT_TASKS_FROM_K.as_str(),
+    )
+});
 
 async fn route(pool: &PgPool, routes: &[&Route]) -> StoreResult<HashSet<String>> {
     let d = routes.iter().map(|r| &r.delegation);
     let col = |f: fn(&Delegation) -> &str| d.clone().map(f).collect::<Vec<_>>();
-    let q = sqlx::query_scalar::<_, String>(ROUTE)
+    let q = sqlx::query_scalar::<_, String>(ROUTE.as_str())
         .bind(col(|d| d.parent_task_id.as_str()))
         .bind(col(|d| d.child_instance_id.as_str()))
         .bind(routes.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>())

@@ -1,6 +1,6 @@
 //! `task_delegations`: a parent task handed to a child instance, and the writes that carry one.
 
-use super::{EventRecord, NewTaskRow, StoreError, StoreResult};
+use super::{Binder, EventRecord, NewTaskRow, StoreError, StoreResult};
 use crate::domain::{InstanceId, Millis, TaskId};
 
 /// The columns of `task_delegations`, in the order every statement here binds them. A macro so
@@ -17,6 +17,17 @@ pub(in crate::store) const INSERT_DELEGATION: &str = concat!(
     delegation_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
 );
+
+/// Binds a delegation's columns in [`DELEGATION_COLUMNS`]' order, on either driver.
+pub(in crate::store) fn bind_delegation<'q, B: Binder<'q>>(q: B, d: &'q Delegation) -> B {
+    q.value(d.parent_instance_id.as_str())
+        .value(d.parent_task_id.as_str())
+        .value(d.child_instance_id.as_str())
+        .value(d.child_task_id.as_str())
+        .value(d.kind.as_str())
+        .value(d.state.as_str())
+        .value(d.delegated_at)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DelegationKind {

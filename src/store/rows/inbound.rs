@@ -3,9 +3,9 @@
 use super::{EventRecord, NewTaskRow, RoutedNow};
 use crate::domain::Millis;
 
-/// The columns of `inbound_events` a record writes, in the order of its first 13 parameters
-/// (`$7` and `$14`, the body and its encoding, go to `inbound_bodies`). A macro so that
-/// constant statements can `concat!` it.
+/// The columns of `inbound_events` a record writes, in the order it binds them (its 15
+/// parameters less `$7` and `$14`, the body and its encoding, which go to `inbound_bodies`). A
+/// macro so that constant statements can `concat!` it.
 macro_rules! inbound_columns {
     () => {
         "id, source, delivery_id, event_type, received_at, headers, status, reason, instance_id, \

@@ -4,17 +4,22 @@
 //! module build on it, and it builds on neither. A table's columns are named here once, and
 //! every statement that lists them is built from that list.
 
+mod columns;
 mod delegations;
 mod inbound;
 mod tasks;
 
-pub(in crate::store) use delegations::{DELEGATION_COLUMNS, DelegationRow, INSERT_DELEGATION};
+pub(in crate::store) use columns::{Binder, Value};
+pub(in crate::store) use delegations::{
+    DELEGATION_COLUMNS, DelegationRow, INSERT_DELEGATION, bind_delegation,
+};
 pub use delegations::{Delegation, DelegationKind, DelegationState, Handover, RoutedNow};
 pub(in crate::store) use inbound::{INBOUND_COLUMNS, INSERT_INBOUND};
 pub use inbound::{NewInboundEvent, NewTask};
 pub use tasks::NewTaskRow;
 pub(in crate::store) use tasks::{
-    BatchQuery, INSERT_TASK, TASK_COLUMNS, TaskRow, bind_new_task, bind_task_arrays,
+    BatchQuery, INSERT_TASK, INSERT_TASKS_FROM_K, TASK_COLUMNS, TASK_INSERT, TaskRow,
+    bind_new_task, bind_task_arrays, unnest_tasks,
 };
 
 use crate::domain::{Instance, InstanceId, TaskEvent, millis_to_rfc3339};

@@ -1,121 +1,101 @@
-//! The `tasks` table: its row, its columns, and a task about to be inserted.
+//! The `tasks` table. Its columns are named once, in the `task_table!` list below; the row
+//! type, its mapping from sqlx and rusqlite rows and to [`Task`], the insert statement and its
+//! binds (single rows on either driver, arrays in PostgreSQL batch statements) and
+//! [`NewTaskRow::to_task`] are all generated from it (see `columns::task_table`).
+//!
+//! Adding a column is a migration per dialect plus one entry here (and the field on `Task`,
+//! and on `TaskDraft` if a caller sets it).
 
+use std::sync::LazyLock;
+
+use super::columns::task_table;
 use super::{EventRecord, StoreError, StoreResult, corrupt, json, opt_json, source_json, to_json};
 use crate::domain::{
     Feedback, InstanceId, Millis, Priority, SourceRef, Task, TaskDraft, TaskId, TaskStatus,
     millis_to_rfc3339,
 };
 
-pub(in crate::store) const TASK_COLUMNS: &str = "id, instance_id, parent_task_id, title, description, tags, \
-    priority, project, needs_orchestration, executor, required_capabilities, requester, source, \
-    status, routed_to, routing_reason, claimed_by, claimed_at, lease_expires_at, attempts, \
-    feedback, failure_reason, created_at, updated_at, finished_at, lease_id";
-
-#[derive(sqlx::FromRow)]
-pub(in crate::store) struct TaskRow {
+task_table! {
     id: String,
+        insert text = |r| r.id.as_str(), new |r| r.id.clone(),
+        read |v| TaskId::parse(&v).map_err(|e| corrupt("tasks.id", e))?;
     instance_id: String,
+        insert text = |r| r.instance_id.as_str(), new |r| r.instance_id.clone(),
+        read |v| InstanceId::parse(&v).map_err(|e| corrupt("tasks.instance_id", e))?;
     parent_task_id: Option<String>,
+        insert text = |r| r.parent_task_id.as_ref().map(TaskId::as_str),
+        new |r| r.parent_task_id.clone(),
+        read |v| v
+            .map(|p| TaskId::parse(&p))
+            .transpose()
+            .map_err(|e| corrupt("tasks.parent_task_id", e))?;
     title: String,
+        insert text = |r| r.draft.title.as_str(), new |r| r.draft.title.clone(),
+        read |v| v;
     description: String,
+        insert text = |r| r.draft.description.as_str(), new |r| r.draft.description.clone(),
+        read |v| v;
     tags: String,
+        insert text = |r| to_json(&r.draft.tags), new |r| r.draft.tags.clone(),
+        read |v| json("tasks.tags", &v)?;
     priority: i64,
+        insert int8 = |r| r.draft.priority.rank(), new |r| r.draft.priority,
+        read |v| Priority::from_rank(v);
     project: Option<String>,
+        insert text = |r| r.draft.project.as_deref(), new |r| r.draft.project.clone(),
+        read |v| v;
     needs_orchestration: bool,
+        insert bool = |r| r.draft.needs_orchestration, new |r| r.draft.needs_orchestration,
+        read |v| v;
     executor: Option<String>,
+        insert text = |r| r.draft.executor.as_deref(), new |r| r.draft.executor.clone(),
+        read |v| v;
     required_capabilities: String,
+        insert text = |r| to_json(&r.draft.required_capabilities),
+        new |r| r.draft.required_capabilities.clone(),
+        read |v| json("tasks.required_capabilities", &v)?;
     requester: Option<String>,
+        insert text = |r| r.draft.requester.as_deref(), new |r| r.draft.requester.clone(),
+        read |v| v;
     source: Option<String>,
+        insert text = |r| r.draft.source.as_ref().map(source_json),
+        new |r| r.draft.source.clone(),
+        read |v| opt_json::<SourceRef>("tasks.source", v)?;
     status: String,
+        insert text = |r| r.status.as_str(), new |r| r.status,
+        read |v| v.parse().map_err(|e| corrupt("tasks.status", e))?;
     routed_to: Option<String>,
+        insert text = |r| r.routed_to.as_ref().map(InstanceId::as_str),
+        new |r| r.routed_to.clone(),
+        read |v| v
+            .map(|p| InstanceId::parse(&p))
+            .transpose()
+            .map_err(|e| corrupt("tasks.routed_to", e))?;
     routing_reason: Option<String>,
+        insert text = |r| r.routing_reason.as_deref(), new |r| r.routing_reason.clone(),
+        read |v| v;
     claimed_by: Option<String>,
+        read |v| v;
     claimed_at: Option<i64>,
+        read |v| v.map(millis_to_rfc3339);
     lease_expires_at: Option<i64>,
+        read |v| v.map(millis_to_rfc3339);
     attempts: i64,
+        read |v| v;
     feedback: Option<String>,
+        read |v| opt_json::<Feedback>("tasks.feedback", v)?;
     failure_reason: Option<String>,
+        read |v| v;
     created_at: i64,
+        insert int8 = |r| r.now, new |r| millis_to_rfc3339(r.now),
+        read |v| millis_to_rfc3339(v);
     updated_at: i64,
+        insert int8 = |r| r.now, new |r| millis_to_rfc3339(r.now),
+        read |v| millis_to_rfc3339(v);
     finished_at: Option<i64>,
+        read |v| v.map(millis_to_rfc3339);
     lease_id: Option<String>,
-}
-
-impl TaskRow {
-    /// From a row of `TASK_COLUMNS` read on the SQLite writer (see `lite`).
-    pub(in crate::store) fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: r.get("id")?,
-            instance_id: r.get("instance_id")?,
-            parent_task_id: r.get("parent_task_id")?,
-            title: r.get("title")?,
-            description: r.get("description")?,
-            tags: r.get("tags")?,
-            priority: r.get("priority")?,
-            project: r.get("project")?,
-            needs_orchestration: r.get("needs_orchestration")?,
-            executor: r.get("executor")?,
-            required_capabilities: r.get("required_capabilities")?,
-            requester: r.get("requester")?,
-            source: r.get("source")?,
-            status: r.get("status")?,
-            routed_to: r.get("routed_to")?,
-            routing_reason: r.get("routing_reason")?,
-            claimed_by: r.get("claimed_by")?,
-            claimed_at: r.get("claimed_at")?,
-            lease_expires_at: r.get("lease_expires_at")?,
-            attempts: r.get("attempts")?,
-            feedback: r.get("feedback")?,
-            failure_reason: r.get("failure_reason")?,
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-            finished_at: r.get("finished_at")?,
-            lease_id: r.get("lease_id")?,
-        })
-    }
-}
-
-impl TryFrom<TaskRow> for Task {
-    type Error = StoreError;
-    fn try_from(r: TaskRow) -> StoreResult<Task> {
-        Ok(Task {
-            id: TaskId::parse(&r.id).map_err(|e| corrupt("tasks.id", e))?,
-            instance_id: InstanceId::parse(&r.instance_id)
-                .map_err(|e| corrupt("tasks.instance_id", e))?,
-            parent_task_id: r
-                .parent_task_id
-                .map(|p| TaskId::parse(&p))
-                .transpose()
-                .map_err(|e| corrupt("tasks.parent_task_id", e))?,
-            title: r.title,
-            description: r.description,
-            tags: json("tasks.tags", &r.tags)?,
-            priority: Priority::from_rank(r.priority),
-            project: r.project,
-            needs_orchestration: r.needs_orchestration,
-            executor: r.executor,
-            required_capabilities: json("tasks.required_capabilities", &r.required_capabilities)?,
-            requester: r.requester,
-            source: opt_json::<SourceRef>("tasks.source", r.source)?,
-            status: r.status.parse().map_err(|e| corrupt("tasks.status", e))?,
-            routed_to: r
-                .routed_to
-                .map(|p| InstanceId::parse(&p))
-                .transpose()
-                .map_err(|e| corrupt("tasks.routed_to", e))?,
-            routing_reason: r.routing_reason,
-            claimed_by: r.claimed_by,
-            claimed_at: r.claimed_at.map(millis_to_rfc3339),
-            lease_expires_at: r.lease_expires_at.map(millis_to_rfc3339),
-            attempts: r.attempts,
-            feedback: opt_json::<Feedback>("tasks.feedback", r.feedback)?,
-            failure_reason: r.failure_reason,
-            created_at: millis_to_rfc3339(r.created_at),
-            updated_at: millis_to_rfc3339(r.updated_at),
-            finished_at: r.finished_at.map(millis_to_rfc3339),
-            lease_id: r.lease_id,
-        })
-    }
+        read |v| v;
 }
 
 impl TaskRow {
@@ -141,71 +121,18 @@ pub struct NewTaskRow {
     pub now: Millis,
 }
 
-impl NewTaskRow {
-    /// The task exactly as inserting this row stores it (for writes that do not read back).
-    pub fn to_task(&self) -> Task {
-        let d = &self.draft;
-        let at = millis_to_rfc3339(self.now);
-        Task {
-            id: self.id.clone(),
-            instance_id: self.instance_id.clone(),
-            parent_task_id: self.parent_task_id.clone(),
-            title: d.title.clone(),
-            description: d.description.clone(),
-            tags: d.tags.clone(),
-            priority: d.priority,
-            project: d.project.clone(),
-            needs_orchestration: d.needs_orchestration,
-            executor: d.executor.clone(),
-            required_capabilities: d.required_capabilities.clone(),
-            requester: d.requester.clone(),
-            source: d.source.clone(),
-            status: self.status,
-            routed_to: self.routed_to.clone(),
-            routing_reason: self.routing_reason.clone(),
-            claimed_by: None,
-            claimed_at: None,
-            lease_expires_at: None,
-            lease_id: None,
-            attempts: 0,
-            feedback: None,
-            failure_reason: None,
-            created_at: at.clone(),
-            updated_at: at,
-            finished_at: None,
-        }
-    }
-}
-
-pub(in crate::store) const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, description, \
-    tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
-    source, status, routed_to, routing_reason, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
-    ON CONFLICT (id) DO NOTHING";
-
-macro_rules! bind_new_task {
-    ($q:expr, $r:expr) => {{
-        let d = &$r.draft;
-        $q.bind($r.id.as_str())
-            .bind($r.instance_id.as_str())
-            .bind($r.parent_task_id.as_ref().map(|p| p.as_str().to_owned()))
-            .bind(d.title.as_str())
-            .bind(d.description.as_str())
-            .bind($crate::store::rows::to_json(&d.tags))
-            .bind(d.priority.rank())
-            .bind(d.project.clone())
-            .bind(d.needs_orchestration)
-            .bind(d.executor.clone())
-            .bind($crate::store::rows::to_json(&d.required_capabilities))
-            .bind(d.requester.clone())
-            .bind(d.source.as_ref().map($crate::store::rows::source_json))
-            .bind($r.status.as_str())
-            .bind($r.routed_to.as_ref().map(|p| p.as_str().to_owned()))
-            .bind($r.routing_reason.clone())
-            .bind($r.now)
-    }};
-}
-pub(in crate::store) use bind_new_task;
+/// Inserts a task (binds: [`bind_new_task`]) unless its id exists.
+pub(in crate::store) static INSERT_TASK: LazyLock<String> = LazyLock::new(|| {
+    let columns = TASK_INSERT.iter().map(|c| c.0).collect::<Vec<_>>();
+    let values = (1..=TASK_INSERT.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>();
+    format!(
+        "INSERT INTO tasks ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING",
+        columns.join(", "),
+        values.join(", ")
+    )
+});
 
 /// A PostgreSQL batch statement whose answer is a list of ids (see `postgres`).
 pub(in crate::store) type BatchQuery<'q> = sqlx::query::QueryScalar<
@@ -215,46 +142,34 @@ pub(in crate::store) type BatchQuery<'q> = sqlx::query::QueryScalar<
     <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
 >;
 
-/// Binds new tasks and their `created` events as the 20 arrays a batch statement `unnest`s:
-/// the 17 columns `INSERT_TASK` takes, in its order, then the event's kind, actor, detail.
-pub(in crate::store) fn bind_task_arrays<'q>(
-    q: BatchQuery<'q>,
-    rows: &[(&'q NewTaskRow, &'q EventRecord)],
-) -> BatchQuery<'q> {
-    let col =
-        |f: fn(&NewTaskRow) -> Option<String>| rows.iter().map(|r| f(r.0)).collect::<Vec<_>>();
-    q.bind(col(|t| Some(t.id.as_str().to_owned())))
-        .bind(col(|t| Some(t.instance_id.as_str().to_owned())))
-        .bind(col(|t| {
-            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
-        }))
-        .bind(col(|t| Some(t.draft.title.clone())))
-        .bind(col(|t| Some(t.draft.description.clone())))
-        .bind(col(|t| Some(to_json(&t.draft.tags))))
-        .bind(
-            rows.iter()
-                .map(|r| r.0.draft.priority.rank())
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|t| t.draft.project.clone()))
-        .bind(
-            rows.iter()
-                .map(|r| r.0.draft.needs_orchestration)
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|t| t.draft.executor.clone()))
-        .bind(col(|t| Some(to_json(&t.draft.required_capabilities))))
-        .bind(col(|t| t.draft.requester.clone()))
-        .bind(col(|t| t.draft.source.as_ref().map(source_json)))
-        .bind(col(|t| Some(t.status.as_str().to_owned())))
-        .bind(col(|t| t.routed_to.as_ref().map(|r| r.as_str().to_owned())))
-        .bind(col(|t| t.routing_reason.clone()))
-        .bind(rows.iter().map(|r| r.0.now).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.kind).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.actor.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.1.detail.as_ref().map(|d| d.to_string()))
-                .collect::<Vec<_>>(),
-        )
+/// The new tasks of a PostgreSQL batch statement as a relation `k`: `lead` text columns of the
+/// caller's, then the arrays [`bind_task_arrays`] binds, from parameter `$first` on.
+pub(in crate::store) fn unnest_tasks(first: usize, lead: &[&str]) -> String {
+    const EVENT: [&str; 3] = ["ev_kind", "ev_actor", "ev_detail"];
+    let types = lead
+        .iter()
+        .map(|_| "text")
+        .chain(TASK_INSERT.iter().map(|c| c.1))
+        .chain(EVENT.map(|_| "text"));
+    let arrays = types
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
+        .collect::<Vec<_>>();
+    let names = lead
+        .iter()
+        .copied()
+        .chain(TASK_INSERT.iter().map(|c| c.0))
+        .chain(EVENT)
+        .collect::<Vec<_>>();
+    format!("unnest({}) AS k({})", arrays.join(", "), names.join(", "))
 }
+
+/// Inserts the rows of [`unnest_tasks`]' `k`; the caller adds `FROM k ...`.
+pub(in crate::store) static INSERT_TASKS_FROM_K: LazyLock<String> = LazyLock::new(|| {
+    let names: Vec<&str> = TASK_INSERT.iter().map(|c| c.0).collect();
+    format!(
+        "INSERT INTO tasks ({}) SELECT k.{}",
+        names.join(", "),
+        names.join(", k.")
+    )
+});

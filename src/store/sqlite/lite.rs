@@ -9,6 +9,8 @@
 use rusqlite::types::ToSql;
 use rusqlite::{CachedStatement, Connection, Row};
 
+use crate::store::rows::{Binder, Value};
+
 /// `$N` for the parameter counts Hopper's statements use (no formatting per bind).
 const NAMES: [&str; 41] = [
     "$0", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14",
@@ -101,6 +103,12 @@ impl Stmt<'_> {
             Some(row) => map(row).map(Some),
             None => Ok(None),
         }
+    }
+}
+
+impl<'q> Binder<'q> for Stmt<'_> {
+    fn value<V: Value<'q>>(self, value: V) -> Self {
+        self.bind(value)
     }
 }
 

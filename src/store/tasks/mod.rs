@@ -5,7 +5,8 @@
 
 use super::events::append_event;
 use super::rows::{
-    Delegation, EventRecord, NewTaskRow, TASK_COLUMNS, TaskRow, bind_new_task, to_json,
+    Delegation, EventRecord, NewTaskRow, TASK_COLUMNS, TaskRow, bind_delegation, bind_new_task,
+    to_json,
 };
 use super::sqlite::{self, PendingEvent};
 use super::{Backend, Store, StoreResult, on_reader, on_writer};
@@ -102,20 +103,13 @@ impl Store {
                 };
                 let stored: Option<TaskRow> = match delegation {
                     None => {
-                        let q = bind_new_task!(sqlx::query_as(INSERT_TASK_PG_EV.as_str()), row);
+                        let q = bind_new_task(sqlx::query_as(INSERT_TASK_PG_EV.as_str()), row);
                         bind_event!(q, row.now, event).fetch_optional(p).await?
                     }
                     Some(d) => {
                         let q =
-                            bind_new_task!(sqlx::query_as(INSERT_DELEGATING_PG_EV.as_str()), row);
-                        bind_event!(q, row.now, event)
-                            .bind(d.parent_instance_id.as_str())
-                            .bind(d.parent_task_id.as_str())
-                            .bind(d.child_instance_id.as_str())
-                            .bind(d.child_task_id.as_str())
-                            .bind(d.kind_str())
-                            .bind(d.state_str())
-                            .bind(d.delegated_at)
+                            bind_new_task(sqlx::query_as(INSERT_DELEGATING_PG_EV.as_str()), row);
+                        bind_delegation(bind_event!(q, row.now, event), d)
                             .fetch_optional(p)
                             .await?
                     }
@@ -126,7 +120,7 @@ impl Store {
         let (new, d, ev) = (row.clone(), delegation.cloned(), event.clone());
         let stored: Option<TaskRow> = lite
             .commit(move |c, events| {
-                let row = bind_new_task!(sqlite::query(c, &INSERT_TASK_RETURNING)?, new)
+                let row = bind_new_task(sqlite::query(c, &INSERT_TASK_RETURNING)?, &new)
                     .fetch_optional(TaskRow::from_lite)?;
                 if row.is_some() {
                     if let Some(d) = &d {

@@ -3,7 +3,9 @@
 use std::sync::LazyLock;
 
 use crate::domain::TaskStatus;
-use crate::store::rows::{DELEGATION_COLUMNS, INSERT_TASK, TASK_COLUMNS, TASK_EVENT_COLUMNS};
+use crate::store::rows::{
+    DELEGATION_COLUMNS, INSERT_TASK, TASK_COLUMNS, TASK_EVENT_COLUMNS, TASK_INSERT,
+};
 
 pub(super) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
@@ -23,7 +25,7 @@ pub(super) fn status_list(statuses: &[TaskStatus]) -> String {
 }
 
 pub(super) static INSERT_TASK_RETURNING: LazyLock<String> =
-    LazyLock::new(|| format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}"));
+    LazyLock::new(|| format!("{} RETURNING {TASK_COLUMNS}", INSERT_TASK.as_str()));
 
 /// PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a row
 /// another transaction is claiming instead of queueing behind it. SQLite serialises writers,
@@ -69,15 +71,24 @@ macro_rules! bind_event {
 pub(super) use bind_event;
 
 pub(super) static INSERT_TASK_PG_EV: LazyLock<String> =
-    LazyLock::new(|| pg_with_event(&INSERT_TASK_RETURNING, 17));
-/// The same, with the delegation that carries the task to a child (parameters 22 to 28).
+    LazyLock::new(|| pg_with_event(&INSERT_TASK_RETURNING, TASK_INSERT.len()));
+/// The same, with the delegation that carries the task to a child: its seven parameters follow
+/// the task's and the event's.
 pub(super) static INSERT_DELEGATING_PG_EV: LazyLock<String> = LazyLock::new(|| {
+    let d = TASK_INSERT.len() + 4;
     INSERT_TASK_PG_EV.replacen(
         "), e AS (",
         &format!(
             "), d AS (INSERT INTO task_delegations ({DELEGATION_COLUMNS}) \
-             SELECT CAST($22 AS TEXT), CAST($23 AS TEXT), CAST($24 AS TEXT), CAST($25 AS TEXT), \
-             CAST($26 AS TEXT), CAST($27 AS TEXT), CAST($28 AS BIGINT) FROM t), e AS ("
+             SELECT CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
+             CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT) FROM t), e AS (",
+            d + 1,
+            d + 2,
+            d + 3,
+            d + 4,
+            d + 5,
+            d + 6,
+            d + 7
         ),
         1,
     )
