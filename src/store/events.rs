@@ -39,7 +39,9 @@ impl Store {
         at: Millis,
         event: &EventRecord,
     ) -> StoreResult<()> {
-        on_writer!(self, p => { append_event!(p, task, instance, at, event)?; });
-        self.durable().await
+        on_writer!(self, c => {
+            append_event!(&mut *c, task, instance, at, event)?;
+            Ok(())
+        })
     }
 }

@@ -250,14 +250,22 @@ impl Store {
         const Q: &str = "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events \
             WHERE instance_id = $1 AND received_at < $2 \
             AND NOT (status = 'accepted' AND routed_at IS NULL) LIMIT $3)";
-        let mut purged = 0;
-        loop {
-            let n = on_writer!(self, p => sqlx::query(Q).bind(instance).bind(before).bind(CHUNK).execute(p).await?.rows_affected());
-            purged += n;
-            if n < CHUNK as u64 {
-                return Ok(purged);
+        on_writer!(self, c => {
+            let mut purged = 0;
+            loop {
+                let n = sqlx::query(Q)
+                    .bind(instance)
+                    .bind(before)
+                    .bind(CHUNK)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                purged += n;
+                if n < CHUNK as u64 {
+                    break Ok(purged);
+                }
             }
-        }
+        })
     }
 
     pub async fn mark_inbound_routed(&self, id: &str, at: Millis) -> StoreResult<()> {

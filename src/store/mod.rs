@@ -14,6 +14,10 @@
 //! group commit's rusqlite, see `sqlite/lite.rs`) accept; times are epoch milliseconds, JSON is
 //! text. Reads and rare writes run the same sqlx code on either backend (`on_reader!`,
 //! `on_writer!`); the frequent writes take each backend's own path.
+//!
+//! Every write a caller is answered for is durable by construction: on SQLite the only ways to
+//! the writer are the group commit (`SqliteBackend::commit`) and `SqliteBackend::write`, and
+//! both return after the fsync that covers the write.
 
 mod delegations;
 mod error;
@@ -66,17 +70,20 @@ macro_rules! on_reader {
 }
 pub(crate) use on_reader;
 
-/// Runs `$body` with `$pool` bound to the backend's pool for writes outside the group commit
-/// (SQLite's writer, PostgreSQL's main pool).
+/// A rare write written once for both backends (registry, sweeper, retention): runs `$body`,
+/// which evaluates to a `StoreResult`, with `$conn` bound to a `&mut` connection, and evaluates
+/// to its result. On SQLite that is `SqliteBackend::write`, which returns once the write is
+/// durable; on PostgreSQL a connection of the main pool, whose commits wait for the WAL flush.
 macro_rules! on_writer {
-    ($store:expr, $pool:ident => $body:expr) => {
+    ($store:expr, $conn:ident => $body:expr) => {
         match &$store.backend {
             $crate::store::Backend::Sqlite(b) => {
-                let $pool = b.writer();
-                $body
+                b.write(|$conn, _| ::std::boxed::Box::pin(async move { $body }))
+                    .await
             }
             $crate::store::Backend::Postgres(b) => {
-                let $pool = b.pool();
+                let mut conn = b.pool().acquire().await?;
+                let $conn: &mut ::sqlx::PgConnection = &mut conn;
                 $body
             }
         }
@@ -94,15 +101,6 @@ pub struct Store {
 impl Store {
     pub fn key(&self) -> &StoreKey {
         &self.key
-    }
-
-    /// After a write made outside the group commit (sqlx straight on the writer, which commits
-    /// without waiting for the disk): returns once it is durable. A no-op on PostgreSQL.
-    pub(crate) async fn durable(&self) -> StoreResult<()> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.barrier().await,
-            Backend::Postgres(_) => Ok(()),
-        }
     }
 
     pub fn is_postgres(&self) -> bool {

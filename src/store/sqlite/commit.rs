@@ -124,8 +124,9 @@ pub(super) struct Committer {
 /// The connection a committer writes on.
 pub(super) enum Writer {
     /// A database file: a connection of the committer's own, held for its whole life, so its
-    /// prepared statements stay prepared. The store's sqlx writer pool remains for rare
-    /// administrative writes, which wait for the committer's batches in SQLite's busy handler.
+    /// prepared statements stay prepared. The store's sqlx writer pool remains for rare writes
+    /// (`SqliteBackend::write`), which wait for the committer's batches in SQLite's busy
+    /// handler and then for a `barrier`.
     /// Once a commit leaves more than `finish_frames` in the WAL, the committer checkpoints
     /// before its next batch (see `checkpoint`).
     Own {

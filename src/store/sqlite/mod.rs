@@ -31,6 +31,11 @@
 //! disk". `persistence.sqlite_synchronous: normal` answers at commit instead: it survives
 //! process crashes, not power loss.
 //!
+//! **Durable by construction.** The only ways to write are [`SqliteBackend::commit`] (the group
+//! commit) and [`SqliteBackend::write`] (sqlx on the writer connection for rare statements that
+//! both backends share, followed by a barrier through the committer when it changed anything);
+//! both return once the write is durable. Nothing else reaches the writer connection.
+//!
 //! **Checkpoints** (`checkpoint`). The writer never checkpoints (`wal_autocheckpoint=0`): a
 //! background task runs a PASSIVE checkpoint every 50 ms on its own connection and syncs the
 //! database file, so no commit waits for a checkpoint's copy. Under writes that never pause
@@ -45,15 +50,16 @@ mod commit;
 mod durable;
 mod lite;
 
+use std::marker::PhantomData;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use rusqlite::Connection;
-use sqlx::ConnectOptions;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 
 pub(in crate::store) use commit::PendingEvent;
 pub(in crate::store) use lite::query;
@@ -61,11 +67,20 @@ pub(in crate::store) use lite::query;
 use super::error::{StoreError, StoreResult};
 use commit::{Committer, Writer};
 
+/// What [`SqliteBackend::write`]'s closure returns: the work, borrowing the writer connection.
+pub(in crate::store) type Work<'c, T> = BoxFuture<'c, StoreResult<T>>;
+
+/// The second argument of [`SqliteBackend::write`]'s closure, there for its type only: it makes
+/// `'a: 'c` an implied bound, so the work may borrow from its caller (`'a`) while it borrows
+/// the connection (`'c`).
+pub(in crate::store) type Scope<'c, 'a> = PhantomData<&'c &'a ()>;
+
 /// One SQLite database: its connections and its group committer. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(in crate::store) struct SqliteBackend {
     /// For a file, a pool of one connection for writes made outside the group commit; for an
-    /// in-memory database, its one connection.
+    /// in-memory database, its one connection. Reached only through [`SqliteBackend::write`]
+    /// (and the committer), so no write can skip the durability barrier.
     writer: SqlitePool,
     /// Read-only connections beside the writer (the writer itself for an in-memory database).
     reader: SqlitePool,
@@ -151,10 +166,6 @@ impl SqliteBackend {
         &self.reader
     }
 
-    pub fn writer(&self) -> &SqlitePool {
-        &self.writer
-    }
-
     /// One write transaction in the group commit: `work` runs on the writer in the next batch,
     /// with the batch's history-event queue, and this returns once the batch is durable. `work`
     /// may run twice (a failed batch is re-run write by write), so it borrows what it captures
@@ -167,23 +178,61 @@ impl SqliteBackend {
         self.committer.run(commit::work(work)).await
     }
 
-    /// After a write made outside the group commit (sqlx straight on the writer, which commits
-    /// without waiting for the disk): returns once it is durable.
-    pub async fn barrier(&self) -> StoreResult<()> {
-        self.committer.barrier().await
+    /// A write outside the group commit, for rare statements written once for both backends
+    /// (the registry, the sweeper, retention, migrations): `work` runs through sqlx on the
+    /// writer connection, and this returns once what it changed is durable. It is the only way
+    /// to the writer connection, so every answered write on SQLite is on disk, whichever path
+    /// it took.
+    ///
+    /// The writer commits without waiting for the disk (`writer_options`); a barrier through
+    /// the committer, whose fsync covers every commit before it, makes it durable. A `work`
+    /// that changed nothing skips it (two `total_changes()` round trips instead of an fsync:
+    /// the sweeper's lease pass runs every second on every store, mostly finding nothing).
+    ///
+    /// `work` returns a boxed future rather than being an async closure: the higher-ranked
+    /// lifetime of an async closure's future made rustc reject every caller's future as not
+    /// `Send` ("implementation of `Send` is not general enough").
+    pub async fn write<'a, T>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut SqliteConnection, Scope<'c, 'a>) -> Work<'c, T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.writer.acquire().await?;
+        let before = total_changes(&mut conn).await?;
+        let result = work(&mut conn, PhantomData).await;
+        // What `work` committed before an error must be durable too before anyone hears of
+        // it; when in doubt, wait.
+        let changed = !matches!(total_changes(&mut conn).await, Ok(n) if n == before);
+        // Released first: an in-memory database's committer writes on this very connection.
+        drop(conn);
+        if changed {
+            self.committer.barrier().await?;
+        }
+        result
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
-            .await?;
-        Ok(())
+        self.write(|c, _| {
+            Box::pin(async move {
+                // `run` takes an `Acquire`, whose impl for `&mut SqliteConnection` is not
+                // general enough for a boxed future; `run_direct` is sqlx's way around that.
+                sqlx::migrate!("./migrations/sqlite").run_direct(c).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// Rows changed by statements on `conn` since it was opened.
+async fn total_changes(conn: &mut SqliteConnection) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar("SELECT total_changes()")
+        .fetch_one(conn)
+        .await?)
 }
 
 fn options(path: &Path, full_sync: bool) -> SqliteConnectOptions {

@@ -4,6 +4,7 @@ use super::sql::placeholders;
 use crate::domain::{InstanceId, Millis, Task, TaskStatus};
 use crate::store::rows::{TASK_COLUMNS, TaskRow};
 use crate::store::{Store, StoreResult, on_reader, on_writer};
+use sqlx::Connection as _;
 
 impl Store {
     pub async fn list_tasks(
@@ -74,8 +75,8 @@ impl Store {
         let list = placeholders(1, instances.len());
         let ev = format!("DELETE FROM task_events WHERE instance_id IN ({list})");
         let tasks = format!("DELETE FROM tasks WHERE instance_id IN ({list})");
-        let n = on_writer!(self, p => {
-            let mut tx = p.begin().await?;
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
             let mut q = sqlx::query(&tasks);
             for i in instances {
                 q = q.bind(i.as_str());
@@ -87,9 +88,8 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
             tx.commit().await?;
-            n
-        });
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// Retention: removes tasks of `instance` that finished before `before`.
@@ -97,13 +97,12 @@ impl Store {
         const EV: &str = "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks \
                           WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2)";
         const TASKS: &str = "DELETE FROM tasks WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2";
-        let n = on_writer!(self, p => {
-            let mut tx = p.begin().await?;
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
             sqlx::query(EV).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
             let n = sqlx::query(TASKS).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
             tx.commit().await?;
-            n.rows_affected()
-        });
-        Ok(n)
+            Ok(n.rows_affected())
+        })
     }
 }

@@ -11,6 +11,7 @@ use super::rows::{
 use super::sqlite::{self, PendingEvent};
 use super::{Backend, Store, StoreResult, on_reader, on_writer};
 use crate::domain::{Feedback, InstanceId, Millis, Task, TaskId, TaskStatus};
+use sqlx::Connection as _;
 
 mod listing;
 mod sql;
@@ -434,18 +435,15 @@ impl Store {
              WHERE status = 'claimed' AND lease_expires_at < $1 RETURNING {TASK_COLUMNS}"
         );
         let ev = EventRecord::new("lease_expired", "hopper");
-        let rows: Vec<TaskRow> = on_writer!(self, p => {
-            let mut tx = p.begin().await?;
+        let rows: Vec<TaskRow> = on_writer!(self, c => {
+            let mut tx = c.begin().await?;
             let rows: Vec<TaskRow> = sqlx::query_as(&q).bind(now).fetch_all(&mut *tx).await?;
             for r in &rows {
                 append_event!(&mut *tx, r.id_str(), r.instance_str(), now, ev)?;
             }
             tx.commit().await?;
-            rows
-        });
-        if !rows.is_empty() {
-            self.durable().await?;
-        }
+            Ok(rows)
+        })?;
         rows.into_iter().map(Task::try_from).collect()
     }
 }
