@@ -20,6 +20,7 @@ fn draft(title: &str) -> TaskDraft {
         description: "all the fields".into(),
         tags: vec!["a".into(), "b".into()],
         priority: Priority::High,
+        due_at: Some("2026-12-24T19:00:00+01:00".into()),
         project: Some("p".into()),
         needs_orchestration: true,
         executor: Some("worker".into()),
@@ -91,6 +92,8 @@ async fn every_insert_path_stores_what_to_task_says(store: &Store) {
     let plain = row(&global, None, TaskStatus::Pending);
     let (task, new) = store.insert_task(&plain, &created).await.unwrap();
     assert!(new);
+    // Stored to the millisecond, read back in UTC.
+    assert_eq!(task.due_at.as_deref(), Some("2026-12-24T18:00:00.000Z"));
     assert_eq!(task, plain.to_task());
     assert_eq!(stored(store, &plain).await, plain.to_task());
 

@@ -96,6 +96,11 @@ task_table! {
         read |v| v.map(millis_to_rfc3339);
     lease_id: Option<String>,
         read |v| v;
+    due_at: Option<i64>,
+        insert int8 = |r| r.draft.due_at.as_deref().and_then(crate::domain::rfc3339_to_millis),
+        new |r| r.draft.due_at.as_deref().and_then(crate::domain::rfc3339_to_millis)
+            .map(millis_to_rfc3339),
+        read |v| v.map(millis_to_rfc3339);
 }
 
 impl TaskRow {
