@@ -77,6 +77,9 @@ pub struct Task {
     pub description: String,
     pub tags: Vec<String>,
     pub priority: Priority,
+    /// When the task is due, if its draft said: RFC 3339, in UTC to the millisecond.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     pub needs_orchestration: bool,
@@ -186,6 +189,7 @@ impl Task {
             description: self.description.clone(),
             tags: self.tags.clone(),
             priority: self.priority,
+            due_at: self.due_at.clone(),
             project: self.project.clone(),
             needs_orchestration: self.needs_orchestration,
             executor: self.executor.clone(),

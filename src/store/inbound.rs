@@ -2,42 +2,22 @@
 //! of it. The event row and the task it creates are written in one transaction.
 
 mod body;
-mod record_pg;
+
+use std::sync::LazyLock;
 
 use serde::Serialize;
 
-use super::commit::PendingEvent;
-use super::delegations::{RoutedNow, delegate_lite};
+use super::delegations::{delegate_lite, mark_routed_lite};
 use super::events::append_event;
-use super::tasks::{INSERT_TASK, NewTaskRow, bind_new_task, source_json, to_json};
-use super::{Db, EventRecord, Store, StoreError, StoreResult, lite, on_db};
+use super::postgres::Record;
+use super::rows::{
+    EventRecord, INBOUND_COLUMNS, INSERT_INBOUND, INSERT_TASK, NewInboundEvent, NewTask,
+    bind_new_task,
+};
+use super::sqlite::{self, PendingEvent};
+use super::{Backend, Store, StoreError, StoreResult, on_reader, on_writer};
 
 use crate::domain::{Millis, Task, TaskId};
-pub(super) use record_pg::Record;
-
-/// An event about to be recorded.
-#[derive(Debug, Clone)]
-pub struct NewInboundEvent {
-    pub id: String,
-    pub source: String,
-    /// Where it came in (`github`, `slack/commands`, `smtp`): what a replay re-reads it with.
-    pub endpoint: String,
-    pub delivery_id: Option<String>,
-    pub event_type: String,
-    pub received_at: Millis,
-    /// The headers that matter (signatures removed), as a JSON object.
-    pub headers: serde_json::Value,
-    pub body: bytes::Bytes,
-    /// `accepted`, `ignored` or `commented`.
-    pub status: &'static str,
-    pub reason: Option<String>,
-    pub instance_id: String,
-    /// For `commented`: the task the comment went to.
-    pub task_id: Option<String>,
-    pub replay_of: Option<String>,
-    /// Set when the event's task was routed in the same commit that records it.
-    pub routed_at: Option<Millis>,
-}
 
 /// A stored event.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -77,17 +57,6 @@ pub enum Effect {
     },
 }
 
-/// The task an inbound event creates.
-#[derive(Debug)]
-pub struct NewTask {
-    pub row: NewTaskRow,
-    /// Its `created` history entry.
-    pub created: EventRecord,
-    /// Its delegation to a child, when routing was decided before recording (the row is then
-    /// already `routed`).
-    pub routed: Option<RoutedNow>,
-}
-
 /// What recording did.
 #[derive(Debug, Clone)]
 pub enum Recorded {
@@ -97,24 +66,19 @@ pub enum Recorded {
     Duplicate(Box<InboundEvent>),
 }
 
-/// The event's 15 parameters (`bind_event!`); `$7` and `$14`, the body and its encoding, go to
-/// `inbound_bodies`.
-const INSERT_EVENT: &str = "INSERT INTO inbound_events (id, source, delivery_id, event_type, \
-    received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint, routed_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13, $15) \
-    ON CONFLICT (source, delivery_id) DO NOTHING";
-/// SQLite, after `INSERT_EVENT` inserted a row (binds by name, so the same 15 arguments).
+/// SQLite, after `INSERT_INBOUND` inserted a row (binds by name, so the same 15 arguments).
 const INSERT_BODY: &str =
     "INSERT INTO inbound_bodies (event_id, body, encoding) VALUES ($1, $7, $14)";
 /// PostgreSQL, for a comment: the event and its body as one statement (every parameter must
-/// be used). Tasks are recorded in batches instead (`record_pg`).
-const RECORD_PG: &str = "WITH e AS (INSERT INTO inbound_events (id, source, delivery_id, \
-    event_type, received_at, headers, status, reason, instance_id, task_id, replay_of, endpoint, \
-    routed_at) VALUES ($1, $2, $3, $4, $5, $6, $8, $9, $10, $11, $12, $13, $15) \
-    ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id), \
-    b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
-    SELECT id, $7, CAST($14 AS TEXT) FROM e) \
-    SELECT COUNT(*) FROM e";
+/// be used). Tasks are recorded in batches instead (`postgres::Record`).
+static RECORD_PG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH e AS ({INSERT_INBOUND} RETURNING id), \
+         b AS (INSERT INTO inbound_bodies (event_id, body, encoding) \
+         SELECT id, $7, CAST($14 AS TEXT) FROM e) \
+         SELECT COUNT(*) FROM e"
+    )
+});
 /// Binds an event's 15 parameters; `$task_id` is the task it made or commented on, `$encoding`
 /// how its body is stored.
 macro_rules! bind_event {
@@ -138,9 +102,11 @@ macro_rules! bind_event {
 }
 
 /// An event with its body (written together, so the join always finds it).
-const COLUMNS: &str = "e.id, e.source, e.endpoint, e.delivery_id, e.event_type, e.received_at, \
-    e.headers, b.body, b.encoding, e.status, e.reason, e.instance_id, e.task_id, e.replay_of, \
-    e.routed_at";
+static COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let event = INBOUND_COLUMNS.split(", ").map(|c| format!("e.{c}"));
+    let body = ["b.body".to_owned(), "b.encoding".to_owned()];
+    event.chain(body).collect::<Vec<_>>().join(", ")
+});
 const FROM_EVENTS: &str = "inbound_events e JOIN inbound_bodies b ON b.event_id = e.id";
 
 impl Store {
@@ -163,18 +129,18 @@ impl Store {
         let encoding = body::encode(&mut event.body);
         // Shared with the SQLite write (which may run twice) without copying headers or body.
         let event = std::sync::Arc::new(event);
-        let inserted: bool = match (&self.db, effect) {
+        let inserted: bool = match (&self.backend, effect) {
             // A comment: the event row, then the history entry if the event was new.
             (
-                Db::Postgres(p),
+                Backend::Postgres(pg),
                 Effect::Comment {
                     target,
                     instance,
                     event: ev,
                 },
             ) => {
-                let mut tx = p.begin().await?;
-                let q = sqlx::query_scalar::<_, i64>(RECORD_PG);
+                let mut tx = pg.pool().begin().await?;
+                let q = sqlx::query_scalar::<_, i64>(RECORD_PG.as_str());
                 let n = bind_event!(q, event, task_id.as_deref(), encoding)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -185,26 +151,23 @@ impl Store {
                 n > 0
             }
             // The event, its body, and its task only if the event was new: batched with other
-            // deliveries (see `batch_pg`, `record_pg`).
-            (Db::Postgres(_), effect) => {
-                let batcher = self.pg_records.as_ref().ok_or_else(|| {
-                    StoreError::Open("PostgreSQL store without its record batcher".into())
-                })?;
+            // deliveries (see `postgres::Record`).
+            (Backend::Postgres(pg), effect) => {
                 let task = match effect {
                     Effect::Task(t) => Some(*t),
                     _ => None,
                 };
-                let record = record_pg::Record {
+                let record = Record {
                     event: event.clone(),
                     encoding,
                     task_id: task_id.clone(),
                     task,
                 };
-                batcher.write(record).await?
+                pg.record(record).await?
             }
-            (Db::Sqlite(_), effect) => {
+            (Backend::Sqlite(lite), effect) => {
                 let event = event.clone();
-                self.lite_write(move |c, events| {
+                lite.commit(move |c, events| {
                     record_lite(c, events, &event, encoding, &effect, &task_id)
                 })
                 .await?
@@ -232,16 +195,20 @@ impl Store {
         delivery_id: &str,
     ) -> StoreResult<Option<InboundEvent>> {
         let q = format!(
-            "SELECT {COLUMNS} FROM {FROM_EVENTS} WHERE e.source = $1 AND e.delivery_id = $2"
+            "SELECT {cols} FROM {FROM_EVENTS} WHERE e.source = $1 AND e.delivery_id = $2",
+            cols = COLUMNS.as_str()
         );
-        let row: Option<InboundEvent> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(delivery_id).fetch_optional(p).await?);
+        let row: Option<InboundEvent> = on_reader!(self, p => sqlx::query_as(&q).bind(source).bind(delivery_id).fetch_optional(p).await?);
         row.map(InboundEvent::decoded).transpose()
     }
 
     pub async fn inbound_event(&self, id: &str) -> StoreResult<Option<InboundEvent>> {
-        let q = format!("SELECT {COLUMNS} FROM {FROM_EVENTS} WHERE e.id = $1");
+        let q = format!(
+            "SELECT {cols} FROM {FROM_EVENTS} WHERE e.id = $1",
+            cols = COLUMNS.as_str()
+        );
         let row: Option<InboundEvent> =
-            on_db!(&self.reader, p => sqlx::query_as(&q).bind(id).fetch_optional(p).await?);
+            on_reader!(self, p => sqlx::query_as(&q).bind(id).fetch_optional(p).await?);
         row.map(InboundEvent::decoded).transpose()
     }
 
@@ -253,11 +220,12 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<InboundEvent>> {
         let q = format!(
-            "SELECT {COLUMNS} FROM {FROM_EVENTS} \
+            "SELECT {cols} FROM {FROM_EVENTS} \
              WHERE (CAST($1 AS TEXT) IS NULL OR e.source = $1) AND (CAST($2 AS TEXT) IS NULL OR e.status = $2) \
-             ORDER BY e.id DESC LIMIT $3"
+             ORDER BY e.id DESC LIMIT $3",
+            cols = COLUMNS.as_str()
         );
-        let rows: Vec<InboundEvent> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(source).bind(status).bind(limit).fetch_all(p).await?);
+        let rows: Vec<InboundEvent> = on_reader!(self, p => sqlx::query_as(&q).bind(source).bind(status).bind(limit).fetch_all(p).await?);
         rows.into_iter().map(InboundEvent::decoded).collect()
     }
 
@@ -270,7 +238,7 @@ impl Store {
             WHERE status = 'accepted' AND routed_at IS NULL AND task_id IS NOT NULL \
             AND received_at <= $1 ORDER BY received_at LIMIT 1000";
         let rows: Vec<(String, String)> =
-            on_db!(&self.reader, p => sqlx::query_as(Q).bind(received_before).fetch_all(p).await?);
+            on_reader!(self, p => sqlx::query_as(Q).bind(received_before).fetch_all(p).await?);
         Ok(rows)
     }
 
@@ -282,26 +250,37 @@ impl Store {
         const Q: &str = "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events \
             WHERE instance_id = $1 AND received_at < $2 \
             AND NOT (status = 'accepted' AND routed_at IS NULL) LIMIT $3)";
-        let mut purged = 0;
-        loop {
-            let n = on_db!(&self.db, p => sqlx::query(Q).bind(instance).bind(before).bind(CHUNK).execute(p).await?.rows_affected());
-            purged += n;
-            if n < CHUNK as u64 {
-                return Ok(purged);
+        on_writer!(self, c => {
+            let mut purged = 0;
+            loop {
+                let n = sqlx::query(Q)
+                    .bind(instance)
+                    .bind(before)
+                    .bind(CHUNK)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                purged += n;
+                if n < CHUNK as u64 {
+                    break Ok(purged);
+                }
             }
-        }
+        })
     }
 
     pub async fn mark_inbound_routed(&self, id: &str, at: Millis) -> StoreResult<()> {
         const Q: &str = "UPDATE inbound_events SET routed_at = $2 WHERE id = $1";
-        match &self.db {
-            Db::Postgres(p) => {
-                let p = self.relaxed_or(p);
-                sqlx::query(Q).bind(id).bind(at).execute(p).await?;
+        match &self.backend {
+            Backend::Postgres(pg) => {
+                sqlx::query(Q)
+                    .bind(id)
+                    .bind(at)
+                    .execute(pg.relaxed())
+                    .await?;
             }
-            Db::Sqlite(_) => {
+            Backend::Sqlite(lite) => {
                 let id = id.to_owned();
-                self.lite_write(move |c, _| super::delegations::mark_routed_lite(c, &id, at))
+                lite.commit(move |c, _| mark_routed_lite(c, &id, at))
                     .await?;
             }
         }
@@ -319,7 +298,7 @@ fn record_lite(
     task_id: &Option<String>,
 ) -> rusqlite::Result<bool> {
     let n = bind_event!(
-        lite::query(c, INSERT_EVENT)?,
+        sqlite::query(c, INSERT_INBOUND)?,
         event,
         task_id.as_deref(),
         encoding
@@ -329,7 +308,7 @@ fn record_lite(
         return Ok(false);
     }
     bind_event!(
-        lite::query(c, INSERT_BODY)?,
+        sqlite::query(c, INSERT_BODY)?,
         event,
         task_id.as_deref(),
         encoding
@@ -338,7 +317,7 @@ fn record_lite(
     match effect {
         Effect::Task(t) => {
             let row = &t.row;
-            bind_new_task!(lite::query(c, INSERT_TASK)?, row).execute()?;
+            bind_new_task(sqlite::query(c, &INSERT_TASK)?, row).execute()?;
             events.push(PendingEvent::new(
                 row.id.as_str(),
                 row.instance_id.as_str(),

@@ -101,6 +101,10 @@ pub struct TaskDraft {
     pub tags: Vec<String>,
     #[serde(default)]
     pub priority: Priority,
+    /// When the task is due (the v1.0.0 spec's optional due date): an RFC 3339 time such as
+    /// `2026-12-24T18:00:00Z`. Stored to the millisecond and returned in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
     /// Explicit project assignment; the global instance routes straight to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
@@ -186,6 +190,29 @@ impl TaskDraft {
         if self.tags.len() > 64 || self.tags.iter().any(|t| t.is_empty() || t.len() > 100) {
             return Err("tags: at most 64, each 1 to 100 bytes".into());
         }
+        if let Some(due) = &self.due_at
+            && chrono::DateTime::parse_from_rfc3339(due).is_err()
+        {
+            return Err("due_at must be an RFC 3339 time, such as 2026-12-24T18:00:00Z".into());
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_at_is_optional_and_must_be_rfc3339() {
+        // Clients that predate it do not send it.
+        let old: TaskDraft = serde_json::from_str(r#"{"title": "t"}"#).unwrap();
+        assert_eq!(old.due_at, None);
+        assert!(old.validate().is_ok());
+        let mut draft = TaskDraft::new("t");
+        draft.due_at = Some("2026-12-24T18:00:00+01:00".into());
+        assert!(draft.validate().is_ok());
+        draft.due_at = Some("next tuesday".into());
+        assert!(draft.validate().unwrap_err().contains("due_at"));
     }
 }

@@ -3,7 +3,8 @@
 use super::sql::placeholders;
 use crate::domain::{InstanceId, Millis, Task, TaskStatus};
 use crate::store::rows::{TASK_COLUMNS, TaskRow};
-use crate::store::{Store, StoreResult, on_db};
+use crate::store::{Store, StoreResult, on_reader, on_writer};
+use sqlx::Connection as _;
 
 impl Store {
     pub async fn list_tasks(
@@ -23,7 +24,7 @@ impl Store {
              ORDER BY id LIMIT {limit}",
             placeholders(1, instances.len())
         );
-        let rows: Vec<TaskRow> = on_db!(&self.reader, p => {
+        let rows: Vec<TaskRow> = on_reader!(self, p => {
             let mut query = sqlx::query_as(&q);
             for i in instances {
                 query = query.bind(i.as_str());
@@ -42,7 +43,7 @@ impl Store {
             "SELECT COUNT(*) FROM tasks WHERE instance_id IN ({}) AND status IN ('pending', 'routed', 'claimed')",
             placeholders(1, instances.len())
         );
-        let n: i64 = on_db!(&self.reader, p => {
+        let n: i64 = on_reader!(self, p => {
             let mut query = sqlx::query_scalar(&q);
             for i in instances {
                 query = query.bind(i.as_str());
@@ -54,14 +55,15 @@ impl Store {
 
     pub async fn status_counts(&self, instance: &InstanceId) -> StoreResult<Vec<(String, i64)>> {
         const Q: &str = "SELECT status, COUNT(*) FROM tasks WHERE instance_id = $1 GROUP BY status";
-        let rows: Vec<(String, i64)> = on_db!(&self.reader, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
+        let rows: Vec<(String, i64)> =
+            on_reader!(self, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
         Ok(rows)
     }
 
     pub async fn oldest_pending(&self, instance: &InstanceId) -> StoreResult<Option<Millis>> {
         const Q: &str =
             "SELECT MIN(created_at) FROM tasks WHERE instance_id = $1 AND status = 'pending'";
-        let v: Option<i64> = on_db!(&self.reader, p => sqlx::query_scalar(Q).bind(instance.as_str()).fetch_one(p).await?);
+        let v: Option<i64> = on_reader!(self, p => sqlx::query_scalar(Q).bind(instance.as_str()).fetch_one(p).await?);
         Ok(v)
     }
 
@@ -73,8 +75,8 @@ impl Store {
         let list = placeholders(1, instances.len());
         let ev = format!("DELETE FROM task_events WHERE instance_id IN ({list})");
         let tasks = format!("DELETE FROM tasks WHERE instance_id IN ({list})");
-        let n = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
             let mut q = sqlx::query(&tasks);
             for i in instances {
                 q = q.bind(i.as_str());
@@ -86,9 +88,8 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
             tx.commit().await?;
-            n
-        });
-        Ok(n)
+            Ok(n)
+        })
     }
 
     /// Retention: removes tasks of `instance` that finished before `before`.
@@ -96,13 +97,12 @@ impl Store {
         const EV: &str = "DELETE FROM task_events WHERE task_id IN (SELECT id FROM tasks \
                           WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2)";
         const TASKS: &str = "DELETE FROM tasks WHERE instance_id = $1 AND finished_at IS NOT NULL AND finished_at < $2";
-        let n = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
             sqlx::query(EV).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
             let n = sqlx::query(TASKS).bind(instance.as_str()).bind(before).execute(&mut *tx).await?;
             tx.commit().await?;
-            n.rows_affected()
-        });
-        Ok(n)
+            Ok(n.rows_affected())
+        })
     }
 }

@@ -3,72 +3,24 @@
 //! first so SQLite takes its write lock at the start of the transaction and never has to
 //! upgrade a read lock (which fails instead of waiting).
 
-use super::commit::PendingEvent;
-use super::rows::{TASK_COLUMNS, TaskRow};
-use super::{Db, Delegation, EventRecord, Store, StoreResult, lite, on_db};
-use crate::domain::{Feedback, InstanceId, Millis, Task, TaskDraft, TaskId, TaskStatus};
-use crate::store::events::append_event;
+use super::events::append_event;
+use super::rows::{
+    Delegation, EventRecord, NewTaskRow, TASK_COLUMNS, TaskRow, bind_delegation, bind_new_task,
+    to_json,
+};
+use super::sqlite::{self, PendingEvent};
+use super::{Backend, Store, StoreResult, on_reader, on_writer};
+use crate::domain::{Feedback, InstanceId, Millis, Task, TaskId, TaskStatus};
+use sqlx::Connection as _;
 
 mod listing;
 mod sql;
 
-pub(super) use sql::{
-    BatchQuery, INSERT_TASK, bind_new_task, bind_task_arrays, source_json, to_json,
-};
 use sql::{
     CLAIM_NEXT_PG_EV, CLAIM_NEXT_SQLITE, CLAIM_ONE, CLAIM_ONE_PG_EV, FINISH_DELEGATED, HEARTBEAT,
     HEARTBEAT_PG_EV, INSERT_DELEGATING_PG_EV, INSERT_TASK_PG_EV, INSERT_TASK_RETURNING, bind_event,
     pg_with_event, status_list,
 };
-
-/// A task about to be inserted.
-#[derive(Debug, Clone)]
-pub struct NewTaskRow {
-    pub id: TaskId,
-    pub instance_id: InstanceId,
-    pub parent_task_id: Option<TaskId>,
-    pub draft: TaskDraft,
-    pub status: TaskStatus,
-    pub routed_to: Option<InstanceId>,
-    pub routing_reason: Option<String>,
-    pub now: Millis,
-}
-
-impl NewTaskRow {
-    /// The task exactly as inserting this row stores it (for writes that do not read back).
-    pub fn to_task(&self) -> Task {
-        let d = &self.draft;
-        let at = crate::domain::millis_to_rfc3339(self.now);
-        Task {
-            id: self.id.clone(),
-            instance_id: self.instance_id.clone(),
-            parent_task_id: self.parent_task_id.clone(),
-            title: d.title.clone(),
-            description: d.description.clone(),
-            tags: d.tags.clone(),
-            priority: d.priority,
-            project: d.project.clone(),
-            needs_orchestration: d.needs_orchestration,
-            executor: d.executor.clone(),
-            required_capabilities: d.required_capabilities.clone(),
-            requester: d.requester.clone(),
-            source: d.source.clone(),
-            status: self.status,
-            routed_to: self.routed_to.clone(),
-            routing_reason: self.routing_reason.clone(),
-            claimed_by: None,
-            claimed_at: None,
-            lease_expires_at: None,
-            lease_id: None,
-            attempts: 0,
-            feedback: None,
-            failure_reason: None,
-            created_at: at.clone(),
-            updated_at: at,
-            finished_at: None,
-        }
-    }
-}
 
 /// A conditional state change: applies only if the task is in one of `from` (and, when
 /// `claimer` is set, held by that executor).
@@ -141,38 +93,35 @@ impl Store {
         delegation: Option<&Delegation>,
         event: &EventRecord,
     ) -> StoreResult<(Task, bool)> {
-        if let Db::Postgres(p) = &self.db {
-            // A delegated child task is re-inserted (same id) by recovery from its parent's
-            // delegation row, so it need not wait for the flush.
-            let p = match (&row.parent_task_id, &self.relaxed) {
-                (Some(_), Some(relaxed)) => relaxed,
-                _ => p,
-            };
-            let stored: Option<TaskRow> = match delegation {
-                None => {
-                    let q = bind_new_task!(sqlx::query_as(INSERT_TASK_PG_EV.as_str()), row);
-                    bind_event!(q, row.now, event).fetch_optional(p).await?
-                }
-                Some(d) => {
-                    let q = bind_new_task!(sqlx::query_as(INSERT_DELEGATING_PG_EV.as_str()), row);
-                    bind_event!(q, row.now, event)
-                        .bind(d.parent_instance_id.as_str())
-                        .bind(d.parent_task_id.as_str())
-                        .bind(d.child_instance_id.as_str())
-                        .bind(d.child_task_id.as_str())
-                        .bind(d.kind_str())
-                        .bind(d.state_str())
-                        .bind(d.delegated_at)
-                        .fetch_optional(p)
-                        .await?
-                }
-            };
-            return self.inserted_or_existing(row, stored).await;
-        }
+        let lite = match &self.backend {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(pg) => {
+                // A delegated child task is re-inserted (same id) by recovery from its parent's
+                // delegation row, so it need not wait for the flush.
+                let p = match &row.parent_task_id {
+                    Some(_) => pg.relaxed(),
+                    None => pg.pool(),
+                };
+                let stored: Option<TaskRow> = match delegation {
+                    None => {
+                        let q = bind_new_task(sqlx::query_as(INSERT_TASK_PG_EV.as_str()), row);
+                        bind_event!(q, row.now, event).fetch_optional(p).await?
+                    }
+                    Some(d) => {
+                        let q =
+                            bind_new_task(sqlx::query_as(INSERT_DELEGATING_PG_EV.as_str()), row);
+                        bind_delegation(bind_event!(q, row.now, event), d)
+                            .fetch_optional(p)
+                            .await?
+                    }
+                };
+                return self.inserted_or_existing(row, stored).await;
+            }
+        };
         let (new, d, ev) = (row.clone(), delegation.cloned(), event.clone());
-        let stored: Option<TaskRow> = self
-            .lite_write(move |c, events| {
-                let row = bind_new_task!(lite::query(c, &INSERT_TASK_RETURNING)?, new)
+        let stored: Option<TaskRow> = lite
+            .commit(move |c, events| {
+                let row = bind_new_task(sqlite::query(c, &INSERT_TASK_RETURNING)?, &new)
                     .fetch_optional(TaskRow::from_lite)?;
                 if row.is_some() {
                     if let Some(d) = &d {
@@ -208,7 +157,8 @@ impl Store {
 
     pub async fn get_task(&self, id: &TaskId) -> StoreResult<Option<Task>> {
         let q = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
-        let row: Option<TaskRow> = on_db!(&self.reader, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
+        let row: Option<TaskRow> =
+            on_reader!(self, p => sqlx::query_as(&q).bind(id.as_str()).fetch_optional(p).await?);
         row.map(Task::try_from).transpose()
     }
 
@@ -224,21 +174,25 @@ impl Store {
         // PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a
         // row another transaction is claiming instead of queueing behind it. SQLite serialises
         // writers, so the plain sub-select is already atomic there.
-        if let Db::Postgres(p) = &self.db {
-            let ev = EventRecord::new("claimed", executor);
-            let q = sqlx::query_as(CLAIM_NEXT_PG_EV.as_str())
-                .bind(instance.as_str())
-                .bind(executor)
-                .bind(now)
-                .bind(lease_until)
-                .bind(lease);
-            let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
-            return row.map(Task::try_from).transpose();
-        }
+        let lite = match &self.backend {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(pg) => {
+                let ev = EventRecord::new("claimed", executor);
+                let q = sqlx::query_as(CLAIM_NEXT_PG_EV.as_str())
+                    .bind(instance.as_str())
+                    .bind(executor)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(lease);
+                let row: Option<TaskRow> =
+                    bind_event!(q, now, ev).fetch_optional(pg.pool()).await?;
+                return row.map(Task::try_from).transpose();
+            }
+        };
         let (instance, executor, lease) = (instance.clone(), executor.to_owned(), lease.to_owned());
-        let row: Option<TaskRow> = self
-            .lite_write(move |c, events| {
-                let row = lite::query(c, &CLAIM_NEXT_SQLITE)?
+        let row: Option<TaskRow> = lite
+            .commit(move |c, events| {
+                let row = sqlite::query(c, &CLAIM_NEXT_SQLITE)?
                     .bind(instance.as_str())
                     .bind(executor.as_str())
                     .bind(now)
@@ -304,20 +258,24 @@ impl Store {
         lease: &str,
         ev: EventRecord,
     ) -> StoreResult<Option<Task>> {
-        if let Db::Postgres(p) = &self.db {
-            let q = sqlx::query_as(q)
-                .bind(id.as_str())
-                .bind(executor)
-                .bind(now)
-                .bind(lease_until)
-                .bind(lease);
-            let row: Option<TaskRow> = bind_event!(q, now, ev).fetch_optional(p).await?;
-            return row.map(Task::try_from).transpose();
-        }
+        let lite = match &self.backend {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(pg) => {
+                let q = sqlx::query_as(q)
+                    .bind(id.as_str())
+                    .bind(executor)
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(lease);
+                let row: Option<TaskRow> =
+                    bind_event!(q, now, ev).fetch_optional(pg.pool()).await?;
+                return row.map(Task::try_from).transpose();
+            }
+        };
         let (id, executor, lease) = (id.clone(), executor.to_owned(), lease.to_owned());
-        let row: Option<TaskRow> = self
-            .lite_write(move |c, events| {
-                let row = lite::query(c, q)?
+        let row: Option<TaskRow> = lite
+            .commit(move |c, events| {
+                let row = sqlite::query(c, q)?
                     .bind(id.as_str())
                     .bind(executor.as_str())
                     .bind(now)
@@ -361,23 +319,28 @@ impl Store {
             sets.join(", "),
             status_list(req.from),
         );
-        if let Db::Postgres(p) = &self.db {
-            let q = pg_with_event(&q, 7);
-            let q = sqlx::query_as(&q)
-                .bind(req.id.as_str())
-                .bind(req.to.as_str())
-                .bind(req.now)
-                .bind(req.feedback.map(to_json))
-                .bind(req.failure_reason)
-                .bind(req.claimer)
-                .bind(req.lease);
-            let row: Option<TaskRow> = bind_event!(q, req.now, req.event).fetch_optional(p).await?;
-            return row.map(Task::try_from).transpose();
-        }
+        let lite = match &self.backend {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(pg) => {
+                let q = pg_with_event(&q, 7);
+                let q = sqlx::query_as(&q)
+                    .bind(req.id.as_str())
+                    .bind(req.to.as_str())
+                    .bind(req.now)
+                    .bind(req.feedback.map(to_json))
+                    .bind(req.failure_reason)
+                    .bind(req.claimer)
+                    .bind(req.lease);
+                let row: Option<TaskRow> = bind_event!(q, req.now, req.event)
+                    .fetch_optional(pg.pool())
+                    .await?;
+                return row.map(Task::try_from).transpose();
+            }
+        };
         let owned = OwnedFinish::from(req);
-        let row: Option<TaskRow> = self
-            .lite_write(move |c, events| {
-                let row = lite::query(c, &q)?
+        let row: Option<TaskRow> = lite
+            .commit(move |c, events| {
+                let row = sqlite::query(c, &q)?
                     .bind(owned.id.as_str())
                     .bind(owned.to.as_str())
                     .bind(owned.now)
@@ -410,32 +373,35 @@ impl Store {
         const CLOSE: &str = "UPDATE task_delegations SET state = 'finished', finished_at = $3 \
                              WHERE parent_instance_id = $1 AND parent_task_id = $2";
         let owned = OwnedFinish::from(req);
-        if let Db::Postgres(p) = &self.db {
-            let mut tx = p.begin().await?;
-            let row: Option<TaskRow> = sqlx::query_as(FINISH_DELEGATED.as_str())
-                .bind(owned.id.as_str())
-                .bind(owned.to.as_str())
-                .bind(owned.now)
-                .bind(owned.feedback.as_deref())
-                .bind(owned.failure_reason.as_deref())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if row.is_some() {
-                sqlx::query(CLOSE)
-                    .bind(parent_instance.as_str())
+        let lite = match &self.backend {
+            Backend::Sqlite(lite) => lite,
+            Backend::Postgres(pg) => {
+                let mut tx = pg.pool().begin().await?;
+                let row: Option<TaskRow> = sqlx::query_as(FINISH_DELEGATED.as_str())
                     .bind(owned.id.as_str())
+                    .bind(owned.to.as_str())
                     .bind(owned.now)
-                    .execute(&mut *tx)
+                    .bind(owned.feedback.as_deref())
+                    .bind(owned.failure_reason.as_deref())
+                    .fetch_optional(&mut *tx)
                     .await?;
-                append_event!(&mut *tx, owned.id, parent_instance, owned.now, owned.event)?;
+                if row.is_some() {
+                    sqlx::query(CLOSE)
+                        .bind(parent_instance.as_str())
+                        .bind(owned.id.as_str())
+                        .bind(owned.now)
+                        .execute(&mut *tx)
+                        .await?;
+                    append_event!(&mut *tx, owned.id, parent_instance, owned.now, owned.event)?;
+                }
+                tx.commit().await?;
+                return row.map(Task::try_from).transpose();
             }
-            tx.commit().await?;
-            return row.map(Task::try_from).transpose();
-        }
+        };
         let parent = parent_instance.clone();
-        let row: Option<TaskRow> = self
-            .lite_write(move |c, events| {
-                let row = lite::query(c, &FINISH_DELEGATED)?
+        let row: Option<TaskRow> = lite
+            .commit(move |c, events| {
+                let row = sqlite::query(c, &FINISH_DELEGATED)?
                     .bind(owned.id.as_str())
                     .bind(owned.to.as_str())
                     .bind(owned.now)
@@ -443,7 +409,7 @@ impl Store {
                     .bind(owned.failure_reason.as_deref())
                     .fetch_optional(TaskRow::from_lite)?;
                 if row.is_some() {
-                    lite::query(c, CLOSE)?
+                    sqlite::query(c, CLOSE)?
                         .bind(parent.as_str())
                         .bind(owned.id.as_str())
                         .bind(owned.now)
@@ -469,18 +435,15 @@ impl Store {
              WHERE status = 'claimed' AND lease_expires_at < $1 RETURNING {TASK_COLUMNS}"
         );
         let ev = EventRecord::new("lease_expired", "hopper");
-        let rows: Vec<TaskRow> = on_db!(&self.db, p => {
-            let mut tx = p.begin().await?;
+        let rows: Vec<TaskRow> = on_writer!(self, c => {
+            let mut tx = c.begin().await?;
             let rows: Vec<TaskRow> = sqlx::query_as(&q).bind(now).fetch_all(&mut *tx).await?;
             for r in &rows {
                 append_event!(&mut *tx, r.id_str(), r.instance_str(), now, ev)?;
             }
             tx.commit().await?;
-            rows
-        });
-        if !rows.is_empty() {
-            self.durable().await?;
-        }
+            Ok(rows)
+        })?;
         rows.into_iter().map(Task::try_from).collect()
     }
 }

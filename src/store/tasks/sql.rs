@@ -1,12 +1,11 @@
-//! The task statements' text and how their arguments are bound, shared by the SQLite and
-//! PostgreSQL paths of `tasks`, `delegations` and `inbound`.
+//! The text of the task statements, shared by the SQLite and PostgreSQL paths of `tasks`.
 
 use std::sync::LazyLock;
 
-use super::NewTaskRow;
-use crate::domain::{SourceRef, TaskStatus};
-use crate::store::EventRecord;
-use crate::store::rows::TASK_COLUMNS;
+use crate::domain::TaskStatus;
+use crate::store::rows::{
+    DELEGATION_COLUMNS, INSERT_TASK, TASK_COLUMNS, TASK_EVENT_COLUMNS, TASK_INSERT,
+};
 
 pub(super) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
@@ -26,7 +25,7 @@ pub(super) fn status_list(statuses: &[TaskStatus]) -> String {
 }
 
 pub(super) static INSERT_TASK_RETURNING: LazyLock<String> =
-    LazyLock::new(|| format!("{INSERT_TASK} RETURNING {TASK_COLUMNS}"));
+    LazyLock::new(|| format!("{} RETURNING {TASK_COLUMNS}", INSERT_TASK.as_str()));
 
 /// PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a row
 /// another transaction is claiming instead of queueing behind it. SQLite serialises writers,
@@ -50,8 +49,7 @@ fn claim_next_sql(lock: &str) -> String {
 /// COMMIT. `update` takes `n` parameters; the event's at/kind/actor/detail follow them.
 pub(super) fn pg_with_event(update: &str, n: usize) -> String {
     format!(
-        "WITH t AS ({update}), e AS (INSERT INTO task_events \
-         (task_id, instance_id, at, kind, actor, detail) \
+        "WITH t AS ({update}), e AS (INSERT INTO task_events ({TASK_EVENT_COLUMNS}) \
          SELECT id, instance_id, CAST(${a} AS BIGINT), CAST(${k} AS TEXT), CAST(${w} AS TEXT), \
          CAST(${d} AS TEXT) FROM t) SELECT {TASK_COLUMNS} FROM t",
         a = n + 1,
@@ -67,21 +65,31 @@ macro_rules! bind_event {
         $q.bind($at)
             .bind($ev.kind)
             .bind($ev.actor.as_str())
-            .bind($ev.detail.as_ref().map(|d| d.to_string()))
+            .bind($ev.detail_text())
     };
 }
 pub(super) use bind_event;
 
 pub(super) static INSERT_TASK_PG_EV: LazyLock<String> =
-    LazyLock::new(|| pg_with_event(&INSERT_TASK_RETURNING, 17));
-/// The same, with the delegation that carries the task to a child (parameters 22 to 28).
+    LazyLock::new(|| pg_with_event(&INSERT_TASK_RETURNING, TASK_INSERT.len()));
+/// The same, with the delegation that carries the task to a child: its seven parameters follow
+/// the task's and the event's.
 pub(super) static INSERT_DELEGATING_PG_EV: LazyLock<String> = LazyLock::new(|| {
+    let d = TASK_INSERT.len() + 4;
     INSERT_TASK_PG_EV.replacen(
         "), e AS (",
-        "), d AS (INSERT INTO task_delegations (parent_instance_id, parent_task_id, \
-         child_instance_id, child_task_id, kind, state, delegated_at) \
-         SELECT CAST($22 AS TEXT), CAST($23 AS TEXT), CAST($24 AS TEXT), CAST($25 AS TEXT), \
-         CAST($26 AS TEXT), CAST($27 AS TEXT), CAST($28 AS BIGINT) FROM t), e AS (",
+        &format!(
+            "), d AS (INSERT INTO task_delegations ({DELEGATION_COLUMNS}) \
+             SELECT CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
+             CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT) FROM t), e AS (",
+            d + 1,
+            d + 2,
+            d + 3,
+            d + 4,
+            d + 5,
+            d + 6,
+            d + 7
+        ),
         1,
     )
 });
@@ -121,93 +129,3 @@ pub(super) static FINISH_DELEGATED: LazyLock<String> = LazyLock::new(|| {
          WHERE id = $1 AND status = 'routed' RETURNING {TASK_COLUMNS}"
     )
 });
-
-pub(in crate::store) const INSERT_TASK: &str = "INSERT INTO tasks (id, instance_id, parent_task_id, title, description, \
-    tags, priority, project, needs_orchestration, executor, required_capabilities, requester, \
-    source, status, routed_to, routing_reason, created_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
-    ON CONFLICT (id) DO NOTHING";
-
-macro_rules! bind_new_task {
-    ($q:expr, $r:expr) => {{
-        let d = &$r.draft;
-        $q.bind($r.id.as_str())
-            .bind($r.instance_id.as_str())
-            .bind($r.parent_task_id.as_ref().map(|p| p.as_str().to_owned()))
-            .bind(d.title.as_str())
-            .bind(d.description.as_str())
-            .bind(to_json(&d.tags))
-            .bind(d.priority.rank())
-            .bind(d.project.clone())
-            .bind(d.needs_orchestration)
-            .bind(d.executor.clone())
-            .bind(to_json(&d.required_capabilities))
-            .bind(d.requester.clone())
-            .bind(d.source.as_ref().map(source_json))
-            .bind($r.status.as_str())
-            .bind($r.routed_to.as_ref().map(|p| p.as_str().to_owned()))
-            .bind($r.routing_reason.clone())
-            .bind($r.now)
-    }};
-}
-pub(in crate::store) use bind_new_task;
-
-/// A PostgreSQL batch statement whose answer is a list of ids (see `batch_pg`).
-pub(in crate::store) type BatchQuery<'q> = sqlx::query::QueryScalar<
-    'q,
-    sqlx::Postgres,
-    String,
-    <sqlx::Postgres as sqlx::Database>::Arguments<'q>,
->;
-
-/// Binds new tasks and their `created` events as the 20 arrays a batch statement `unnest`s:
-/// the 17 columns `INSERT_TASK` takes, in its order, then the event's kind, actor, detail.
-pub(in crate::store) fn bind_task_arrays<'q>(
-    q: BatchQuery<'q>,
-    rows: &[(&'q NewTaskRow, &'q EventRecord)],
-) -> BatchQuery<'q> {
-    let col =
-        |f: fn(&NewTaskRow) -> Option<String>| rows.iter().map(|r| f(r.0)).collect::<Vec<_>>();
-    q.bind(col(|t| Some(t.id.as_str().to_owned())))
-        .bind(col(|t| Some(t.instance_id.as_str().to_owned())))
-        .bind(col(|t| {
-            t.parent_task_id.as_ref().map(|p| p.as_str().to_owned())
-        }))
-        .bind(col(|t| Some(t.draft.title.clone())))
-        .bind(col(|t| Some(t.draft.description.clone())))
-        .bind(col(|t| Some(to_json(&t.draft.tags))))
-        .bind(
-            rows.iter()
-                .map(|r| r.0.draft.priority.rank())
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|t| t.draft.project.clone()))
-        .bind(
-            rows.iter()
-                .map(|r| r.0.draft.needs_orchestration)
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|t| t.draft.executor.clone()))
-        .bind(col(|t| Some(to_json(&t.draft.required_capabilities))))
-        .bind(col(|t| t.draft.requester.clone()))
-        .bind(col(|t| t.draft.source.as_ref().map(source_json)))
-        .bind(col(|t| Some(t.status.as_str().to_owned())))
-        .bind(col(|t| t.routed_to.as_ref().map(|r| r.as_str().to_owned())))
-        .bind(col(|t| t.routing_reason.clone()))
-        .bind(rows.iter().map(|r| r.0.now).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.kind).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.1.actor.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.1.detail.as_ref().map(|d| d.to_string()))
-                .collect::<Vec<_>>(),
-        )
-}
-
-pub(in crate::store) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
-
-pub(in crate::store) fn source_json(s: &SourceRef) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "null".into())
-}

@@ -24,12 +24,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use super::StoreError;
 use super::commit::Job;
+use crate::store::error::StoreError;
 
 /// Handle to the fsync thread of one database file.
 #[derive(Debug)]
-pub(crate) struct WalSync {
+pub(super) struct WalSync {
     tx: mpsc::SyncSender<Vec<Box<dyn Job>>>,
 }
 

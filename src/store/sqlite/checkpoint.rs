@@ -2,7 +2,7 @@
 //! commit crosses the threshold, so that commit (and every write queued behind it in the group
 //! commit) waits for the copy and its fsync. Instead the writer never checkpoints
 //! (`wal_autocheckpoint=0`) and this task, on a connection of its own, runs a PASSIVE
-//! checkpoint every quarter second: it copies what it can without blocking the writer or
+//! checkpoint every 50 ms (`EVERY`): it copies what it can without blocking the writer or
 //! readers, and syncs the database file.
 //!
 //! Under steady writes that alone never lets the WAL start over: the writer appends frames
@@ -123,9 +123,9 @@ pub(super) fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::commit::{Committer, Writer, work};
-    use crate::store::durable::WalSync;
-    use crate::store::lite;
+    use crate::store::sqlite::commit::{Committer, Writer, work};
+    use crate::store::sqlite::durable::WalSync;
+    use crate::store::sqlite::lite;
     use sqlx::sqlite::{SqliteJournalMode, SqlitePoolOptions};
 
     /// Under writes that never pause, the WAL must still start over, so its file stays small,

@@ -9,6 +9,8 @@
 use rusqlite::types::ToSql;
 use rusqlite::{CachedStatement, Connection, Row};
 
+use crate::store::rows::{Binder, Value};
+
 /// `$N` for the parameter counts Hopper's statements use (no formatting per bind).
 const NAMES: [&str; 41] = [
     "$0", "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14",
@@ -17,7 +19,7 @@ const NAMES: [&str; 41] = [
 ];
 
 /// A prepared (and cached) statement being bound, in the style of `sqlx::query(..).bind(..)`.
-pub(crate) struct Stmt<'c> {
+pub(in crate::store) struct Stmt<'c> {
     stmt: CachedStatement<'c>,
     bound: usize,
     /// SQLite's index for each `$N` (0: the statement does not use it), when every parameter
@@ -27,7 +29,7 @@ pub(crate) struct Stmt<'c> {
 }
 
 /// Prepares `sql` (from the connection's statement cache) for binding.
-pub(crate) fn query<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<Stmt<'c>> {
+pub(in crate::store) fn query<'c>(c: &'c Connection, sql: &str) -> rusqlite::Result<Stmt<'c>> {
     let stmt = c.prepare_cached(sql)?;
     Ok(Stmt {
         slots: slots(&stmt),
@@ -101,6 +103,12 @@ impl Stmt<'_> {
             Some(row) => map(row).map(Some),
             None => Ok(None),
         }
+    }
+}
+
+impl<'q> Binder<'q> for Stmt<'_> {
+    fn value<V: Value<'q>>(self, value: V) -> Self {
+        self.bind(value)
     }
 }
 

@@ -21,8 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::WalFrames;
 use super::durable::WalSync;
-use super::{EventRecord, StoreError, StoreResult, lite};
+use super::lite;
 use crate::domain::Millis;
+use crate::store::error::{StoreError, StoreResult};
+use crate::store::rows::{EventRecord, INSERT_TASK_EVENT};
 
 /// Upper bound on writes per transaction: large enough to amortise the commit, small enough
 /// that the first writer in a batch does not wait long for the last.
@@ -32,7 +34,7 @@ const STATEMENT_CACHE: usize = 64;
 
 /// A history event a write wants appended in its transaction.
 #[derive(Debug, Clone)]
-pub(crate) struct PendingEvent {
+pub(in crate::store) struct PendingEvent {
     pub task_id: String,
     pub instance_id: String,
     pub at: Millis,
@@ -49,17 +51,15 @@ impl PendingEvent {
             at,
             kind: event.kind,
             actor: event.actor.clone(),
-            detail: event.detail.as_ref().map(|d| d.to_string()),
+            detail: event.detail_text(),
         }
     }
 }
 
 /// Appends events on the SQLite writer: one cached statement, one call per row.
 fn flush_lite(c: &Connection, events: &[PendingEvent]) -> rusqlite::Result<()> {
-    const Q: &str = "INSERT INTO task_events (task_id, instance_id, at, kind, actor, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6)";
     for e in events {
-        lite::query(c, Q)?
+        lite::query(c, INSERT_TASK_EVENT)?
             .bind(e.task_id.as_str())
             .bind(e.instance_id.as_str())
             .bind(e.at)
@@ -73,10 +73,10 @@ fn flush_lite(c: &Connection, events: &[PendingEvent]) -> rusqlite::Result<()> {
 
 /// A unit of work on the writer connection, inside the batch's transaction. It may run more
 /// than once (see the module docs), so it must not consume what it captures.
-pub(crate) type Work<T> =
+pub(super) type Work<T> =
     Box<dyn FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send>;
 
-pub(crate) trait Job: Send {
+pub(super) trait Job: Send {
     fn run(&mut self, conn: &Connection, events: &mut Vec<PendingEvent>) -> rusqlite::Result<()>;
     fn succeed(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
@@ -108,7 +108,7 @@ impl<T: Send + 'static> Job for Typed<T> {
 }
 
 /// Wraps a closure as [`Work`]; a function so the closure's signature is inferred.
-pub(crate) fn work<T, F>(f: F) -> Work<T>
+pub(super) fn work<T, F>(f: F) -> Work<T>
 where
     F: FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send + 'static,
 {
@@ -117,15 +117,16 @@ where
 
 /// Handle to a store's committer. Cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct Committer {
+pub(super) struct Committer {
     tx: mpsc::Sender<Box<dyn Job>>,
 }
 
 /// The connection a committer writes on.
-pub(crate) enum Writer {
+pub(super) enum Writer {
     /// A database file: a connection of the committer's own, held for its whole life, so its
-    /// prepared statements stay prepared. The store's sqlx writer pool remains for rare
-    /// administrative writes, which wait for the committer's batches in SQLite's busy handler.
+    /// prepared statements stay prepared. The store's sqlx writer pool remains for rare writes
+    /// (`SqliteBackend::write`), which wait for the committer's batches in SQLite's busy
+    /// handler and then for a `barrier`.
     /// Once a commit leaves more than `finish_frames` in the WAL, the committer checkpoints
     /// before its next batch (see `checkpoint`).
     Own {

@@ -16,14 +16,14 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{StoreError, StoreResult};
+use crate::store::error::{StoreError, StoreResult};
 
 const MAX_BATCH: usize = 128;
 /// Batches in flight at once.
 pub(super) const IN_FLIGHT: usize = 4;
 
 /// A write that can go into a batch statement.
-pub(crate) trait Batched: Send + Sync + Sized + 'static {
+pub(super) trait Batched: Send + Sync + Sized + 'static {
     /// What names the item in the statement's answer.
     fn key(&self) -> &str;
     /// Writes the items in one statement; returns the keys of those that took effect.
@@ -39,7 +39,7 @@ struct Queued<T> {
 }
 
 /// Handle to one kind of batched write on one database. Cheap to clone.
-pub(crate) struct PgBatcher<T> {
+pub(super) struct PgBatcher<T> {
     tx: mpsc::Sender<Queued<T>>,
 }
 
