@@ -110,13 +110,16 @@ async fn the_readme_tour_works_as_written() {
     let out = run(&blocks[2], dir.path(), free_port());
     assert!(out.contains("\"status\""), "{out}");
     let engine = hopper::Engine::open(configs).await.unwrap();
-    let mail = engine
+    let global = engine
         .list_tasks(&InstanceId::global(), &TaskFilter::default())
         .await
-        .unwrap()
-        .into_iter()
+        .unwrap();
+    let mail = global
+        .iter()
         .find(|t| t.title == "Printer jammed")
-        .expect("the mail became a task");
+        .unwrap_or_else(|| {
+            panic!("the mail became a task; the block said {out}; global holds {global:#?}")
+        });
     assert_eq!(
         mail.routed_to.as_ref().map(|r| r.as_str()),
         Some("hopper-web")
