@@ -312,13 +312,7 @@ impl Engine {
     /// Why `executor` could not claim: held by someone under a live lease (409), reserved
     /// for another executor (403), or in a state no claim applies to (409).
     async fn why_not_claimed(&self, node: &Arc<Node>, task: &Task, executor: &str) -> HopperError {
-        let current = node
-            .store
-            .get_task(&task.id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| task.clone());
+        let current = reread(node, task).await;
         match current.status {
             TaskStatus::Claimed => HopperError::Conflict(format!(
                 "task {} is claimed by `{}` until {}",
@@ -349,13 +343,7 @@ impl Engine {
         actor: &Actor,
         action: &str,
     ) -> HopperError {
-        let current = node
-            .store
-            .get_task(&task.id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| task.clone());
+        let current = reread(node, task).await;
         if let Some(lease) = actor.lease()
             && !holds(&current, lease)
         {
@@ -396,6 +384,16 @@ impl Engine {
             )),
         }
     }
+}
+
+/// The task as stored now (a refusal explains the current state), or as last seen.
+async fn reread(node: &Node, task: &Task) -> Task {
+    node.store
+        .get_task(&task.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| task.clone())
 }
 
 /// Whether `lease` is `task`'s current, unexpired claim (what the conditional update checks;
