@@ -98,11 +98,24 @@ macro_rules! task_table {
             $($name: $ty,)*
         }
 
+        /// The position of each column in [`TASK_COLUMNS`].
+        #[allow(non_camel_case_types, dead_code)]
+        enum TaskColumn {
+            $($name,)*
+        }
+
         impl TaskRow {
-            /// From a row of `TASK_COLUMNS` read on the SQLite writer (see `sqlite::query`).
+            /// From a row of exactly `TASK_COLUMNS`, in order (every `RETURNING` the SQLite
+            /// writer reads, see `sqlite::query`). By position: rusqlite finds a column by name
+            /// with a scan of the row's names, which made reading a row quadratic in its width
+            /// on the group committer's thread.
             pub(in crate::store) fn from_lite(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                let width = r.as_ref().column_count();
+                if width != TASK_COLUMNS.names.len() {
+                    return Err(rusqlite::Error::InvalidColumnIndex(width));
+                }
                 Ok(Self {
-                    $($name: r.get(stringify!($name))?,)*
+                    $($name: r.get(TaskColumn::$name as usize)?,)*
                 })
             }
         }
