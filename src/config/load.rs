@@ -32,6 +32,8 @@ pub struct Overrides {
     pub data_dir: Option<String>,
     pub bind: Option<String>,
     pub admin_token: Option<String>,
+    /// `HOPPER_OUTBOUND_ALLOWLIST`: comma-separated hosts or CIDRs, added to the file's.
+    pub outbound_allowlist: Vec<String>,
 }
 
 /// The admin token and a database password must not reach a log line through `{:?}`.
@@ -58,6 +60,15 @@ impl Overrides {
             data_dir: var("HOPPER_DATA_DIR"),
             bind: var("HOPPER_BIND"),
             admin_token: var("HOPPER_ADMIN_TOKEN"),
+            outbound_allowlist: var("HOPPER_OUTBOUND_ALLOWLIST")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -161,6 +172,11 @@ impl ConfigSet {
         if let Some(token) = &o.admin_token {
             self.root.server.admin_token = Some(Secret::new(token.clone()));
             self.root.forget_expanded(&["server", "admin_token"]);
+        }
+        for entry in &o.outbound_allowlist {
+            if !self.root.outbound.allowlist.contains(entry) {
+                self.root.outbound.allowlist.push(entry.clone());
+            }
         }
     }
 

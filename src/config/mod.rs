@@ -2,12 +2,14 @@
 //! environment → command-line flags. Every key has a default, so no file is needed at all.
 
 mod load;
+mod outbound;
 mod redact;
 mod retention;
 mod rules;
 mod types;
 
 pub use load::{ConfigError, ConfigSet, Overrides};
+pub use outbound::OutboundConfig;
 pub use redact::{MASK, is_secret_key, mask_url_passwords, redact_json};
 pub use retention::Retention;
 pub use rules::{ProjectRule, RoutingRules};

@@ -30,6 +30,9 @@ pub struct HopperConfig {
     /// its integration. Only read from the root instance's file.
     #[serde(default)]
     pub inbound: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Deliveries to executors' webhooks. Only read from the root instance's file.
+    #[serde(default)]
+    pub outbound: super::OutboundConfig,
     /// The values the file wrote as `${VAR}`, so the registry never sees what they expand to.
     #[serde(skip)]
     pub(super) expanded: Vec<super::redact::Expanded>,
@@ -283,6 +286,7 @@ impl HopperConfig {
             orchestration: OrchestrationConfig::default(),
             server: ServerConfig::default(),
             inbound: Default::default(),
+            outbound: Default::default(),
             expanded: Vec::new(),
         }
     }

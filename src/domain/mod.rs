@@ -1,11 +1,13 @@
 //! The vocabulary shared by every other module: ids, tasks, instances, feedback.
 
+mod executor;
 mod feedback;
 mod ids;
 mod inbound;
 mod instance;
 mod task;
 
+pub use executor::{Executor, ExecutorId, ExecutorKind, TokenRole, events};
 pub use feedback::{ChildFeedback, Feedback};
 pub use hopper_integration_api::{Priority, SourceRef, TaskDraft};
 pub use ids::{InstanceId, TaskId, validate_child_name};
