@@ -221,6 +221,25 @@ impl Engine {
         })
     }
 
+    /// The project instance `id` belongs to: itself for a project, the project above it for an
+    /// orchestration run or phase, `None` for the root. An executor serving a project serves
+    /// exactly the instances for which this is its project (token scopes and deliveries both
+    /// ask this).
+    pub async fn project_of(&self, id: &InstanceId) -> Result<Option<InstanceId>> {
+        let mut node = self.node(id).await?;
+        loop {
+            match node.scope() {
+                crate::domain::Scope::Project => return Ok(Some(node.id().clone())),
+                crate::domain::Scope::Global => return Ok(None),
+                crate::domain::Scope::Orchestration => {}
+            }
+            let Some(parent) = node.parent().cloned() else {
+                return Ok(None);
+            };
+            node = self.node(&parent).await?;
+        }
+    }
+
     /// Finds a task in whichever store holds it: the registry's store first (where global and,
     /// by default, project tasks live), then the in-memory runs, then any other.
     pub(crate) async fn locate(&self, id: &TaskId) -> Result<(Task, Arc<Node>)> {
