@@ -154,7 +154,7 @@ mod tests {
             conn: own,
             finish_frames: 64,
         };
-        let committer = Committer::start(own, Some(sync)).unwrap();
+        let committer = Committer::start(own, Some(sync), "t.db").unwrap();
         let alive = std::sync::Arc::new(());
         spawn(
             path.clone(),

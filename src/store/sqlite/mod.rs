@@ -120,7 +120,7 @@ impl SqliteBackend {
             conn: own,
             finish_frames: checkpoint::FINISH_FRAMES,
         };
-        let committer = Committer::start(own, sync)?;
+        let committer = Committer::start(own, sync, &path.to_string_lossy())?;
         let alive = Arc::new(());
         checkpoint::spawn(
             path.to_owned(),
@@ -153,7 +153,7 @@ impl SqliteBackend {
             .max_lifetime(None)
             .connect_with(opts)
             .await?;
-        let committer = Committer::start(Writer::Shared(pool.clone()), None)?;
+        let committer = Committer::start(Writer::Shared(pool.clone()), None, name)?;
         Ok(Self {
             writer: pool.clone(),
             reader: pool,
