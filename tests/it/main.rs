@@ -21,4 +21,5 @@ mod slow_clients;
 mod smtp_hardening;
 mod stopping;
 mod support;
+mod two_processes;
 mod untested;

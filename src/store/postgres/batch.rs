@@ -15,6 +15,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::store::error::{StoreError, StoreResult};
 
@@ -90,33 +92,66 @@ async fn run<T: Batched>(pool: PgPool, mut rx: mpsc::Receiver<Queued<T>>, name: 
         }
         let queued = std::mem::take(&mut batch);
         let pool = pool.clone();
-        tokio::spawn(async move {
-            metrics::histogram!("hopper_store_pg_batch_size", "write" => name)
-                .record(queued.len() as f64);
-            commit(&pool, queued).await;
-            drop(slot);
-        });
+        // Debug level: with the level off this is one cached check, nothing is formatted.
+        let span = tracing::debug_span!(
+            parent: None,
+            "pg_batch",
+            write = name,
+            size = queued.len(),
+            outcome = Empty,
+            took_effect = Empty
+        );
+        tokio::spawn(
+            async move {
+                metrics::histogram!("hopper_store_pg_batch_size", "write" => name)
+                    .record(queued.len() as f64);
+                commit(&pool, queued).await;
+                drop(slot);
+            }
+            .instrument(span),
+        );
     }
 }
 
 async fn commit<T: Batched>(pool: &PgPool, queued: Vec<Queued<T>>) {
     let items: Vec<&T> = queued.iter().map(|q| &q.item).collect();
+    let span = tracing::Span::current();
     match T::write(pool, &items).await {
         Ok(done) => {
+            span.record("outcome", "committed");
+            span.record("took_effect", done.len());
             for q in queued {
                 let _ = q.reply.send(Ok(done.contains(q.item.key())));
             }
         }
         Err(e) if queued.len() == 1 => {
+            span.record("outcome", "failed");
             if let Some(q) = queued.into_iter().next() {
                 let _ = q.reply.send(Err(e));
             }
         }
         Err(_) => {
+            // Retried item by item: `took_effect` counts the items whose write took effect.
+            let mut took_effect = 0usize;
+            let mut failed = false;
             for q in queued {
                 let result = T::write(pool, &[&q.item]).await;
+                match &result {
+                    Ok(done) if !done.is_empty() => took_effect += 1,
+                    Ok(_) => {}
+                    Err(_) => failed = true,
+                }
                 let _ = q.reply.send(result.map(|done| !done.is_empty()));
             }
+            span.record(
+                "outcome",
+                if failed {
+                    "retried_with_errors"
+                } else {
+                    "retried"
+                },
+            );
+            span.record("took_effect", took_effect);
         }
     }
 }

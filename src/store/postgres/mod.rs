@@ -1,24 +1,39 @@
-//! The PostgreSQL backend: one database that several Hopper processes may share (claims use
-//! `FOR UPDATE SKIP LOCKED`; in-memory runs record their owning process).
+//! The PostgreSQL backend: one database that several `hopper serve` processes may share.
 //!
-//! **Single statements.** A task write is one statement: a data-modifying CTE does the
-//! conditional change and appends its history event (one round trip, an implicit transaction
-//! instead of BEGIN, UPDATE, INSERT, COMMIT). Many connections commit in parallel and the server
-//! groups their WAL flushes.
+//! **What processes share**: everything stored (registry, tasks and their leases, delegations,
+//! inbound events). Each runs the migrations at open, under sqlx's advisory lock, so they
+//! apply once. An instance another process created is found in the registry on first use
+//! (`Engine::node`). A claim is one `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)`
+//! (`tasks/sql.rs`): two claimers never get the same row, and neither waits for a row the
+//! other is claiming. A stored task's lease is in its row, so it can be claimed through one
+//! process and finished through another (a run's tasks are not stored here: below). Every
+//! process runs recovery and the sweeper; each of their steps is a conditional write
+//! (`… WHERE status = 'pending'`, `from` states), so two processes re-driving the same
+//! delegation or routing the same inbound task change it once.
 //!
-//! **Relaxed pool.** Writes that start-up recovery redoes anyway (routing an inbound task,
-//! inserting a delegated child task, delegation bookkeeping) use a second pool with
-//! `synchronous_commit=off`: they do not wait for the WAL flush, and since PostgreSQL never
-//! reorders commits, losing a suffix in a crash leaves a state recovery already handles. The
-//! write a 2xx promises stays synchronous.
+//! **What they do not**: orchestration runs (and their tasks) live in the memory of the
+//! process that created them; another process answers 404 for them. A run records its owner
+//! (`hopper_instances.owner`); each process heart-beats in `hopper_processes` at open and on
+//! every sweep (migration `20261124000002_process_ownership`). A run whose parent finds it
+//! missing is declared lost, and its project task re-queued (`engine/recovery.rs`), only once
+//! its owner has not heart-beaten for ten sweep intervals (at least 30 s). A clean stop hands
+//! its runs' tasks back at once and deletes its heartbeat row.
 //!
-//! **Batchers** (`batch`). The two writes every webhook makes, recording it (`record`) and
-//! routing its task (`route`), queue up per kind and go in as one statement over `unnest`ed
-//! arrays, up to four batches in flight; each caller learns whether its row took effect, and a
-//! failed batch is retried item by item. Per-statement overhead, not row work, was what the
-//! server spent its CPU on. The route batcher has connections of its own that plan index
-//! lookups only: with the statistics of fast-growing tables the planner otherwise chose bitmap
-//! and hash plans that walked every pending task.
+//! **Durability.** A write whose answer promises it is stored commits on `pool`, at the
+//! server's `synchronous_commit` (on by default), before the answer. A task write is one
+//! statement: a data-modifying CTE does the conditional change and appends its history event
+//! (an implicit transaction, one round trip). Writes that recovery redoes (routing an inbound
+//! task, a delegated child task, delegation bookkeeping, marking an event routed) use
+//! `relaxed`, with `synchronous_commit=off`: PostgreSQL never reorders commits, so a crash
+//! loses at most a suffix of them, which leaves a state recovery already handles.
+//!
+//! **Batchers** (`batch`). The two writes every webhook makes, recording it (`record`, on
+//! `pool`: the 202 waits for it) and routing its task (`route`, relaxed), queue per kind and go
+//! in as one statement over `unnest`ed arrays, up to four batches in flight; each caller learns
+//! whether its row took effect, and a failed batch is retried item by item. Per-statement
+//! overhead, not row work, was what the server spent its CPU on. The route batcher's own
+//! connections plan index lookups only: with the statistics of fast-growing tables the planner
+//! chose bitmap and hash plans that walked every pending task.
 
 mod batch;
 mod record;

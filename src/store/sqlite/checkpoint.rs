@@ -16,14 +16,13 @@
 //! task runs (an earlier design had it ask the writer, and a slow fsync let the WAL run away).
 
 use std::ffi::{c_char, c_int, c_void};
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use rusqlite::OpenFlags;
 use rusqlite::ffi;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use sqlx::{ConnectOptions, Connection};
+use sqlx::sqlite::SqlitePool;
 
 const EVERY: Duration = Duration::from_millis(50);
 /// WAL frames (pages, plus a 24-byte header each) above which the writer finishes the job:
@@ -83,41 +82,100 @@ impl Drop for WalFrames<'_> {
 }
 
 /// Runs until `writer` is closed or the store is gone (`alive` cannot be upgraded).
-pub(super) fn spawn(
-    database: PathBuf,
-    opts: SqliteConnectOptions,
-    writer: SqlitePool,
-    alive: std::sync::Weak<()>,
-) {
+///
+/// The pass runs on a rusqlite connection of its own (moved to a blocking thread for each
+/// pass), and it syncs the database file through that connection's own file handle
+/// ([`sync_database`]), never through a file this process opens and closes beside SQLite:
+/// closing any descriptor of the database file drops every POSIX lock the process holds on it
+/// (SQLite's "how to corrupt" 2.2). Without its shared lock, another process that closes its
+/// last connection (a local `hopper` command beside `hopper serve`) believes it is the last
+/// one, checkpoints, and deletes the WAL and the WAL index from under this process, whose
+/// later commits then go to a deleted file while newcomers start a fresh WAL: two histories
+/// checkpointed into one file, and answered writes lost.
+pub(super) fn spawn(database: PathBuf, writer: SqlitePool, alive: std::sync::Weak<()>) {
     tokio::spawn(async move {
-        let Ok(mut conn) = opts.connect().await else {
+        let open = tokio::task::spawn_blocking(move || {
+            rusqlite::Connection::open_with_flags(
+                &database,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        });
+        let Ok(Ok(mut conn)) = open.await else {
             tracing::warn!("no checkpoint connection: the WAL is checkpointed on close only");
             return;
         };
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Frames copied as of the last sync: a pass that copied nothing new needs none.
+        let mut synced = 0;
         while !writer.is_closed() && alive.strong_count() > 0 {
             tick.tick().await;
-            // (busy, frames in the WAL, frames copied)
-            let done: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(&mut conn)
-                .await;
-            if let Err(e) = done {
-                tracing::debug!(error = %e, "checkpoint skipped");
-                continue;
-            }
-            // SQLite syncs the database only after a checkpoint that reached the end of the
-            // WAL, which under steady writes is never this one; the pages it copied would then
-            // all be flushed by the writer's checkpoint, on the write path. Flush them here.
-            let db = database.clone();
-            match tokio::task::spawn_blocking(move || File::open(db)?.sync_data()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "fsync after checkpoint failed"),
-                Err(e) => tracing::warn!(error = %e, "fsync after checkpoint did not run"),
+            let pass = tokio::task::spawn_blocking(move || {
+                let result = pass(&conn, synced);
+                (conn, result)
+            });
+            let Ok((back, result)) = pass.await else {
+                tracing::warn!("checkpoint pass did not run");
+                return;
+            };
+            conn = back;
+            match result {
+                Ok(copied) => synced = copied,
+                Err(e) => tracing::debug!(error = %e, "checkpoint skipped"),
             }
         }
-        let _ = conn.close().await;
+        // Closed by SQLite, which keeps the descriptor open while the process still holds
+        // locks on the file through its other connections.
+        drop(tokio::task::spawn_blocking(move || drop(conn)));
     });
+}
+
+/// One PASSIVE checkpoint, then a sync of the database file if it copied anything since
+/// `synced` frames. Returns the frames copied so far.
+fn pass(c: &rusqlite::Connection, synced: i64) -> rusqlite::Result<i64> {
+    // (busy, frames in the WAL, frames copied)
+    let (_, _, copied): (i64, i64, i64) =
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    // SQLite syncs the database only after a checkpoint that reached the end of the WAL, which
+    // under steady writes is never this one; the pages it copied would then all be flushed by
+    // the writer's checkpoint, on the write path. Flush them here.
+    if copied > 0 && copied != synced {
+        sync_database(c)?;
+    }
+    Ok(copied)
+}
+
+/// fdatasync of the database file, through the connection's own descriptor (see [`spawn`]
+/// for why not a descriptor of ours).
+#[allow(unsafe_code)]
+fn sync_database(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `c` is an open connection, used only on this thread for the duration. The file
+    // control writes the main database's `sqlite3_file` (owned by the connection, open while
+    // it is) into `file`; its methods' `xSync` is the VFS's own sync of that descriptor, valid
+    // to call outside a transaction. Nothing is kept past the call.
+    let rc = unsafe {
+        let rc = ffi::sqlite3_file_control(
+            c.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&raw mut file).cast::<c_void>(),
+        );
+        if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+            rc
+        } else {
+            match (*(*file).pMethods).xSync {
+                Some(sync) => sync(file, ffi::SQLITE_SYNC_NORMAL | ffi::SQLITE_SYNC_DATAONLY),
+                None => ffi::SQLITE_OK,
+            }
+        }
+    };
+    match rc {
+        ffi::SQLITE_OK => Ok(()),
+        rc => Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None)),
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +184,8 @@ mod tests {
     use crate::store::sqlite::commit::{Committer, Writer, work};
     use crate::store::sqlite::durable::WalSync;
     use crate::store::sqlite::lite;
-    use sqlx::sqlite::{SqliteJournalMode, SqlitePoolOptions};
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
     /// Under writes that never pause, the WAL must still start over, so its file stays small,
     /// whenever the background pass happens to run.
@@ -154,11 +213,10 @@ mod tests {
             conn: own,
             finish_frames: 64,
         };
-        let committer = Committer::start(own, Some(sync)).unwrap();
+        let committer = Committer::start(own, Some(sync), "t.db").unwrap();
         let alive = std::sync::Arc::new(());
         spawn(
             path.clone(),
-            opts,
             pool.clone(),
             std::sync::Arc::downgrade(&alive),
         );

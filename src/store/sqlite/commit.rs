@@ -14,10 +14,14 @@
 //! every write in it is run again alone, so one bad write never takes others down with it and
 //! each caller gets its own error.
 
+use std::sync::Arc;
+
 use rusqlite::Connection;
 use sqlx::sqlite::LockedSqliteHandle;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Dispatch;
+use tracing::field::Empty;
 
 use super::checkpoint::WalFrames;
 use super::durable::WalSync;
@@ -140,23 +144,33 @@ pub(super) enum Writer {
 
 impl Committer {
     /// Starts a committer. With `wal_sync`, callers are answered once that thread has made
-    /// their batch durable (see `durable`); without, at commit.
-    pub fn start(writer: Writer, wal_sync: Option<WalSync>) -> StoreResult<Self> {
+    /// their batch durable (see `durable`); without, at commit. `db` names the database in
+    /// the batches' spans (its path, or the in-memory database's name).
+    ///
+    /// The thread logs to the subscriber of the code that starts it (the global one in the
+    /// server; a test's scoped one in tests).
+    pub fn start(writer: Writer, wal_sync: Option<WalSync>, db: &str) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Open(format!("group commit runtime: {e}")))?;
+        let db: Arc<str> = db.into();
+        let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
         std::thread::Builder::new()
             .name("hopper-commit".into())
             .spawn(move || {
+                // Without a subscriber yet, keep none of our own, so a global one set later
+                // still applies here.
+                let _log = (!dispatch.is::<tracing::subscriber::NoSubscriber>())
+                    .then(|| tracing::dispatcher::set_default(&dispatch));
                 rt.block_on(async move {
                     match writer {
                         Writer::Own {
                             conn,
                             finish_frames,
-                        } => run_own(conn, rx, wal_sync.as_ref(), finish_frames).await,
-                        Writer::Shared(pool) => run_shared(pool, rx, wal_sync.as_ref()).await,
+                        } => run_own(conn, rx, wal_sync.as_ref(), finish_frames, &db).await,
+                        Writer::Shared(pool) => run_shared(pool, rx, wal_sync.as_ref(), &db).await,
                     }
                 })
             })
@@ -205,6 +219,7 @@ async fn run_own(
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     wal_sync: Option<&WalSync>,
     finish_frames: i64,
+    db: &str,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut handle = match conn.lock_handle().await {
@@ -218,8 +233,10 @@ async fn run_own(
     let wal = WalFrames::watch(&lite);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
-        let committed = commit_batch(&lite, &mut batch);
-        answer(committed, wal_sync);
+        batch_span(db, batch.len()).in_scope(|| {
+            let committed = commit_batch(&lite, &mut batch);
+            answer(committed, wal_sync);
+        });
         if wal.get() > finish_frames && checkpoint(&lite) {
             wal.reset();
         }
@@ -234,24 +251,27 @@ async fn run_shared(
     pool: SqlitePool,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     wal_sync: Option<&WalSync>,
+    db: &str,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
+        let span = batch_span(db, batch.len());
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
-                fail_all(&mut batch, &format!("writer connection: {e}"));
+                span.in_scope(|| fail_all(&mut batch, &format!("writer connection: {e}")));
                 continue;
             }
         };
         let mut handle = match conn.lock_handle().await {
             Ok(h) => h,
             Err(e) => {
-                fail_all(&mut batch, &format!("writer connection: {e}"));
+                span.in_scope(|| fail_all(&mut batch, &format!("writer connection: {e}")));
                 continue;
             }
         };
+        let _entered = span.enter();
         let committed = match wrap(&mut handle) {
             Ok(lite) => commit_batch(&lite, &mut batch),
             Err(e) => {
@@ -262,6 +282,39 @@ async fn run_shared(
         drop(handle);
         answer(committed, wal_sync);
     }
+}
+
+/// The span of one batch: which database, how many writes; `commit_batch` records the outcome.
+/// Debug level, so with the level off it is one cached check, no fields are formatted.
+fn batch_span(db: &str, jobs: usize) -> tracing::Span {
+    tracing::debug_span!(
+        parent: None,
+        "sqlite_commit",
+        db,
+        jobs,
+        outcome = Empty,
+        committed = Empty,
+        failed = Empty
+    )
+}
+
+/// Records a batch's outcome on the current (batch) span: `committed` (one transaction),
+/// `one_by_one` (alone, or re-run write by write after a failed transaction, all committed),
+/// `partial` or `failed`.
+fn record_outcome(together: bool, committed: usize, failed: usize) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    let outcome = match (together, committed, failed) {
+        (true, ..) => "committed",
+        (false, _, 0) => "one_by_one",
+        (false, 0, _) => "failed",
+        (false, ..) => "partial",
+    };
+    span.record("outcome", outcome);
+    span.record("committed", committed);
+    span.record("failed", failed);
 }
 
 /// A PASSIVE checkpoint while no batch is open. The background checkpointer has already
@@ -309,6 +362,7 @@ async fn refuse_all(mut rx: mpsc::Receiver<Box<dyn Job>>, why: &str) {
 }
 
 fn fail_all(batch: &mut Vec<Box<dyn Job>>, why: &str) {
+    record_outcome(false, 0, batch.len());
     for job in batch.drain(..) {
         job.fail(StoreError::Open(why.to_owned()));
     }
@@ -318,16 +372,22 @@ fn fail_all(batch: &mut Vec<Box<dyn Job>>, why: &str) {
 /// ones that failed.
 fn commit_batch(c: &Connection, batch: &mut Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
     if batch.len() > 1 && transaction(c, batch).is_ok() {
+        record_outcome(true, batch.len(), 0);
         return std::mem::take(batch);
     }
     // One write alone, or a batch that failed: each write in its own transaction.
     let mut committed = Vec::with_capacity(batch.len());
+    let mut failed = 0;
     for mut job in batch.drain(..) {
         match transaction(c, std::slice::from_mut(&mut job)) {
             Ok(()) => committed.push(job),
-            Err(e) => job.fail(e.into()),
+            Err(e) => {
+                failed += 1;
+                job.fail(e.into());
+            }
         }
     }
+    record_outcome(false, committed.len(), failed);
     committed
 }
 
@@ -389,7 +449,7 @@ mod tests {
     async fn a_failing_write_does_not_take_its_batch_down() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path()).await;
-        let committer = Committer::start(Writer::Shared(pool.clone()), None).unwrap();
+        let committer = Committer::start(Writer::Shared(pool.clone()), None, "c.db").unwrap();
         // 1 is written twice: exactly one of the two must fail, everything else must land.
         let values: Vec<i64> = (0..64).chain([1]).collect();
         let results =
@@ -416,7 +476,7 @@ mod tests {
             .await
             .unwrap();
         let sync = WalSync::start(&dir.path().join("c.db")).unwrap();
-        let committer = Committer::start(Writer::Shared(pool.clone()), Some(sync)).unwrap();
+        let committer = Committer::start(Writer::Shared(pool.clone()), Some(sync), "c.db").unwrap();
         let results = futures::future::join_all((0..200).map(|v| committer.run(insert(v)))).await;
         assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
         committer.barrier().await.unwrap();
@@ -433,7 +493,7 @@ mod tests {
     async fn answers_come_after_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(dir.path()).await;
-        let committer = Committer::start(Writer::Shared(pool.clone()), None).unwrap();
+        let committer = Committer::start(Writer::Shared(pool.clone()), None, "c.db").unwrap();
         let v = committer.run(insert(7)).await.unwrap();
         assert_eq!(v, 7);
         // A separate connection sees it: it was committed, not just written.
@@ -444,5 +504,133 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// A span's name and its fields (as written with `{:?}`), new and recorded later.
+    type Captured = (String, Vec<(String, String)>);
+
+    #[derive(Clone, Default)]
+    struct Spans(std::sync::Arc<std::sync::Mutex<Vec<Captured>>>);
+
+    struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+    impl tracing::field::Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push((field.name().to_owned(), format!("{value:?}")));
+        }
+    }
+
+    impl<S> tracing_subscriber::Layer<S> for Spans
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            id: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut fields = Vec::new();
+            attrs.record(&mut Fields(&mut fields));
+            let mut spans = self.0.lock().unwrap();
+            spans.push((attrs.metadata().name().to_owned(), fields));
+            // The index, to find the span again in `on_record`.
+            spans
+                .last_mut()
+                .unwrap()
+                .1
+                .push(("#id".into(), id.into_u64().to_string()));
+        }
+
+        fn on_record(
+            &self,
+            id: &tracing::span::Id,
+            values: &tracing::span::Record<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut spans = self.0.lock().unwrap();
+            let id = id.into_u64().to_string();
+            if let Some((_, fields)) = spans
+                .iter_mut()
+                .rev()
+                .find(|(_, f)| f.iter().any(|(k, v)| k == "#id" && *v == id))
+            {
+                values.record(&mut Fields(fields));
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn each_batch_has_a_span_with_its_database_size_and_outcome() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        // The process-wide subscriber (set here, once): a thread-scoped one races with the
+        // other tests' committers over SQLite callsites' cached interest. Their batches are
+        // told apart by the database name.
+        static SPANS: std::sync::OnceLock<Spans> = std::sync::OnceLock::new();
+        let spans = SPANS.get_or_init(|| {
+            let spans = Spans::default();
+            let subscriber = tracing_subscriber::registry()
+                .with(spans.clone())
+                .with(tracing_subscriber::filter::LevelFilter::DEBUG);
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            spans
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(dir.path()).await;
+        let committer = Committer::start(Writer::Shared(pool.clone()), None, "spans.db").unwrap();
+        // Three writes queued before the committer runs: one batch of three.
+        let results =
+            futures::future::join_all([1, 2, 1].into_iter().map(|v| committer.run(insert(v))))
+                .await;
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+        let spans = spans.0.lock().unwrap().clone();
+        let batches: Vec<_> = spans
+            .iter()
+            .filter(|(name, fields)| {
+                name == "sqlite_commit"
+                    && fields
+                        .iter()
+                        .any(|f| f == &("db".into(), "\"spans.db\"".into()))
+            })
+            .map(|(_, fields)| {
+                let get = |k: &str| {
+                    fields
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                (
+                    get("db"),
+                    get("jobs"),
+                    get("outcome"),
+                    get("committed"),
+                    get("failed"),
+                )
+            })
+            .collect();
+        // Usually one batch of three, where the duplicate fails the transaction and the writes
+        // are re-run one by one ("partial"); the committer may have woken up in between.
+        let n = |v: &str| v.parse::<usize>().unwrap_or(0);
+        let total = |i: fn(&(String, String, String, String, String)) -> &String| {
+            batches.iter().map(|b| n(i(b))).sum::<usize>()
+        };
+        assert!(!batches.is_empty(), "{spans:?}");
+        assert!(
+            batches.iter().all(|b| [
+                "\"committed\"",
+                "\"one_by_one\"",
+                "\"partial\"",
+                "\"failed\""
+            ]
+            .contains(&b.2.as_str())),
+            "{batches:?}"
+        );
+        assert_eq!(
+            (total(|b| &b.1), total(|b| &b.3), total(|b| &b.4)),
+            (3, 2, 1),
+            "{batches:?}"
+        );
     }
 }

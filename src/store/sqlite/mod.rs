@@ -20,7 +20,8 @@
 //! trip to the connection's worker thread, and under load each one waited for a CPU: a batch of
 //! 30 inbound records took 4.5 ms of hand-offs. The SQL is the same `$N` text the PostgreSQL
 //! paths use. Borrowing the handle is one of the crate's `unsafe` blocks (`commit::wrap`); the
-//! WAL hook (`checkpoint::WalFrames`) is the other three.
+//! WAL hook (`checkpoint::WalFrames`) is three more, and the checkpointer's sync through
+//! SQLite's own file handle (`checkpoint::sync_database`) the fifth.
 //!
 //! **Durability** (`durable`). With `synchronous=FULL` (the default) the single writer would
 //! sit idle during every commit's fsync. Instead it commits with NORMAL and hands the batch's
@@ -38,11 +39,13 @@
 //!
 //! **Checkpoints** (`checkpoint`). The writer never checkpoints (`wal_autocheckpoint=0`): a
 //! background task runs a PASSIVE checkpoint every 50 ms on its own connection and syncs the
-//! database file, so no commit waits for a checkpoint's copy. Under writes that never pause
-//! such a checkpoint never reaches the end of the WAL, and SQLite reuses the WAL only after one
-//! has: the file grew to 2 GB in a 10-second benchmark. So once a commit leaves more than
-//! 64 MiB in the WAL (SQLite's WAL hook reports the count to the writer) the committer finishes
-//! the checkpoint itself before its next batch (a few ms: only the frames since are left), and
+//! database file through that connection (never a descriptor of its own: closing one drops
+//! the process's locks, and another process would then delete the WAL from under it), so no
+//! commit waits for a checkpoint's copy. Under writes that never pause such a checkpoint
+//! never reaches the end of the WAL, and SQLite reuses the WAL only after one has: the file
+//! grew to 2 GB in a 10-second benchmark. So once a commit leaves more than 64 MiB in the WAL
+//! (SQLite's WAL hook reports the count to the writer) the committer finishes the checkpoint
+//! itself before its next batch (a few ms: only the frames since are left), and
 //! the next batch rewinds the WAL.
 
 mod checkpoint;
@@ -109,7 +112,7 @@ impl SqliteBackend {
         let reader = SqlitePoolOptions::new()
             .max_connections(size.unwrap_or(8))
             .test_before_acquire(false)
-            .connect_with(opts.clone().read_only(true))
+            .connect_with(opts.read_only(true))
             .await?;
         let own = writer_options(path, full_sync).connect().await?;
         let sync = match full_sync {
@@ -120,14 +123,9 @@ impl SqliteBackend {
             conn: own,
             finish_frames: checkpoint::FINISH_FRAMES,
         };
-        let committer = Committer::start(own, sync)?;
+        let committer = Committer::start(own, sync, &path.to_string_lossy())?;
         let alive = Arc::new(());
-        checkpoint::spawn(
-            path.to_owned(),
-            opts,
-            writer.clone(),
-            Arc::downgrade(&alive),
-        );
+        checkpoint::spawn(path.to_owned(), writer.clone(), Arc::downgrade(&alive));
         Ok(Self {
             writer,
             reader,
@@ -153,7 +151,7 @@ impl SqliteBackend {
             .max_lifetime(None)
             .connect_with(opts)
             .await?;
-        let committer = Committer::start(Writer::Shared(pool.clone()), None)?;
+        let committer = Committer::start(Writer::Shared(pool.clone()), None, name)?;
         Ok(Self {
             writer: pool.clone(),
             reader: pool,
