@@ -14,6 +14,7 @@ mod inbound_github;
 mod inbound_module;
 mod inbound_sources;
 mod leases;
+mod outbound_policy;
 mod readme;
 mod recovery;
 mod secrets;
