@@ -17,6 +17,7 @@ mod leases;
 mod outbound_policy;
 mod readme;
 mod recovery;
+mod scoped_tokens;
 mod secrets;
 mod shipped_layout;
 mod slow_clients;
