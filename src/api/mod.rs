@@ -5,11 +5,13 @@
 pub mod auth;
 pub mod error;
 mod events;
+mod executors;
 pub mod extract;
 mod health;
 mod instances;
 mod openapi;
 mod tasks;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(instances::router())
         .merge(tasks::router())
         .merge(events::router())
+        .merge(executors::router())
+        .merge(tokens::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -3,7 +3,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, error, events, health, instances, tasks};
+use super::{AppState, error, events, executors, health, instances, tasks, tokens};
 use crate::domain;
 
 #[derive(OpenApi)]
@@ -18,12 +18,20 @@ use crate::domain;
         tasks::get_task, tasks::claim, tasks::heartbeat, tasks::complete, tasks::fail,
         tasks::release, tasks::cancel,
         events::list_events, events::get_event, events::replay_event,
+        executors::register, executors::list, executors::show, executors::update,
+        executors::remove, executors::rotate_secret, executors::disable, executors::enable,
+        executors::events,
+        tokens::create, tokens::list, tokens::revoke,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, domain::Task, domain::TaskDraft, domain::TaskEvent,
         domain::Feedback, domain::ChildFeedback, domain::Priority, domain::TaskStatus,
         domain::SourceRef, domain::Instance, domain::InstanceStats, domain::InstanceTree,
         domain::Scope, domain::InstanceStatus, domain::InboundEventView, domain::IngestReceipt,
+        domain::Executor, domain::ExecutorKind, domain::TokenRole, crate::engine::Registration,
+        crate::engine::Registered, crate::engine::ExecutorUpdate, crate::engine::Rotated,
+        crate::engine::TokenRequest, crate::engine::MintedToken, crate::store::ApiToken,
+        crate::store::ExecutorEvent,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -4,6 +4,7 @@
 
 mod add;
 mod bubble;
+mod executors;
 mod idle;
 mod inbound;
 mod lifecycle;
@@ -25,6 +26,10 @@ use crate::error::{HopperError, Result};
 use crate::routing::{PriorityRouter, Router, RulesRouter};
 use crate::store::{Store, StoreKey, StoreSet};
 
+pub use executors::{
+    CACHE_TTL, Caller, ExecutorUpdate, MintedToken, Registered, Registration, Rotated,
+    TokenRequest, token_hash,
+};
 pub use inbound::Ingest;
 pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
@@ -78,6 +83,8 @@ struct Inner {
     fault: AtomicU8,
     /// Failed routing attempts per unrouted inbound event (see `routing_failed`).
     routing_tries: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Tokens and executors by name, trusted for [`CACHE_TTL`] (see `executors/tokens.rs`).
+    executor_cache: executors::Cache,
 }
 
 impl Engine {
@@ -114,6 +121,7 @@ impl Engine {
                 queue: Arc::new(PriorityRouter),
                 fault: AtomicU8::new(Fault::None as u8),
                 routing_tries: Default::default(),
+                executor_cache: Default::default(),
             }),
         };
         engine.load_registry().await?;

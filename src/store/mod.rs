@@ -8,7 +8,7 @@
 //! Layers, each using only those below it: `error` and `rows` (what each table holds, its
 //! columns named once) → `sqlite`, `postgres` (connections, group commit, batchers; neither
 //! knows the other) → the table modules `tasks`, `delegations`, `inbound`, `instances`,
-//! `events`, which implement [`Store`]'s methods.
+//! `events`, `executors`, `tokens`, which implement [`Store`]'s methods.
 //!
 //! Statements are written once with `$n` placeholders, which both drivers (and the SQLite
 //! group commit's rusqlite, see `sqlite/lite.rs`) accept; times are epoch milliseconds, JSON is
@@ -22,6 +22,7 @@
 mod delegations;
 mod error;
 mod events;
+mod executors;
 mod inbound;
 mod instances;
 mod open;
@@ -31,16 +32,19 @@ mod sqlite;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use error::{StoreError, StoreResult};
+pub use executors::ExecutorFilter;
 pub use inbound::{Effect, InboundEvent, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
 pub use rows::{
-    Delegation, DelegationKind, DelegationState, EventRecord, Handover, NewInboundEvent, NewTask,
-    NewTaskRow, RoutedNow,
+    ApiToken, Delegation, DelegationKind, DelegationState, EventRecord, ExecutorEvent,
+    ExecutorSecrets, Handover, NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
 };
 pub use tasks::FinishRequest;
+pub use tokens::NewToken;
 
 use postgres::PgBackend;
 use sqlite::SqliteBackend;

@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod config;
+mod executors;
 mod hierarchy;
 mod hostile_projects;
 mod hygiene;
@@ -13,8 +14,10 @@ mod inbound_github;
 mod inbound_module;
 mod inbound_sources;
 mod leases;
+mod outbound_policy;
 mod readme;
 mod recovery;
+mod scoped_tokens;
 mod secrets;
 mod shipped_layout;
 mod slow_clients;
