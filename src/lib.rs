@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod inbound;
+pub mod outbound;
 pub mod routing;
 pub mod server;
 pub mod service;
