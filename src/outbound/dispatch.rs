@@ -11,7 +11,8 @@
 //! **auto_claim.** On `task.available` one eligible auto-claim executor (picked by the task
 //! id's hash, so a re-run picks the same one) gets the task claimed under its name and a
 //! `task.assigned` delivery carrying the `lease_id`. If the task is already claimed by one of
-//! them (a crash between the claim and the insert), its lease is reused. The claim's own
+//! them (a crash between the claim and the insert), its lease is reused. An executor whose
+//! delivery of the task died (and whose claim was therefore released) is not picked again. The claim's own
 //! `task.assigned` outbox event is not sent to that claimer again. A `task.available` whose task
 //! is no longer pending when dispatched is not sent: the later events say what happened.
 //!
@@ -159,8 +160,15 @@ async fn fan_out(
     });
     let event = entry.event.as_str();
     if event == events::TASK_AVAILABLE {
-        let autos: Vec<&DeliveryTarget> =
+        let mut autos: Vec<&DeliveryTarget> =
             serving.iter().copied().filter(|t| t.auto_claim).collect();
+        if !autos.is_empty() && task.status == TaskStatus::Pending {
+            let failed = engine
+                .registry_store()
+                .executors_failed_on(task.id.as_str())
+                .await?;
+            autos.retain(|t| !failed.contains(&t.id));
+        }
         if let Some((t, claimed)) = auto_claim(engine, &task, &autos).await? {
             rows.push(delivery(t, entry, events::TASK_ASSIGNED, &claimed));
             task = claimed;

@@ -6,3 +6,6 @@ mod run;
 mod worker;
 
 pub use run::{OutboundHandle, spawn};
+pub mod schedule;
+pub mod sign;
+pub mod url_policy;

@@ -400,6 +400,14 @@ impl Store {
             .execute(&mut *c).await?.rows_affected()))
     }
 
+    /// Executors whose delivery of `task` died or was cancelled: auto-claim does not hand them
+    /// the same task again (a released claim would otherwise come straight back to them).
+    pub async fn executors_failed_on(&self, task: &str) -> StoreResult<Vec<String>> {
+        const Q: &str = "SELECT DISTINCT executor_id FROM deliveries WHERE task_id = $1 \
+                         AND status IN ('dead', 'cancelled')";
+        Ok(on_reader!(self, p => sqlx::query_scalar(Q).bind(task).fetch_all(p).await?))
+    }
+
     /// Undelivered (pending) messages per executor, and the creation time of the oldest.
     pub async fn delivery_backlog(&self) -> StoreResult<(Vec<(String, i64)>, Option<Millis>)> {
         const DEPTH: &str = "SELECT executor_id, COUNT(*) FROM deliveries \

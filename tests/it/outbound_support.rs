@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use hopper::Engine;
 use hopper::config::{ConfigSet, Secret};
 use hopper::domain::{Executor, ExecutorId, ExecutorKind, InstanceId, now_millis};
-use hopper_integration_api::StandardWebhook;
+use hopper_integration_api::verify::StandardWebhook;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::TestEnv;
@@ -45,7 +45,7 @@ impl Server {
         let stop = CancellationToken::new();
         tokio::spawn(hopper::server::run(
             engine.clone(),
-            Secret::new(TOKEN.into()),
+            Secret::new(TOKEN),
             listener,
             stop.clone(),
         ));
@@ -163,7 +163,7 @@ async fn receive(
         .iter()
         .enumerate()
         .filter(|(_, k)| {
-            wh.verify(&Secret::new(k.to_string()), &body, Duration::from_secs(300))
+            wh.verify(&Secret::new(k.as_str()), &body, Duration::from_secs(300))
                 .is_ok()
         })
         .map(|(i, _)| i)
