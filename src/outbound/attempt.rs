@@ -145,11 +145,12 @@ async fn post(
     d: &ClaimedDelivery,
     target: &DeliveryTarget,
 ) -> Result<Answer, String> {
-    shared
+    let url = shared
         .policy
         .check(&target.webhook_url)
         .await
-        .map_err(|e| format!("webhook URL refused: {e}"))?;
+        .map_err(|e| format!("webhook URL refused: {e}"))?
+        .into_url();
     let now = now_millis();
     let timestamp = now / 1000;
     let secrets = target.signing_secrets(now);
@@ -157,7 +158,7 @@ async fn post(
         .map_err(|e| format!("cannot sign: {e}"))?;
     let response = shared
         .client
-        .post(&target.webhook_url)
+        .post(url)
         .header("webhook-id", &d.id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)

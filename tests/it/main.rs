@@ -16,6 +16,7 @@ mod leases;
 mod outbound_cli;
 mod outbound_delivery;
 mod outbound_dispatch;
+mod outbound_policy;
 mod outbound_support;
 mod readme;
 mod recovery;
