@@ -1,13 +1,52 @@
-//! Bearer-token authentication for `/v1`.
+//! Bearer-token authentication and scopes for `/v1`.
+//!
+//! The middleware resolves the caller once: the configured admin token (compared in constant
+//! time) is [`Caller::Admin`]; any other token is looked up by its SHA-256 among the minted
+//! ones (`Engine::resolve_token`). Then the route decides, before any handler runs:
+//! - admin: everything;
+//! - read: `GET` only;
+//! - executor: only the routes in [`EXECUTOR_ROUTES`]. The list is an allowlist on purpose: a
+//!   route added later is closed to executor tokens until it is listed here.
+//!
+//! Handlers on those routes then check the resource (the task's or instance's project must be
+//! the executor's, see [`check_instance`], [`check_task`]) and the acting executor
+//! ([`acting_as`]): it comes from the token, never from the body.
 
-use super::AppState;
-use super::error::ApiError;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use crate::domain::{InstanceId, TaskId};
+pub use crate::engine::Caller;
+use crate::engine::Engine;
+
+/// What an executor token may call (method, route as matched). Everything else is 403.
+pub const EXECUTOR_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/instances/{id}/tasks"),
+    ("POST", "/v1/instances/{id}/next"),
+    ("GET", "/v1/tasks/{id}"),
+    ("POST", "/v1/tasks/{id}/claim"),
+    ("POST", "/v1/tasks/{id}/heartbeat"),
+    ("POST", "/v1/tasks/{id}/complete"),
+    ("POST", "/v1/tasks/{id}/fail"),
+    ("POST", "/v1/tasks/{id}/release"),
+    ("GET", "/v1/executors/{id}"),
+];
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let given = req
         .headers()
         .get(AUTHORIZATION)
@@ -17,11 +56,111 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    match given {
-        Some(token) if state.admin_token.matches(token) => next.run(req).await,
-        _ => {
-            metrics::counter!("hopper_auth_failures_total").increment(1);
-            ApiError::unauthorized().into_response()
+    let caller = match given {
+        Some(token) if state.admin_token.matches(token) => Some(Caller::Admin),
+        // Minted tokens all start so; anything else is not worth a database lookup.
+        Some(token) if token.starts_with("hop_") => match state.engine.resolve_token(token).await {
+            Ok(c) => c,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        _ => None,
+    };
+    let Some(caller) = caller else {
+        metrics::counter!("hopper_auth_failures_total").increment(1);
+        return ApiError::unauthorized().into_response();
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    if let Err(e) = permitted(&caller, req.method(), &route) {
+        return e.into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// Whether `caller` may call `method route` at all (the resource is the handler's to check).
+pub fn permitted(caller: &Caller, method: &Method, route: &str) -> ApiResult<()> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Read if method == Method::GET || method == Method::HEAD => Ok(()),
+        Caller::Read => Err(forbidden("a read-only token may only GET")),
+        Caller::Executor(e) => {
+            if EXECUTOR_ROUTES
+                .iter()
+                .any(|(m, r)| *m == method.as_str() && *r == route)
+            {
+                Ok(())
+            } else {
+                Err(forbidden(format!(
+                    "an executor token (executor `{}`) may only list, claim, heartbeat, complete, fail and release the tasks of the instances it serves and read its own record; not {method} {route}",
+                    e.name
+                )))
+            }
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Set by `require_token` on every `/v1` route; a handler outside it has no caller.
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// An executor token may touch only the instances its executor serves.
+pub async fn check_instance(
+    engine: &Engine,
+    caller: &Caller,
+    instance: &InstanceId,
+) -> ApiResult<()> {
+    let Caller::Executor(e) = caller else {
+        return Ok(());
+    };
+    // An unknown instance is the same answer as a foreign one: no probing.
+    if matches!(engine.serves(e, instance).await, Ok(true)) {
+        return Ok(());
+    }
+    Err(forbidden(format!(
+        "executor `{}` serves `{}`, not `{instance}`",
+        e.name, e.project
+    )))
+}
+
+/// An executor token may touch only the tasks of the instances its executor serves.
+pub async fn check_task(engine: &Engine, caller: &Caller, task: &TaskId) -> ApiResult<()> {
+    let Caller::Executor(e) = caller else {
+        return Ok(());
+    };
+    match engine.get_task(task).await {
+        Ok(t) => check_instance(engine, caller, &t.instance_id).await,
+        Err(_) => Err(forbidden(format!(
+            "task `{task}` is not one executor `{}` may see",
+            e.name
+        ))),
+    }
+}
+
+/// Who acts: for an executor token, its own executor (a body naming another is 403); for
+/// admin and read tokens, whatever the body says.
+pub fn acting_as(caller: &Caller, named: Option<String>) -> ApiResult<Option<String>> {
+    match caller {
+        Caller::Executor(e) => match named {
+            Some(n) if n != e.name => Err(forbidden(format!(
+                "this token acts as executor `{}`, not `{}`",
+                e.name,
+                crate::engine::log_str(&n)
+            ))),
+            _ => Ok(Some(e.name.clone())),
+        },
+        _ => Ok(named),
     }
 }

@@ -6,11 +6,13 @@ pub mod auth;
 mod deliveries;
 pub mod error;
 mod events;
+mod executors;
 pub mod extract;
 mod health;
 mod instances;
 mod openapi;
 mod tasks;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -41,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(events::router())
         .merge(deliveries::router())
+        .merge(executors::router())
+        .merge(tokens::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -3,7 +3,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, deliveries, error, events, health, instances, tasks};
+use super::{AppState, deliveries, error, events, executors, health, instances, tasks, tokens};
 use crate::domain;
 
 #[derive(OpenApi)]
@@ -20,6 +20,10 @@ use crate::domain;
         events::list_events, events::get_event, events::replay_event,
         deliveries::list_deliveries, deliveries::get_delivery, deliveries::retry_delivery,
         deliveries::recover_executor,
+        executors::register, executors::list, executors::show, executors::update,
+        executors::remove, executors::rotate_secret, executors::disable, executors::enable,
+        executors::events,
+        tokens::create, tokens::list, tokens::revoke,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, domain::Task, domain::TaskDraft, domain::TaskEvent,
@@ -28,6 +32,10 @@ use crate::domain;
         domain::Scope, domain::InstanceStatus, domain::InboundEventView, domain::IngestReceipt,
         domain::Delivery, domain::DeliveryDetail, domain::DeliveryAttempt, domain::DeliveryStatus,
         deliveries::RecoverRequest, deliveries::RecoverReceipt,
+        domain::Executor, domain::ExecutorKind, domain::TokenRole, crate::engine::Registration,
+        crate::engine::Registered, crate::engine::ExecutorUpdate, crate::engine::Rotated,
+        crate::engine::TokenRequest, crate::engine::MintedToken, crate::store::ApiToken,
+        crate::store::ExecutorEvent,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

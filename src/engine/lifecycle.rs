@@ -72,12 +72,19 @@ impl Engine {
         validate_executor(executor)?;
         // Only once it is known to be short and printable: it comes from the request.
         Span::current().record("executor", executor);
+        // A registered executor gets only what its capabilities cover; anyone else (an admin
+        // naming a free-form worker) gets what it always got.
+        let caps = self
+            .registered_executor(executor)
+            .await?
+            .map(|e| e.capabilities);
+        let caps = caps.as_deref();
         let node = self.node(instance).await?;
         let now = now_millis();
         let until = Self::lease_until(&node, now, lease)?;
         if let Some(task) = node
             .store
-            .claim_next(instance, executor, now, until, &Self::new_lease())
+            .claim_next(instance, executor, caps, now, until, &Self::new_lease())
             .await?
         {
             metrics::counter!("hopper_tasks_claimed_total").increment(1);
@@ -97,7 +104,7 @@ impl Engine {
                 let until = Self::lease_until(&phase, now, lease)?;
                 let task = phase
                     .store
-                    .claim_next(phase.id(), executor, now, until, &Self::new_lease())
+                    .claim_next(phase.id(), executor, caps, now, until, &Self::new_lease())
                     .await?;
                 if let Some(t) = &task {
                     metrics::counter!("hopper_tasks_claimed_total").increment(1);
@@ -135,6 +142,18 @@ impl Engine {
         Span::current().record("executor", executor);
         let (task, node) = self.locate(id).await?;
         Span::current().record("instance", display(node.id()));
+        if let Some(e) = self.registered_executor(executor).await?
+            && !e.can_take(&task.required_capabilities)
+        {
+            let missing: Vec<&String> = task
+                .required_capabilities
+                .iter()
+                .filter(|c| !e.capabilities.contains(c))
+                .collect();
+            return Err(HopperError::Conflict(format!(
+                "executor `{executor}` lacks the capabilities task {id} requires: {missing:?}"
+            )));
+        }
         let now = now_millis();
         let until = Self::lease_until(&node, now, lease)?;
         match node

@@ -4,6 +4,7 @@
 
 mod add;
 mod bubble;
+mod executors;
 mod idle;
 mod inbound;
 mod lifecycle;
@@ -25,6 +26,10 @@ use crate::error::{HopperError, Result};
 use crate::routing::{PriorityRouter, Router, RulesRouter};
 use crate::store::{Store, StoreKey, StoreSet};
 
+pub use executors::{
+    CACHE_TTL, Caller, ExecutorUpdate, MintedToken, Registered, Registration, Rotated,
+    TokenRequest, token_hash,
+};
 pub use inbound::Ingest;
 pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
@@ -81,6 +86,8 @@ struct Inner {
     /// Poked after the task writes this engine makes, which the outbox triggers recorded: wakes
     /// the outbound dispatcher at once instead of at its next poll.
     outbox: Arc<tokio::sync::Notify>,
+    /// Tokens and executors by name, trusted for [`CACHE_TTL`] (see `executors/tokens.rs`).
+    executor_cache: executors::Cache,
 }
 
 impl Engine {
@@ -118,6 +125,7 @@ impl Engine {
                 fault: AtomicU8::new(Fault::None as u8),
                 routing_tries: Default::default(),
                 outbox: Arc::default(),
+                executor_cache: Default::default(),
             }),
         };
         engine.load_registry().await?;

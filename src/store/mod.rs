@@ -8,7 +8,7 @@
 //! Layers, each using only those below it: `error` and `rows` (what each table holds, its
 //! columns named once) → `sqlite`, `postgres` (connections, group commit, batchers; neither
 //! knows the other) → the table modules `tasks`, `delegations`, `inbound`, `instances`,
-//! `events`, which implement [`Store`]'s methods.
+//! `events`, `executors`, `tokens`, which implement [`Store`]'s methods.
 //!
 //! Statements are written once with `$n` placeholders, which both drivers (and the SQLite
 //! group commit's rusqlite, see `sqlite/lite.rs`) accept; times are epoch milliseconds, JSON is
@@ -23,6 +23,7 @@ mod delegations;
 mod deliveries;
 mod error;
 mod events;
+mod executors;
 mod inbound;
 mod instances;
 mod open;
@@ -33,18 +34,21 @@ mod sqlite;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use deliveries::{AttemptRecord, ClaimedDelivery};
 pub use error::{StoreError, StoreResult};
+pub use executors::ExecutorFilter;
 pub use inbound::{Effect, InboundEvent, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
 pub use outbox::{DeliveryTarget, NewDelivery, OutboxEntry};
 pub use rows::{
-    Delegation, DelegationKind, DelegationState, EventRecord, Handover, NewInboundEvent, NewTask,
-    NewTaskRow, RoutedNow,
+    ApiToken, Delegation, DelegationKind, DelegationState, EventRecord, ExecutorEvent,
+    ExecutorSecrets, Handover, NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
 };
 pub use tasks::FinishRequest;
+pub use tokens::NewToken;
 
 use postgres::PgBackend;
 use sqlite::SqliteBackend;

@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod config;
+mod executors;
 mod hierarchy;
 mod hostile_projects;
 mod hygiene;

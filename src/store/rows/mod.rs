@@ -6,6 +6,7 @@
 
 mod columns;
 mod delegations;
+mod executors;
 mod inbound;
 mod tasks;
 
@@ -14,6 +15,11 @@ pub(in crate::store) use delegations::{
     DELEGATION_COLUMNS, DelegationRow, INSERT_DELEGATION, bind_delegation,
 };
 pub use delegations::{Delegation, DelegationKind, DelegationState, Handover, RoutedNow};
+pub use executors::{ApiToken, ExecutorEvent, ExecutorSecrets};
+pub(in crate::store) use executors::{
+    EXECUTOR_COLUMNS, EXECUTOR_EVENT_COLUMNS, ExecutorEventRow, ExecutorRow, INSERT_EXECUTOR,
+    TOKEN_COLUMNS, TokenRow, UPDATE_EXECUTOR,
+};
 pub(in crate::store) use inbound::{INBOUND_COLUMNS, INSERT_INBOUND};
 pub use inbound::{NewInboundEvent, NewTask};
 pub use tasks::NewTaskRow;

@@ -17,9 +17,9 @@ mod listing;
 mod sql;
 
 use sql::{
-    CLAIM_NEXT_PG_EV, CLAIM_NEXT_SQLITE, CLAIM_ONE, CLAIM_ONE_PG_EV, FINISH_DELEGATED, HEARTBEAT,
-    HEARTBEAT_PG_EV, INSERT_DELEGATING_PG_EV, INSERT_TASK_PG_EV, INSERT_TASK_RETURNING, bind_event,
-    pg_with_event, status_list,
+    CLAIM_NEXT_CAPS_PG_EV, CLAIM_NEXT_CAPS_SQLITE, CLAIM_NEXT_PG_EV, CLAIM_NEXT_SQLITE, CLAIM_ONE,
+    CLAIM_ONE_PG_EV, FINISH_DELEGATED, HEARTBEAT, HEARTBEAT_PG_EV, INSERT_DELEGATING_PG_EV,
+    INSERT_TASK_PG_EV, INSERT_TASK_RETURNING, bind_event, pg_with_event, status_list,
 };
 
 /// A conditional state change: applies only if the task is in one of `from` (and, when
@@ -162,15 +162,18 @@ impl Store {
         row.map(Task::try_from).transpose()
     }
 
-    /// Atomically claims the best eligible pending task: highest priority, then oldest.
+    /// Atomically claims the best eligible pending task: highest priority, then oldest. With
+    /// `capabilities` (a registered executor's), only a task that requires none beyond them.
     pub async fn claim_next(
         &self,
         instance: &InstanceId,
         executor: &str,
+        capabilities: Option<&[String]>,
         now: Millis,
         lease_until: Millis,
         lease: &str,
     ) -> StoreResult<Option<Task>> {
+        let caps = capabilities.map(|c| to_json(&c));
         // PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a
         // row another transaction is claiming instead of queueing behind it. SQLite serialises
         // writers, so the plain sub-select is already atomic there.
@@ -178,12 +181,20 @@ impl Store {
             Backend::Sqlite(lite) => lite,
             Backend::Postgres(pg) => {
                 let ev = EventRecord::new("claimed", executor);
-                let q = sqlx::query_as(CLAIM_NEXT_PG_EV.as_str())
+                let sql = if caps.is_some() {
+                    CLAIM_NEXT_CAPS_PG_EV.as_str()
+                } else {
+                    CLAIM_NEXT_PG_EV.as_str()
+                };
+                let mut q = sqlx::query_as(sql)
                     .bind(instance.as_str())
                     .bind(executor)
                     .bind(now)
                     .bind(lease_until)
                     .bind(lease);
+                if let Some(caps) = &caps {
+                    q = q.bind(caps.as_str());
+                }
                 let row: Option<TaskRow> =
                     bind_event!(q, now, ev).fetch_optional(pg.pool()).await?;
                 return row.map(Task::try_from).transpose();
@@ -192,13 +203,21 @@ impl Store {
         let (instance, executor, lease) = (instance.clone(), executor.to_owned(), lease.to_owned());
         let row: Option<TaskRow> = lite
             .commit(move |c, events| {
-                let row = sqlite::query(c, &CLAIM_NEXT_SQLITE)?
+                let sql = if caps.is_some() {
+                    &CLAIM_NEXT_CAPS_SQLITE
+                } else {
+                    &CLAIM_NEXT_SQLITE
+                };
+                let mut q = sqlite::query(c, sql)?
                     .bind(instance.as_str())
                     .bind(executor.as_str())
                     .bind(now)
                     .bind(lease_until)
-                    .bind(lease.as_str())
-                    .fetch_optional(TaskRow::from_lite)?;
+                    .bind(lease.as_str());
+                if let Some(caps) = &caps {
+                    q = q.bind(caps.as_str());
+                }
+                let row = q.fetch_optional(TaskRow::from_lite)?;
                 if let Some(r) = &row {
                     let ev = EventRecord::new("claimed", executor.as_str());
                     events.push(PendingEvent::new(r.id_str(), instance.as_str(), now, &ev));

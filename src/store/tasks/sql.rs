@@ -30,16 +30,35 @@ pub(super) static INSERT_TASK_RETURNING: LazyLock<String> =
 /// PostgreSQL: SKIP LOCKED lets concurrent workers (even in other processes) pass over a row
 /// another transaction is claiming instead of queueing behind it. SQLite serialises writers,
 /// so the plain sub-select is already atomic there.
-static CLAIM_NEXT_PG: LazyLock<String> = LazyLock::new(|| claim_next_sql("FOR UPDATE SKIP LOCKED"));
-pub(super) static CLAIM_NEXT_SQLITE: LazyLock<String> = LazyLock::new(|| claim_next_sql(""));
+static CLAIM_NEXT_PG: LazyLock<String> =
+    LazyLock::new(|| claim_next_sql("FOR UPDATE SKIP LOCKED", ""));
+pub(super) static CLAIM_NEXT_SQLITE: LazyLock<String> = LazyLock::new(|| claim_next_sql("", ""));
 
-fn claim_next_sql(lock: &str) -> String {
+/// The claim for a registered executor: only tasks whose `required_capabilities` are all
+/// among the executor's (`$6`, a JSON array). A separate statement, so the claims of
+/// unregistered workers keep the plain plan.
+static CLAIM_NEXT_CAPS_PG: LazyLock<String> = LazyLock::new(|| {
+    claim_next_sql(
+        "FOR UPDATE SKIP LOCKED",
+        "AND CAST(required_capabilities AS jsonb) <@ CAST($6 AS jsonb)",
+    )
+});
+pub(super) static CLAIM_NEXT_CAPS_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    claim_next_sql(
+        "",
+        // `'[]'` (most tasks) has no element, so the NOT EXISTS costs one empty scan.
+        "AND NOT EXISTS (SELECT 1 FROM json_each(required_capabilities) r \
+         WHERE r.value NOT IN (SELECT value FROM json_each($6)))",
+    )
+});
+
+fn claim_next_sql(lock: &str, capable: &str) -> String {
     format!(
         "UPDATE tasks SET status = 'claimed', claimed_by = $2, claimed_at = $3, \
          lease_expires_at = $4, lease_id = $5, attempts = attempts + 1, updated_at = $3 \
          WHERE status = 'pending' AND id = (SELECT id FROM tasks \
             WHERE instance_id = $1 AND status = 'pending' AND (executor IS NULL OR executor = $2) \
-            ORDER BY priority DESC, id LIMIT 1 {lock}) \
+            {capable} ORDER BY priority DESC, id LIMIT 1 {lock}) \
          RETURNING {TASK_COLUMNS}"
     )
 }
@@ -96,6 +115,8 @@ pub(super) static INSERT_DELEGATING_PG_EV: LazyLock<String> = LazyLock::new(|| {
 
 pub(super) static CLAIM_NEXT_PG_EV: LazyLock<String> =
     LazyLock::new(|| pg_with_event(&CLAIM_NEXT_PG, 5));
+pub(super) static CLAIM_NEXT_CAPS_PG_EV: LazyLock<String> =
+    LazyLock::new(|| pg_with_event(&CLAIM_NEXT_CAPS_PG, 6));
 pub(super) static CLAIM_ONE_PG_EV: LazyLock<String> =
     LazyLock::new(|| pg_with_event(&CLAIM_ONE, 5));
 pub(super) static HEARTBEAT_PG_EV: LazyLock<String> =
