@@ -17,6 +17,7 @@ mod leases;
 mod outbound_cli;
 mod outbound_delivery;
 mod outbound_dispatch;
+mod outbound_e2e;
 mod outbound_policy;
 mod outbound_support;
 mod readme;

@@ -129,6 +129,11 @@ impl Receiver {
         Self { url, state }
     }
 
+    /// The secrets to verify with from now on (an executor learns its secret at registration).
+    pub fn set_secrets(&self, secrets: &[&str]) {
+        self.state.lock().unwrap().secrets = secrets.iter().map(|s| s.to_string()).collect();
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
     }
