@@ -297,17 +297,6 @@ impl Store {
         })
     }
 
-    /// Enables an executor again (and forgets its run of failures).
-    #[doc(hidden)]
-    pub async fn put_executor_enabled(&self, id: &str) -> StoreResult<()> {
-        const Q: &str = "UPDATE executors SET enabled = TRUE, disabled_reason = NULL, \
-                         disabled_at = NULL, failing_since = NULL WHERE id = $1";
-        on_writer!(self, c => {
-            sqlx::query(Q).bind(id).execute(&mut *c).await?;
-            Ok(())
-        })
-    }
-
     /// `(enabled, disabled_reason)` of an executor, and its `executor_events` kinds.
     #[doc(hidden)]
     pub async fn executor_state(

@@ -102,7 +102,14 @@ async fn gone_disables_the_executor_and_loses_nothing(backend: Backend) {
     let actor = Actor::holder(&claimed).unwrap();
     server.engine.release(&claimed.id, &actor).await.unwrap();
 
-    root.put_executor_enabled(&exid).await.unwrap();
+    let resp = server
+        .client()
+        .post(format!("{}/v1/executors/{exid}/enable", server.base))
+        .bearer_auth(crate::outbound_support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     until("delivered after re-enabling", || async {
         server.deliveries(&exid).await.iter().any(|d| {
             d["event"] == "task.available"
@@ -152,6 +159,36 @@ async fn disallowed_address_is_not_sent(backend: Backend) {
         let err = a["error"].as_str().unwrap();
         assert!(err.contains("refused"), "{err}");
     }
+
+    // Recovering the executor's dead deliveries sends them again (and, the schedule being
+    // spent, they are dead again after one more attempt); a time that is not one is a 422.
+    let recover = |since: String| {
+        server
+            .client()
+            .post(format!("{}/v1/executors/{exid}/recover", server.base))
+            .bearer_auth(crate::outbound_support::TOKEN)
+            .json(&serde_json::json!({ "since": since }))
+            .send()
+    };
+    let resp = recover("yesterday".into()).await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let since = hopper::domain::millis_to_rfc3339(now_millis() - 3_600_000);
+    let resp = recover(since).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["recovered"], 1);
+    until("tried again", || async {
+        server.delivery(&id).await["history"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 5
+    })
+    .await;
+    until("dead again", || async {
+        server.delivery(&id).await["status"] == "dead"
+    })
+    .await;
 }
 on_both!(disallowed_address_is_not_sent);
 
