@@ -62,9 +62,21 @@ impl Engine {
         if !self.children_of(node.id()).await.is_empty() {
             return Ok(false);
         }
-        // Outbox events not yet fanned out: the dispatcher reads only open stores.
+        // Outbox events not yet fanned out pin the file (the dispatcher reads only open
+        // stores) if an executor serves the project; otherwise they would tell nobody, which
+        // is what the dispatcher would conclude too.
         if node.store.outbox_pending().await? {
-            return Ok(false);
+            let served = self
+                .inner
+                .registry
+                .delivery_targets()
+                .await?
+                .iter()
+                .any(|t| t.enabled && t.project == node.id().as_str());
+            if served {
+                return Ok(false);
+            }
+            node.store.outbox_clear().await?;
         }
         let busy = node
             .store

@@ -108,6 +108,14 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Drops every outbox event (a store nobody is told about, closing).
+    pub async fn outbox_clear(&self) -> StoreResult<()> {
+        on_writer!(self, c => {
+            sqlx::query("DELETE FROM task_outbox").execute(&mut *c).await?;
+            Ok(())
+        })
+    }
+
     pub async fn outbox_delete(&self, seqs: &[i64]) -> StoreResult<()> {
         if seqs.is_empty() {
             return Ok(());
