@@ -5,13 +5,17 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::domain::Executor;
 use crate::domain::{
     Actor, EventFilter, Feedback, InboundEventView, IngestReceipt, Instance, InstanceFilter,
     InstanceId, InstanceStats, InstanceTree, Task, TaskDraft, TaskEvent, TaskFilter, TaskId,
 };
-use crate::engine::LeaseRequest;
+use crate::engine::{
+    ExecutorUpdate, LeaseRequest, MintedToken, Registered, Registration, Rotated, TokenRequest,
+};
 use crate::error::{HopperError, Result};
 use crate::service::HopperService;
+use crate::store::ApiToken;
 
 #[derive(Clone)]
 pub struct HopperClient {
@@ -84,6 +88,24 @@ impl HopperClient {
         serde_json::from_slice(&bytes)
             .map_err(|e| HopperError::Transport(format!("unexpected response: {e}")))
     }
+}
+
+fn to_body<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| HopperError::Invalid(e.to_string()))
+}
+
+/// A path segment or query value, percent-encoded beyond the characters ids and names use.
+fn segment(s: &str) -> String {
+    use std::fmt::Write;
+    s.bytes()
+        .fold(String::with_capacity(s.len()), |mut out, b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                out.push(b as char);
+            } else {
+                let _ = write!(out, "%{b:02X}");
+            }
+            out
+        })
 }
 
 fn actor_body(actor: &Actor) -> Value {
@@ -328,6 +350,54 @@ impl HopperService for HopperClient {
             None,
         )
         .await
+    }
+    async fn register_executor(&self, req: Registration) -> Result<Registered> {
+        self.call(Method::POST, "/v1/executors", Some(to_body(&req)?))
+            .await
+    }
+    async fn list_executors(&self, project: Option<&str>) -> Result<Vec<Executor>> {
+        let path = match project {
+            Some(p) => format!("/v1/executors?project={}", segment(p)),
+            None => "/v1/executors".to_owned(),
+        };
+        self.call(Method::GET, &path, None).await
+    }
+    async fn get_executor(&self, executor: &str) -> Result<Executor> {
+        let path = format!("/v1/executors/{}", segment(executor));
+        self.call(Method::GET, &path, None).await
+    }
+    async fn update_executor(&self, executor: &str, change: ExecutorUpdate) -> Result<Executor> {
+        let path = format!("/v1/executors/{}", segment(executor));
+        self.call(Method::PATCH, &path, Some(to_body(&change)?))
+            .await
+    }
+    async fn rotate_executor_secret(&self, executor: &str) -> Result<Rotated> {
+        let path = format!("/v1/executors/{}/rotate-secret", segment(executor));
+        self.call(Method::POST, &path, None).await
+    }
+    async fn disable_executor(&self, executor: &str, reason: Option<&str>) -> Result<Executor> {
+        let path = format!("/v1/executors/{}/disable", segment(executor));
+        self.call(Method::POST, &path, Some(json!({ "reason": reason })))
+            .await
+    }
+    async fn enable_executor(&self, executor: &str) -> Result<Executor> {
+        let path = format!("/v1/executors/{}/enable", segment(executor));
+        self.call(Method::POST, &path, None).await
+    }
+    async fn remove_executor(&self, executor: &str) -> Result<Executor> {
+        let path = format!("/v1/executors/{}", segment(executor));
+        self.call(Method::DELETE, &path, None).await
+    }
+    async fn mint_token(&self, req: &TokenRequest) -> Result<MintedToken> {
+        self.call(Method::POST, "/v1/tokens", Some(to_body(req)?))
+            .await
+    }
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.call(Method::GET, "/v1/tokens", None).await
+    }
+    async fn revoke_token(&self, id: &str) -> Result<ApiToken> {
+        let path = format!("/v1/tokens/{}", segment(id));
+        self.call(Method::DELETE, &path, None).await
     }
 }
 

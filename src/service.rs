@@ -6,12 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::Executor;
 use crate::domain::{
     Actor, EventFilter, Feedback, InboundEventView, IngestReceipt, Instance, InstanceFilter,
     InstanceId, InstanceStats, InstanceTree, Task, TaskDraft, TaskEvent, TaskFilter, TaskId,
 };
-use crate::engine::{Engine, LeaseRequest};
+use crate::engine::{
+    Engine, ExecutorUpdate, LeaseRequest, MintedToken, Registered, Registration, Rotated,
+    TokenRequest,
+};
 use crate::error::Result;
+use crate::store::ApiToken;
 
 #[async_trait]
 pub trait HopperService: Send + Sync {
@@ -71,6 +76,22 @@ pub trait HopperService: Send + Sync {
     async fn get_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail>;
     /// Sends a dead or pending delivery again now.
     async fn retry_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail>;
+
+    // Executors and tokens (admin). Executors are named by id or name.
+    /// Registers an executor; the answer's secret and token are shown only there.
+    async fn register_executor(&self, req: Registration) -> Result<Registered>;
+    /// Executors, those serving `project` (`sark` or `hopper-sark`) when given.
+    async fn list_executors(&self, project: Option<&str>) -> Result<Vec<Executor>>;
+    async fn get_executor(&self, executor: &str) -> Result<Executor>;
+    async fn update_executor(&self, executor: &str, change: ExecutorUpdate) -> Result<Executor>;
+    async fn rotate_executor_secret(&self, executor: &str) -> Result<Rotated>;
+    async fn disable_executor(&self, executor: &str, reason: Option<&str>) -> Result<Executor>;
+    async fn enable_executor(&self, executor: &str) -> Result<Executor>;
+    async fn remove_executor(&self, executor: &str) -> Result<Executor>;
+    /// Mints a token; its value is in the answer only.
+    async fn mint_token(&self, req: &TokenRequest) -> Result<MintedToken>;
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    async fn revoke_token(&self, id: &str) -> Result<ApiToken>;
 }
 
 /// A handle on one instance: the design's `Hopper` object.
@@ -256,5 +277,38 @@ impl HopperService for Engine {
     }
     async fn retry_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail> {
         crate::outbound::deliveries::retry(self, id).await
+    }
+    async fn register_executor(&self, req: Registration) -> Result<Registered> {
+        Engine::register_executor(self, req).await
+    }
+    async fn list_executors(&self, project: Option<&str>) -> Result<Vec<Executor>> {
+        Engine::list_executors(self, project).await
+    }
+    async fn get_executor(&self, executor: &str) -> Result<Executor> {
+        Engine::get_executor(self, executor).await
+    }
+    async fn update_executor(&self, executor: &str, change: ExecutorUpdate) -> Result<Executor> {
+        Engine::update_executor(self, executor, change).await
+    }
+    async fn rotate_executor_secret(&self, executor: &str) -> Result<Rotated> {
+        Engine::rotate_executor_secret(self, executor).await
+    }
+    async fn disable_executor(&self, executor: &str, reason: Option<&str>) -> Result<Executor> {
+        Engine::disable_executor(self, executor, reason).await
+    }
+    async fn enable_executor(&self, executor: &str) -> Result<Executor> {
+        Engine::enable_executor(self, executor).await
+    }
+    async fn remove_executor(&self, executor: &str) -> Result<Executor> {
+        Engine::remove_executor(self, executor).await
+    }
+    async fn mint_token(&self, req: &TokenRequest) -> Result<MintedToken> {
+        Engine::mint_token(self, req).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        Engine::list_tokens(self).await
+    }
+    async fn revoke_token(&self, id: &str) -> Result<ApiToken> {
+        Engine::revoke_token(self, id).await
     }
 }

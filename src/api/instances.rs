@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::auth::{Caller, acting_as, check_instance};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Query, instance_id};
 use crate::domain::{
@@ -191,23 +192,26 @@ pub struct ListTasksQuery {
 #[utoipa::path(get, path = "/v1/instances/{id}/tasks", params(ListTasksQuery), responses((status = 200, body = [Task])))]
 pub async fn list_tasks(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<ListTasksQuery>,
 ) -> ApiResult<Json<Vec<Task>>> {
+    let id = instance_id(&id)?;
+    check_instance(&s.engine, &caller, &id).await?;
     let filter = TaskFilter {
         status: q.status,
         hierarchy: q.hierarchy,
         limit: q.limit,
     };
-    Ok(Json(
-        s.engine.list_tasks(&instance_id(&id)?, &filter).await?,
-    ))
+    Ok(Json(s.engine.list_tasks(&id, &filter).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NextRequest {
-    executor: String,
+    /// Who claims; with an executor token, that executor (the default).
+    #[serde(default)]
+    executor: Option<String>,
     /// Seconds the claim holds without a heartbeat (default `tasks.lease_seconds`, at most
     /// `tasks.max_lease_seconds`).
     #[serde(default)]
@@ -218,15 +222,21 @@ pub struct NextRequest {
 #[utoipa::path(post, path = "/v1/instances/{id}/next", request_body = NextRequest, responses((status = 200, body = Task), (status = 204)))]
 pub async fn next(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(body): Body<NextRequest>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
+    let id = instance_id(&id)?;
+    check_instance(&s.engine, &caller, &id).await?;
+    let executor = acting_as(&caller, body.executor)?.ok_or_else(|| {
+        crate::error::HopperError::Invalid("`executor` is required: who claims".into())
+    })?;
     match s
         .engine
         .get_next_with(
-            &instance_id(&id)?,
-            &body.executor,
+            &id,
+            &executor,
             crate::engine::LeaseRequest {
                 seconds: body.lease_seconds,
             },

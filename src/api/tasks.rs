@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::{Caller, acting_as, check_task};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, task_id};
 use crate::domain::{Actor, Feedback, Task, TaskEvent};
@@ -33,9 +34,11 @@ pub struct TaskWithHistory {
 #[utoipa::path(get, path = "/v1/tasks/{id}", responses((status = 200, body = TaskWithHistory), (status = 404)))]
 pub async fn get_task(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TaskWithHistory>> {
     let id = task_id(&id)?;
+    check_task(&s.engine, &caller, &id).await?;
     let task = s.engine.get_task(&id).await?;
     let history = s.engine.task_history(&id).await?;
     Ok(Json(TaskWithHistory { task, history }))
@@ -44,7 +47,9 @@ pub async fn get_task(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
-    executor: String,
+    /// Who claims; with an executor token, that executor (the default).
+    #[serde(default)]
+    executor: Option<String>,
     /// Seconds the claim holds without a heartbeat (default `tasks.lease_seconds`, at most
     /// `tasks.max_lease_seconds`).
     #[serde(default)]
@@ -56,23 +61,26 @@ pub struct ClaimRequest {
 #[utoipa::path(post, path = "/v1/tasks/{id}/claim", request_body = ClaimRequest, responses((status = 200, body = Task), (status = 409)))]
 pub async fn claim(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<ClaimRequest>,
 ) -> ApiResult<Json<Task>> {
+    let id = task_id(&id)?;
+    check_task(&s.engine, &caller, &id).await?;
+    let executor = acting_as(&caller, b.executor)?
+        .ok_or_else(|| HopperError::Invalid("`executor` is required: who claims".into()))?;
     let lease = LeaseRequest {
         seconds: b.lease_seconds,
     };
-    Ok(Json(
-        s.engine
-            .claim_with(&task_id(&id)?, &b.executor, lease)
-            .await?,
-    ))
+    Ok(Json(s.engine.claim_with(&id, &executor, lease).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
-    executor: String,
+    /// With an executor token, that executor (the default).
+    #[serde(default)]
+    executor: Option<String>,
     lease_id: String,
     /// A new length for the lease, from now (default: `tasks.lease_seconds`).
     #[serde(default)]
@@ -83,19 +91,21 @@ pub struct HeartbeatRequest {
 #[utoipa::path(post, path = "/v1/tasks/{id}/heartbeat", request_body = HeartbeatRequest, responses((status = 200, body = Task), (status = 409)))]
 pub async fn heartbeat(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<HeartbeatRequest>,
 ) -> ApiResult<Json<Task>> {
+    let id = task_id(&id)?;
+    check_task(&s.engine, &caller, &id).await?;
     let actor = Actor::Executor {
-        name: b.executor,
+        name: acting_as(&caller, b.executor)?
+            .ok_or_else(|| HopperError::Invalid("`executor` is required".into()))?,
         lease: b.lease_id,
     };
     let lease = LeaseRequest {
         seconds: b.lease_seconds,
     };
-    Ok(Json(
-        s.engine.heartbeat(&task_id(&id)?, &actor, lease).await?,
-    ))
+    Ok(Json(s.engine.heartbeat(&id, &actor, lease).await?))
 }
 
 /// Who acts: an executor under the lease its claim returned, or (with neither) the admin
@@ -109,7 +119,14 @@ pub struct ActorRequest {
     lease_id: Option<String>,
 }
 
-fn actor(executor: Option<String>, lease_id: Option<String>) -> Result<Actor, ApiError> {
+/// With an executor token the executor is the token's, and acting as the admin (no lease) is
+/// not open to it.
+fn actor(
+    caller: &Caller,
+    executor: Option<String>,
+    lease_id: Option<String>,
+) -> Result<Actor, ApiError> {
+    let executor = acting_as(caller, executor)?;
     match (executor, lease_id) {
         (None, None) => Ok(Actor::Admin),
         (Some(name), Some(lease)) => Ok(Actor::Executor { name, lease }),
@@ -139,15 +156,14 @@ pub struct CompleteRequest {
 #[utoipa::path(post, path = "/v1/tasks/{id}/complete", request_body = CompleteRequest, responses((status = 200, body = Task), (status = 403), (status = 409)))]
 pub async fn complete(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<CompleteRequest>,
 ) -> ApiResult<Json<Task>> {
-    let actor = actor(b.executor, b.lease_id)?;
-    Ok(Json(
-        s.engine
-            .complete(&task_id(&id)?, &actor, b.feedback)
-            .await?,
-    ))
+    let id = task_id(&id)?;
+    check_task(&s.engine, &caller, &id).await?;
+    let actor = actor(&caller, b.executor, b.lease_id)?;
+    Ok(Json(s.engine.complete(&id, &actor, b.feedback).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -163,12 +179,15 @@ pub struct FailRequest {
 #[utoipa::path(post, path = "/v1/tasks/{id}/fail", request_body = FailRequest, responses((status = 200, body = Task)))]
 pub async fn fail(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<FailRequest>,
 ) -> ApiResult<Json<Task>> {
+    let id = task_id(&id)?;
+    check_task(&s.engine, &caller, &id).await?;
     Ok(Json(
         s.engine
-            .fail(&task_id(&id)?, &actor(b.executor, b.lease_id)?, &b.reason)
+            .fail(&id, &actor(&caller, b.executor, b.lease_id)?, &b.reason)
             .await?,
     ))
 }
@@ -177,12 +196,15 @@ pub async fn fail(
 #[utoipa::path(post, path = "/v1/tasks/{id}/release", request_body = ActorRequest, responses((status = 200, body = Task)))]
 pub async fn release(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<ActorRequest>,
 ) -> ApiResult<Json<Task>> {
+    let id = task_id(&id)?;
+    check_task(&s.engine, &caller, &id).await?;
     Ok(Json(
         s.engine
-            .release(&task_id(&id)?, &actor(b.executor, b.lease_id)?)
+            .release(&id, &actor(&caller, b.executor, b.lease_id)?)
             .await?,
     ))
 }
@@ -191,12 +213,13 @@ pub async fn release(
 #[utoipa::path(post, path = "/v1/tasks/{id}/cancel", request_body = ActorRequest, responses((status = 200, body = Task)))]
 pub async fn cancel(
     State(s): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<ActorRequest>,
 ) -> ApiResult<Json<Task>> {
     Ok(Json(
         s.engine
-            .cancel(&task_id(&id)?, &actor(b.executor, b.lease_id)?)
+            .cancel(&task_id(&id)?, &actor(&caller, b.executor, b.lease_id)?)
             .await?,
     ))
 }

@@ -229,6 +229,8 @@ async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
         } => output(json, &s.release(&tid(id)?, &actor(executor, lease)).await?),
         Command::Cancel { id } => output(json, &s.cancel(&tid(id)?, &Actor::Admin).await?),
         Command::Instances(cmd) => instances(s, cmd, json).await,
+        Command::Executors(cmd) => super::executors::executors(s, cmd, json).await,
+        Command::Tokens(cmd) => super::tokens::tokens(s, cmd, json).await,
         Command::Stats { instance } => {
             let stats = s.stats(&iid(instance)?).await?;
             if json {

@@ -3,9 +3,11 @@
 
 mod commands;
 mod deliveries;
+mod executors;
 mod inbound;
 mod logging;
 mod output;
+mod tokens;
 
 use std::path::PathBuf;
 
@@ -123,6 +125,12 @@ pub enum Command {
     /// Manage instances.
     #[command(subcommand)]
     Instances(InstancesCommand),
+    /// Register and manage executors (who does a project's work).
+    #[command(subcommand)]
+    Executors(executors::ExecutorsCommand),
+    /// Mint, list and revoke API tokens.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
     /// Task counts of an instance.
     Stats {
         #[arg(long, default_value = "hopper-global")]

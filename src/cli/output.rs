@@ -156,6 +156,9 @@ pub fn print_stats(s: &InstanceStats) {
     if let Some(age) = s.oldest_pending_age_seconds {
         say!("oldest pending: {age}s");
     }
+    if let Some(n) = s.unassignable {
+        say!("unassignable: {n} (pending, no enabled executor has the capabilities)");
+    }
     if !s.children.is_empty() {
         say!("children: {}", s.children.join(", "));
     }

@@ -123,6 +123,10 @@ pub struct InstanceStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_pending_age_seconds: Option<i64>,
     pub children: Vec<String>,
+    /// Pending tasks no enabled executor serving this instance can take (it lacks a required
+    /// capability, or none is enabled). Only for instances some executor serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unassignable: Option<i64>,
 }
 
 /// The instance hierarchy, as `hopper instances tree` prints it.

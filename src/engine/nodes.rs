@@ -421,6 +421,7 @@ impl Engine {
             .iter()
             .map(|c| c.id().to_string())
             .collect();
+        stats.unassignable = self.unassignable(&node).await?;
         Ok(stats)
     }
 

@@ -153,3 +153,166 @@ async fn registration_shows_secrets_once(backend: Backend) {
     assert_eq!(kinds, ["registered"]);
 }
 on_both!(registration_shows_secrets_once);
+
+async fn bad_registrations_are_refused(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let server = TestServer::start(&env).await;
+    let admin = server.token.clone();
+    let base = json!({"name": "x", "kind": "project", "project": "sark"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        b
+    };
+    for (body, why) in [
+        (with("kind", json!("robot")), "kind"),
+        (with("events", json!(["task.exploded"])), "events"),
+        (with("name", json!("Bad Name")), "name"),
+        (with("capabilities", json!([""])), "capabilities"),
+        (with("webhook_url", json!("http://10.0.0.1/x")), "private"),
+        (
+            with("webhook_url", json!("http://169.254.169.254/")),
+            "metadata",
+        ),
+        (
+            with("webhook_url", json!("http://localhost:1/")),
+            "loopback",
+        ),
+        (with("webhook_url", json!("ftp://example.com/")), "scheme"),
+    ] {
+        let (status, answer) = call(&server, "POST", "/v1/executors", &admin, Some(body)).await;
+        assert_eq!(status, 422, "{why}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid", "{why}: {answer}");
+    }
+    let (_, list) = call(&server, "GET", "/v1/executors", &admin, None).await;
+    assert_eq!(list, json!([]));
+}
+on_both!(bad_registrations_are_refused);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_fine_when_allowlisted() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let mut configs = env.configs();
+    configs.root.outbound.allowlist = vec!["127.0.0.0/8".into()];
+    let engine = hopper::Engine::open(configs).await.unwrap();
+    let reg = engine
+        .register_executor(
+            serde_json::from_value(json!({
+                "name": "local", "kind": "project", "project": "sark",
+                "webhook_url": "http://127.0.0.1:9/hook"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reg.executor.webhook_url.as_deref(),
+        Some("http://127.0.0.1:9/hook")
+    );
+    // Updating to a private address is refused the same way.
+    let err = engine
+        .update_executor(
+            "local",
+            serde_json::from_value(json!({"webhook_url": "http://10.0.0.1/x"})).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, hopper::HopperError::Invalid(_)), "{err}");
+}
+
+/// The CLI, through the binary, against a real server: register, list, show, rotate-secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_register_list_show_rotate() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let server = TestServer::start(&env).await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hopper"))
+            .args(["--server", &server.base, "--token", &server.token])
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let out = tokio::task::block_in_place(|| {
+        run(&[
+            "executors",
+            "register",
+            "cli-runner",
+            "--project",
+            "sark",
+            "--capabilities",
+            "python,go",
+        ])
+    });
+    assert!(out.contains("not shown again"), "{out}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("token:  "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        secret.starts_with("whsec_") && token.starts_with("hop_"),
+        "{out}"
+    );
+    tokio::task::block_in_place(|| {
+        run(&[
+            "executors",
+            "disable",
+            "cli-runner",
+            "--reason",
+            "maintenance",
+        ])
+    });
+    let list = tokio::task::block_in_place(|| run(&["executors", "list"]));
+    assert!(
+        list.contains("cli-runner") && list.contains("disabled (maintenance)"),
+        "{list}"
+    );
+    let show = tokio::task::block_in_place(|| run(&["--json", "executors", "show", "cli-runner"]));
+    let shown: Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(shown["capabilities"], json!(["python", "go"]));
+    let rotated =
+        tokio::task::block_in_place(|| run(&["executors", "rotate-secret", "cli-runner"]));
+    let new_secret = rotated
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        new_secret.starts_with("whsec_") && new_secret != secret,
+        "{rotated}"
+    );
+    for out in [&list, &show] {
+        assert!(!out.contains(&secret) && !out.contains(&token) && !out.contains(&new_secret));
+    }
+    let events = call(
+        &server,
+        "GET",
+        "/v1/executors/cli-runner/events",
+        &server.token,
+        None,
+    )
+    .await
+    .1;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["registered", "disabled", "secret_rotated"]);
+}

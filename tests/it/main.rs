@@ -22,6 +22,7 @@ mod outbound_policy;
 mod outbound_support;
 mod readme;
 mod recovery;
+mod scoped_tokens;
 mod secrets;
 mod shipped_layout;
 mod slow_clients;

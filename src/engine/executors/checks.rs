@@ -76,19 +76,19 @@ pub(super) fn objects(sla: Option<&serde_json::Value>, config: &serde_json::Valu
 
 /// A webhook URL, checked against the outbound policy (DNS resolved now; deliveries check
 /// again, since a name can change what it points at).
-// INTERIM until the branch with `outbound::url_policy` is merged: scheme only.
-pub(super) async fn webhook_url(url: &str, _allowlist: &[String]) -> Result<()> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(HopperError::Invalid("webhook_url must be http(s)".into()))
-    }
+pub(super) async fn webhook_url(url: &str, allowlist: &[String]) -> Result<()> {
+    let policy = crate::outbound::UrlPolicy::new(allowlist)
+        .map_err(|e| HopperError::Invalid(format!("outbound.allowlist: {e}")))?;
+    policy
+        .check(url)
+        .await
+        .map(|_| ())
+        .map_err(|e| HopperError::Invalid(e.to_string()))
 }
 
 /// A fresh Standard Webhooks signing secret (`whsec_…`).
-// INTERIM until the branch with `outbound::sign` is merged.
 pub(super) fn new_secret() -> String {
-    format!("whsec_{}", super::tokens::random_hex())
+    crate::outbound::generate_secret()
 }
 
 #[cfg(test)]

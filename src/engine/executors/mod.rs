@@ -372,6 +372,28 @@ impl Engine {
         Ok(self.inner.registry.executor_events(&e.id).await?)
     }
 
+    /// Pending tasks of `node` that no enabled executor serving it can take; `None` when no
+    /// executor serves it (then nobody is expected to take them by capability).
+    pub(super) async fn unassignable(&self, node: &super::Node) -> Result<Option<i64>> {
+        let Some(project) = self.project_of(node.id()).await? else {
+            return Ok(None);
+        };
+        let serving = self.list_executors(Some(project.as_str())).await?;
+        if serving.is_empty() {
+            return Ok(None);
+        }
+        let enabled: Vec<&Executor> = serving.iter().filter(|e| e.enabled).collect();
+        let n = node
+            .store
+            .pending_requirements(node.id())
+            .await?
+            .into_iter()
+            .filter(|(needs, _)| !enabled.iter().any(|e| e.can_take(needs)))
+            .map(|(_, n)| n)
+            .sum();
+        Ok(Some(n))
+    }
+
     /// Whether `executor` serves `instance` (its project, or one of the project's runs).
     pub async fn serves(&self, executor: &Executor, instance: &InstanceId) -> Result<bool> {
         Ok(self.project_of(instance).await?.as_ref() == Some(&executor.project))

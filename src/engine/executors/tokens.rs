@@ -57,7 +57,7 @@ pub struct TokenRequest {
     pub name: Option<String>,
 }
 
-pub(crate) fn random_hex() -> String {
+fn random_hex() -> String {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);

@@ -67,6 +67,26 @@ impl Store {
         Ok(v)
     }
 
+    /// The pending tasks of `instance` counted by what they require (the JSON array as
+    /// stored): few distinct sets even in a long queue.
+    pub async fn pending_requirements(
+        &self,
+        instance: &InstanceId,
+    ) -> StoreResult<Vec<(Vec<String>, i64)>> {
+        const Q: &str = "SELECT required_capabilities, COUNT(*) FROM tasks \
+            WHERE instance_id = $1 AND status = 'pending' GROUP BY required_capabilities";
+        let rows: Vec<(String, i64)> =
+            on_reader!(self, p => sqlx::query_as(Q).bind(instance.as_str()).fetch_all(p).await?);
+        rows.into_iter()
+            .map(|(caps, n)| {
+                Ok((
+                    crate::store::rows::json("tasks.required_capabilities", &caps)?,
+                    n,
+                ))
+            })
+            .collect()
+    }
+
     /// Deletes every task (and its history) of the given instances: the end of a run.
     pub async fn delete_instance_tasks(&self, instances: &[InstanceId]) -> StoreResult<u64> {
         if instances.is_empty() {
