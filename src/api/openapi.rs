@@ -3,7 +3,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, error, events, executors, health, instances, tasks, tokens};
+use super::{AppState, deliveries, error, events, executors, health, instances, tasks, tokens};
 use crate::domain;
 
 #[derive(OpenApi)]
@@ -18,6 +18,8 @@ use crate::domain;
         tasks::get_task, tasks::claim, tasks::heartbeat, tasks::complete, tasks::fail,
         tasks::release, tasks::cancel,
         events::list_events, events::get_event, events::replay_event,
+        deliveries::list_deliveries, deliveries::get_delivery, deliveries::retry_delivery,
+        deliveries::recover_executor,
         executors::register, executors::list, executors::show, executors::update,
         executors::remove, executors::rotate_secret, executors::disable, executors::enable,
         executors::events,
@@ -28,6 +30,8 @@ use crate::domain;
         domain::Feedback, domain::ChildFeedback, domain::Priority, domain::TaskStatus,
         domain::SourceRef, domain::Instance, domain::InstanceStats, domain::InstanceTree,
         domain::Scope, domain::InstanceStatus, domain::InboundEventView, domain::IngestReceipt,
+        domain::Delivery, domain::DeliveryDetail, domain::DeliveryAttempt, domain::DeliveryStatus,
+        deliveries::RecoverRequest, deliveries::RecoverReceipt,
         domain::Executor, domain::ExecutorKind, domain::TokenRole, crate::engine::Registration,
         crate::engine::Registered, crate::engine::ExecutorUpdate, crate::engine::Rotated,
         crate::engine::TokenRequest, crate::engine::MintedToken, crate::store::ApiToken,

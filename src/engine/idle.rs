@@ -57,10 +57,26 @@ impl Engine {
     }
 
     /// Work in flight pins a project: a claim (its lease is swept in that file), a delegation
-    /// (a run reports back into it), or a live child.
+    /// (a run reports back into it), a live child, or outbox events still to dispatch.
     async fn may_close(&self, node: &Node) -> Result<bool> {
         if !self.children_of(node.id()).await.is_empty() {
             return Ok(false);
+        }
+        // Outbox events not yet fanned out pin the file (the dispatcher reads only open
+        // stores) if an executor serves the project; otherwise they would tell nobody, which
+        // is what the dispatcher would conclude too.
+        if node.store.outbox_pending().await? {
+            let served = self
+                .inner
+                .registry
+                .delivery_targets()
+                .await?
+                .iter()
+                .any(|t| t.enabled && t.project == node.id().as_str());
+            if served {
+                return Ok(false);
+            }
+            node.store.outbox_clear().await?;
         }
         let busy = node
             .store

@@ -11,16 +11,32 @@
 //!   before the next attempt (the spec's schedule with jitter, `Retry-After` within bounds,
 //!   dead letter after the last).
 //!
-//! The delivery worker (`worker`) and the fan-out of events into the outbox (`dispatch`) are
-//! built on these: the outbox row is written in the transaction that caused the event, the
-//! worker claims due rows, checks the URL, signs, sends with the policy's client, classifies the
-//! answer and schedules the next attempt.
+//! Built on them, the delivery itself:
+//! - The outbox: triggers on `tasks` (migration 12) record every task event in `task_outbox`,
+//!   in the transaction of the change, whichever path wrote it.
+//! - `dispatch`: outbox rows → `deliveries` in the root store (one per interested executor,
+//!   idempotent), claiming for auto-claim executors.
+//! - `worker` and `attempt`: claim due deliveries (SKIP LOCKED on PostgreSQL, a lock deadline
+//!   everywhere), check the URL, sign, send with the policy's client, classify, record many
+//!   results per transaction, disable endpoints that answer 410 or keep failing.
+//! - `deliveries`: list, show, retry, recover (the API and the CLI).
+//! - `run`: [`spawn`] starts the dispatcher, the worker and the metrics refresher for an engine
+//!   and returns an [`OutboundHandle`] to join once the token is cancelled; `hopper serve`
+//!   calls it, and so can a benchmark. A benchmark enqueues deliveries directly with
+//!   `Store::insert_deliveries` (on `Engine::registry_store`) and executors with
+//!   `Store::put_executor`, or drives the dispatcher by hand with [`dispatch::dispatch_all`].
 
 mod address;
+mod attempt;
+pub mod deliveries;
+pub mod dispatch;
+mod run;
 pub mod schedule;
 pub mod sign;
 pub mod url_policy;
+mod worker;
 
+pub use run::{OutboundHandle, spawn};
 pub use schedule::{AttemptOutcome, classify, next_delay, parse_retry_after};
 pub use sign::{SignError, generate_secret, sign, signature_header};
 pub use url_policy::{AddressClass, CheckedUrl, UrlPolicy, UrlPolicyError, UrlRefused};

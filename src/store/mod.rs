@@ -20,12 +20,14 @@
 //! both return after the fsync that covers the write.
 
 mod delegations;
+mod deliveries;
 mod error;
 mod events;
 mod executors;
 mod inbound;
 mod instances;
 mod open;
+mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -34,11 +36,13 @@ mod tasks;
 mod tests;
 mod tokens;
 
+pub use deliveries::{AttemptRecord, ClaimedDelivery};
 pub use error::{StoreError, StoreResult};
 pub use executors::ExecutorFilter;
 pub use inbound::{Effect, InboundEvent, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
+pub use outbox::{DeliveryTarget, NewDelivery, OutboxEntry};
 pub use rows::{
     ApiToken, Delegation, DelegationKind, DelegationState, EventRecord, ExecutorEvent,
     ExecutorSecrets, Handover, NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
