@@ -297,6 +297,38 @@ impl HopperService for HopperClient {
         )
         .await
     }
+    async fn list_deliveries(
+        &self,
+        filter: &crate::domain::DeliveryFilter,
+    ) -> Result<Vec<crate::domain::Delivery>> {
+        let mut q = format!("/v1/deliveries?limit={}", filter.limit.unwrap_or(100));
+        if let Some(e) = &filter.executor {
+            q.push_str(&format!("&executor={}", urlencode(e)));
+        }
+        if let Some(s) = filter.status {
+            q.push_str(&format!("&status={}", s.as_str()));
+        }
+        if let Some(t) = &filter.task {
+            q.push_str(&format!("&task={}", urlencode(t)));
+        }
+        self.call(Method::GET, &q, None).await
+    }
+    async fn get_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail> {
+        self.call(
+            Method::GET,
+            &format!("/v1/deliveries/{}", urlencode(id)),
+            None,
+        )
+        .await
+    }
+    async fn retry_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail> {
+        self.call(
+            Method::POST,
+            &format!("/v1/deliveries/{}/retry", urlencode(id)),
+            None,
+        )
+        .await
+    }
 }
 
 /// Percent-encodes a query or path component.

@@ -62,6 +62,15 @@ pub trait HopperService: Send + Sync {
     async fn get_event(&self, id: &str) -> Result<InboundEventView>;
     /// Reads an inbound event again with the current configuration.
     async fn replay_event(&self, id: &str) -> Result<IngestReceipt>;
+    /// Outbound deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        filter: &crate::domain::DeliveryFilter,
+    ) -> Result<Vec<crate::domain::Delivery>>;
+    /// One delivery with its signed body and every attempt.
+    async fn get_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail>;
+    /// Sends a dead or pending delivery again now.
+    async fn retry_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail>;
 }
 
 /// A handle on one instance: the design's `Hopper` object.
@@ -235,5 +244,17 @@ impl HopperService for Engine {
     async fn replay_event(&self, id: &str) -> Result<IngestReceipt> {
         let sources = crate::inbound::Sources::from_configs(self.configs())?;
         crate::inbound::replay(self, &sources, id).await
+    }
+    async fn list_deliveries(
+        &self,
+        filter: &crate::domain::DeliveryFilter,
+    ) -> Result<Vec<crate::domain::Delivery>> {
+        crate::outbound::deliveries::list(self, filter).await
+    }
+    async fn get_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail> {
+        crate::outbound::deliveries::show(self, id).await
+    }
+    async fn retry_delivery(&self, id: &str) -> Result<crate::domain::DeliveryDetail> {
+        crate::outbound::deliveries::retry(self, id).await
     }
 }

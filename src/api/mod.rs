@@ -3,6 +3,7 @@
 //! not the API's: `server::app` serves both, and the gateway answers in this module's errors.
 
 pub mod auth;
+mod deliveries;
 pub mod error;
 mod events;
 pub mod extract;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instances::router())
         .merge(tasks::router())
         .merge(events::router())
+        .merge(deliveries::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

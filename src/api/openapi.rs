@@ -3,7 +3,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, error, events, health, instances, tasks};
+use super::{AppState, deliveries, error, events, health, instances, tasks};
 use crate::domain;
 
 #[derive(OpenApi)]
@@ -18,12 +18,16 @@ use crate::domain;
         tasks::get_task, tasks::claim, tasks::heartbeat, tasks::complete, tasks::fail,
         tasks::release, tasks::cancel,
         events::list_events, events::get_event, events::replay_event,
+        deliveries::list_deliveries, deliveries::get_delivery, deliveries::retry_delivery,
+        deliveries::recover_executor,
     ),
     components(schemas(
         error::ErrorBody, error::ErrorDetail, domain::Task, domain::TaskDraft, domain::TaskEvent,
         domain::Feedback, domain::ChildFeedback, domain::Priority, domain::TaskStatus,
         domain::SourceRef, domain::Instance, domain::InstanceStats, domain::InstanceTree,
         domain::Scope, domain::InstanceStatus, domain::InboundEventView, domain::IngestReceipt,
+        domain::Delivery, domain::DeliveryDetail, domain::DeliveryAttempt, domain::DeliveryStatus,
+        deliveries::RecoverRequest, deliveries::RecoverReceipt,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

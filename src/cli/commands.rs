@@ -155,6 +155,7 @@ async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
             unreachable_command()
         }
         Command::Events(cmd) => super::inbound::events(s, cmd, json).await,
+        Command::Deliveries(cmd) => super::deliveries::run(s, cmd, json).await,
         Command::Add(a) => add(s, a, json).await,
         Command::List(l) | Command::Tasks(l) => list(s, l, json).await,
         Command::Show { id } => {

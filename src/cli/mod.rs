@@ -2,6 +2,7 @@
 //! a server (`--server` / `HOPPER_URL`) or directly on the local database.
 
 mod commands;
+mod deliveries;
 mod inbound;
 mod logging;
 mod output;
@@ -135,6 +136,9 @@ pub enum Command {
     /// Inspect and replay inbound events (webhooks, email).
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Inspect and retry outbound deliveries to executors.
+    #[command(subcommand)]
+    Deliveries(deliveries::DeliveriesCommand),
     /// Post an email read on stdin to the server (for a Postfix/procmail pipe). Exits 75 on a
     /// temporary failure so the MTA retries.
     Mailgate {

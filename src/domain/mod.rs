@@ -1,5 +1,6 @@
 //! The vocabulary shared by every other module: ids, tasks, instances, feedback.
 
+mod delivery;
 mod executor;
 mod feedback;
 mod ids;
@@ -7,6 +8,7 @@ mod inbound;
 mod instance;
 mod task;
 
+pub use delivery::{Delivery, DeliveryAttempt, DeliveryDetail, DeliveryFilter, DeliveryStatus};
 pub use executor::{Executor, ExecutorId, ExecutorKind, TokenRole, events};
 pub use feedback::{ChildFeedback, Feedback};
 pub use hopper_integration_api::{Priority, SourceRef, TaskDraft};

@@ -22,6 +22,7 @@ impl Engine {
         let id = TaskId::generate();
         tracing::Span::current().record("task_id", tracing::field::display(&id));
         let task = self.add_at(node, draft, None, id).await?;
+        self.outbox_written();
         metrics::counter!("hopper_tasks_added_total", "scope" => scope).increment(1);
         Ok(task)
     }

@@ -57,9 +57,13 @@ impl Engine {
     }
 
     /// Work in flight pins a project: a claim (its lease is swept in that file), a delegation
-    /// (a run reports back into it), or a live child.
+    /// (a run reports back into it), a live child, or outbox events still to dispatch.
     async fn may_close(&self, node: &Node) -> Result<bool> {
         if !self.children_of(node.id()).await.is_empty() {
+            return Ok(false);
+        }
+        // Outbox events not yet fanned out: the dispatcher reads only open stores.
+        if node.store.outbox_pending().await? {
             return Ok(false);
         }
         let busy = node

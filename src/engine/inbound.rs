@@ -276,9 +276,12 @@ impl Engine {
     /// As `route_inbound`, for the task just recorded (no need to look it up again). The
     /// routing write marks the event routed in the same transaction.
     async fn route_recorded(&self, node: Arc<Node>, task: Task, event_id: &str) -> Result<()> {
+        self.outbox_written();
         self.check_fault(super::Fault::BeforeInboundRouting)?;
         if task.status == TaskStatus::Pending {
-            return self.route_existing(node, task, event_id).await;
+            let routed = self.route_existing(node, task, event_id).await;
+            self.outbox_written();
+            return routed;
         }
         node.store
             .mark_inbound_routed(event_id, now_millis())

@@ -301,6 +301,7 @@ impl Engine {
     }
 
     async fn finished(&self, node: Arc<Node>, done: Task, to: TaskStatus) -> Result<Task> {
+        self.outbox_written();
         Span::current().record("instance", display(node.id()));
         if to.is_terminal() {
             metrics::counter!("hopper_tasks_finished_total", "status" => to.as_str()).increment(1);

@@ -78,6 +78,9 @@ struct Inner {
     fault: AtomicU8,
     /// Failed routing attempts per unrouted inbound event (see `routing_failed`).
     routing_tries: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Poked after the task writes this engine makes, which the outbox triggers recorded: wakes
+    /// the outbound dispatcher at once instead of at its next poll.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Engine {
@@ -114,6 +117,7 @@ impl Engine {
                 queue: Arc::new(PriorityRouter),
                 fault: AtomicU8::new(Fault::None as u8),
                 routing_tries: Default::default(),
+                outbox: Arc::default(),
             }),
         };
         engine.load_registry().await?;
@@ -135,6 +139,22 @@ impl Engine {
 
     pub fn stores(&self) -> &StoreSet {
         &self.inner.stores
+    }
+
+    /// The root instance's store: the registry, executors and deliveries.
+    pub fn registry_store(&self) -> &Store {
+        &self.inner.registry
+    }
+
+    /// What the outbound dispatcher waits on besides its poll (see `outbox_written`).
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.outbox.clone()
+    }
+
+    /// Says a task write just recorded outbox events. A stored permit, no allocation: cheap
+    /// enough for every write.
+    pub(crate) fn outbox_written(&self) {
+        self.inner.outbox.notify_one();
     }
 
     pub async fn ready(&self) -> Result<()> {

@@ -17,10 +17,16 @@
 //! answer and schedules the next attempt.
 
 mod address;
+mod attempt;
+pub mod deliveries;
+pub mod dispatch;
+mod run;
 pub mod schedule;
 pub mod sign;
 pub mod url_policy;
+mod worker;
 
+pub use run::{OutboundHandle, spawn};
 pub use schedule::{AttemptOutcome, classify, next_delay, parse_retry_after};
 pub use sign::{SignError, generate_secret, sign, signature_header};
 pub use url_policy::{AddressClass, CheckedUrl, UrlPolicy, UrlPolicyError, UrlRefused};

@@ -1,5 +1,5 @@
 //! Running a server: `run` takes an already-bound listener and a cancellation token, so tests
-//! bind port 0 and stop it when they are done; one token stops the HTTP server and the sweeper.
+//! bind port 0 and stop it when they are done; one token stops the HTTP server, the sweeper and outbound delivery.
 //! [`app`] is where the REST API and the webhook gateway meet: neither imports the other's
 //! router (the gateway only borrows the API's error type).
 
@@ -110,11 +110,16 @@ pub async fn run(
         eprintln!("SMTP listening on {addr}");
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
+    let outbound = crate::outbound::spawn(engine.clone(), shutdown.clone())
+        .map_err(|e| std::io::Error::other(format!("outbound.allowlist: {e}")))?;
     let header_timeout = engine.configs().root.server.header_read_timeout();
     let app = app(state, Arc::new(gateway));
     http::serve(listener, app, header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
+    if let Some(o) = outbound {
+        o.join().await;
+    }
     engine.close().await;
     Ok(())
 }

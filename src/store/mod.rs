@@ -20,11 +20,13 @@
 //! both return after the fsync that covers the write.
 
 mod delegations;
+mod deliveries;
 mod error;
 mod events;
 mod inbound;
 mod instances;
 mod open;
+mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -32,10 +34,12 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 
+pub use deliveries::{AttemptRecord, ClaimedDelivery};
 pub use error::{StoreError, StoreResult};
 pub use inbound::{Effect, InboundEvent, Recorded};
 pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
+pub use outbox::{DeliveryTarget, NewDelivery, OutboxEntry};
 pub use rows::{
     Delegation, DelegationKind, DelegationState, EventRecord, Handover, NewInboundEvent, NewTask,
     NewTaskRow, RoutedNow,

@@ -1,0 +1,263 @@
+//! The dispatcher: outbox events → deliveries.
+//!
+//! Every open store's `task_outbox` is read in `seq` order, in batches. For each event the task
+//! is read once and matched against the executors with a webhook: enabled, serving the task's
+//! project (`Engine::project_of`), able to take it (`can_take`), reserved for them if the task
+//! names an executor, and subscribed to the event. The deliveries are inserted into the root
+//! store with `ON CONFLICT (event_id, executor_id) DO NOTHING`, then the outbox rows are
+//! deleted (one transaction when the task's store is the root store). A crash in between reads
+//! the same rows again and inserts nothing twice: no event is lost or duplicated.
+//!
+//! **auto_claim.** On `task.available` one eligible auto-claim executor (picked by the task
+//! id's hash, so a re-run picks the same one) gets the task claimed under its name and a
+//! `task.assigned` delivery carrying the `lease_id`. If the task is already claimed by one of
+//! them (a crash between the claim and the insert), its lease is reused. An executor whose
+//! delivery of the task died (and whose claim was therefore released) is not picked again. The claim's own
+//! `task.assigned` outbox event is not sent to that claimer again. A `task.available` whose task
+//! is no longer pending when dispatched is not sent: the later events say what happened.
+//!
+//! **Waking.** The engine pokes `Engine::outbox_signal` after its task writes; a short poll
+//! covers the rest (the background routing of other paths, other processes on PostgreSQL).
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{InstanceId, Task, TaskId, TaskStatus, events, millis_to_rfc3339, now_millis};
+use crate::engine::Engine;
+use crate::error::{HopperError, Result};
+use crate::store::{DeliveryTarget, NewDelivery, OutboxEntry, Store};
+
+/// Outbox rows read per statement.
+const BATCH: i64 = 256;
+
+/// Runs until `shutdown`: a pass whenever the engine says it wrote, or every `poll`.
+pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
+    let signal = engine.outbox_signal();
+    loop {
+        match dispatch_all(&engine).await {
+            // More may be waiting behind a full batch: go again at once.
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbound dispatch failed; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = signal.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// One pass over every open store; returns how many outbox events it handled. Public so tests
+/// and benchmarks can drive it without a server.
+pub async fn dispatch_all(engine: &Engine) -> Result<usize> {
+    let root = engine.registry_store().clone();
+    let mut stores = vec![root.clone()];
+    for s in engine.stores().all().await {
+        if s.key() != root.key() {
+            stores.push(s);
+        }
+    }
+    let mut targets: Option<Vec<DeliveryTarget>> = None;
+    let mut handled = 0;
+    for store in stores {
+        loop {
+            let batch = store.outbox_batch(BATCH).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let targets = match &targets {
+                Some(t) => t,
+                None => targets.insert(root.delivery_targets().await?),
+            };
+            let n = batch.len();
+            dispatch_batch(engine, &root, &store, batch, targets).await?;
+            handled += n;
+            if n < BATCH as usize {
+                break;
+            }
+        }
+    }
+    Ok(handled)
+}
+
+/// Fans one batch of `store`'s outbox out and deletes it.
+pub async fn dispatch_batch(
+    engine: &Engine,
+    root: &Store,
+    store: &Store,
+    batch: Vec<OutboxEntry>,
+    targets: &[DeliveryTarget],
+) -> Result<u64> {
+    let rows = plan(engine, store, &batch, targets).await?;
+    let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+    let inserted = if store.key() == root.key() {
+        root.insert_deliveries(&rows, &seqs).await?
+    } else {
+        let n = root.insert_deliveries(&rows, &[]).await?;
+        store.outbox_delete(&seqs).await?;
+        n
+    };
+    if inserted > 0 {
+        metrics::counter!("hopper_deliveries_created_total").increment(inserted);
+    }
+    Ok(inserted)
+}
+
+/// The deliveries a batch of `store`'s outbox makes (claiming for auto-claim executors on
+/// the way), without writing them: the first half of `dispatch_batch`, public so a test can
+/// stop between it and the outbox delete, as a crash would.
+pub async fn plan(
+    engine: &Engine,
+    store: &Store,
+    batch: &[OutboxEntry],
+    targets: &[DeliveryTarget],
+) -> Result<Vec<NewDelivery>> {
+    let mut rows = Vec::new();
+    if targets.iter().any(|t| t.enabled) {
+        for entry in batch {
+            fan_out(engine, store, entry, targets, &mut rows).await?;
+        }
+    }
+    Ok(rows)
+}
+
+async fn fan_out(
+    engine: &Engine,
+    store: &Store,
+    entry: &OutboxEntry,
+    targets: &[DeliveryTarget],
+    rows: &mut Vec<NewDelivery>,
+) -> Result<()> {
+    let (Ok(instance), Ok(task_id)) = (
+        InstanceId::parse(&entry.instance_id),
+        TaskId::parse(&entry.task_id),
+    ) else {
+        return Ok(());
+    };
+    let project = match engine.project_of(&instance).await {
+        Ok(Some(p)) => p,
+        // The root (no project serves it) or an instance gone since: nobody to tell.
+        Ok(None) | Err(HopperError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut serving: Vec<&DeliveryTarget> = targets
+        .iter()
+        .filter(|t| t.enabled && t.project == project.as_str())
+        .collect();
+    if serving.is_empty() {
+        return Ok(());
+    }
+    let Some(mut task) = store.get_task(&task_id).await? else {
+        return Ok(());
+    };
+    serving.retain(|t| {
+        t.can_take(&task.required_capabilities)
+            && task.executor.as_deref().is_none_or(|e| e == t.name)
+    });
+    let event = entry.event.as_str();
+    if event == events::TASK_AVAILABLE {
+        let mut autos: Vec<&DeliveryTarget> =
+            serving.iter().copied().filter(|t| t.auto_claim).collect();
+        if !autos.is_empty() && task.status == TaskStatus::Pending {
+            let failed = engine
+                .registry_store()
+                .executors_failed_on(task.id.as_str())
+                .await?;
+            autos.retain(|t| !failed.contains(&t.id));
+        }
+        if let Some((t, claimed)) = auto_claim(engine, &task, &autos).await? {
+            rows.push(delivery(t, entry, events::TASK_ASSIGNED, &claimed));
+            task = claimed;
+        }
+        if task.status != TaskStatus::Pending {
+            return Ok(());
+        }
+        serving.retain(|t| !t.auto_claim);
+    }
+    for t in serving {
+        let own_claim = event == events::TASK_ASSIGNED
+            && t.auto_claim
+            && task.claimed_by.as_deref() == Some(t.name.as_str());
+        if t.wants(event) && !own_claim {
+            rows.push(delivery(t, entry, event, &task));
+        }
+    }
+    Ok(())
+}
+
+/// Claims `task` for one of `autos`, or finds the claim one of them already holds.
+async fn auto_claim<'t>(
+    engine: &Engine,
+    task: &Task,
+    autos: &[&'t DeliveryTarget],
+) -> Result<Option<(&'t DeliveryTarget, Task)>> {
+    if autos.is_empty() {
+        return Ok(None);
+    }
+    if task.status == TaskStatus::Claimed {
+        let holder = autos
+            .iter()
+            .find(|t| task.claimed_by.as_deref() == Some(t.name.as_str()));
+        return Ok(holder.map(|t| (*t, task.clone())));
+    }
+    if task.status != TaskStatus::Pending {
+        return Ok(None);
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    task.id.as_str().hash(&mut h);
+    let pick = autos[(h.finish() % autos.len() as u64) as usize];
+    match engine.claim(&task.id, &pick.name).await {
+        Ok(claimed) => Ok(Some((pick, claimed))),
+        // Someone else was quicker, or the task changed: the later events tell.
+        Err(
+            HopperError::Conflict(_)
+            | HopperError::Forbidden(_)
+            | HopperError::LeaseLost(_)
+            | HopperError::NotFound(_)
+            | HopperError::Invalid(_),
+        ) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The Standard Webhooks body for `t`: `{type, timestamp, data: {task, instance_id, executor,
+/// lease_id?, lease_expires_at?}}`.
+fn delivery(t: &DeliveryTarget, entry: &OutboxEntry, event: &str, task: &Task) -> NewDelivery {
+    let mut data = json!({
+        "task": task,
+        "instance_id": task.instance_id,
+        "executor": t.name,
+    });
+    let lease = (event == events::TASK_ASSIGNED && t.auto_claim)
+        .then(|| task.lease_id.clone())
+        .flatten();
+    if let Some(l) = &lease {
+        data["lease_id"] = json!(l);
+        data["lease_expires_at"] = json!(task.lease_expires_at);
+    }
+    let payload = json!({
+        "type": event,
+        "timestamp": millis_to_rfc3339(entry.at),
+        "data": data,
+    });
+    NewDelivery {
+        id: new_message_id(),
+        executor_id: t.id.clone(),
+        event_id: entry.id.clone(),
+        event: event.to_owned(),
+        task_id: task.id.as_str().to_owned(),
+        instance_id: task.instance_id.as_str().to_owned(),
+        payload: payload.to_string(),
+        lease_id: lease,
+        at: now_millis(),
+    }
+}
+
+/// A Standard Webhooks message id: `msg_<uuidv7>`.
+pub fn new_message_id() -> String {
+    format!("msg_{}", uuid::Uuid::now_v7().simple())
+}

@@ -1,0 +1,93 @@
+//! Starting and stopping outbound delivery inside a process: the dispatcher, the worker and
+//! the metrics refresher, all stopped by one token.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::url_policy::{UrlPolicy, UrlPolicyError};
+use super::{dispatch, worker};
+use crate::engine::Engine;
+
+/// How often the dispatcher and the worker look without being woken: the engine wakes them
+/// after its own writes, so this only bounds the delay for writes it did not make (background
+/// routing, other processes). A poll of an empty outbox is one indexed read.
+fn poll(engine: &Engine) -> Duration {
+    match engine.registry_store().is_postgres() {
+        true => Duration::from_millis(200),
+        false => Duration::from_millis(50),
+    }
+}
+
+/// The running delivery tasks; [`OutboundHandle::join`] waits for them once the token given to
+/// [`spawn`] is cancelled.
+pub struct OutboundHandle {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl OutboundHandle {
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the dispatcher, the worker and the metrics refresher for `engine`, per the root's
+/// `outbound:` section; `None` when `outbound.enabled` is false. Usable from a benchmark.
+pub fn spawn(
+    engine: Engine,
+    shutdown: CancellationToken,
+) -> Result<Option<OutboundHandle>, UrlPolicyError> {
+    let config = engine.configs().root.outbound.clone();
+    if !config.enabled {
+        return Ok(None);
+    }
+    let policy = UrlPolicy::new(&config.allowlist)?;
+    let poll = poll(&engine);
+    let tasks = vec![
+        tokio::spawn(dispatch::run(engine.clone(), poll, shutdown.clone())),
+        tokio::spawn(worker::run(
+            engine.clone(),
+            config,
+            policy,
+            poll,
+            shutdown.clone(),
+        )),
+        tokio::spawn(refresh_metrics(engine, shutdown)),
+    ];
+    Ok(Some(OutboundHandle { tasks }))
+}
+
+/// Queue depth per executor and the age of the oldest undelivered message, every 5 s.
+async fn refresh_metrics(engine: Engine, shutdown: CancellationToken) {
+    let mut known: Vec<String> = Vec::new();
+    loop {
+        match engine.registry_store().delivery_backlog().await {
+            Ok((depth, oldest)) => {
+                // An executor whose queue emptied reads 0, not its last value.
+                for id in &known {
+                    if !depth.iter().any(|(d, _)| d == id) {
+                        metrics::gauge!("hopper_deliveries_queue_depth", "executor" => id.clone())
+                            .set(0.0);
+                    }
+                }
+                known = depth.iter().map(|(id, _)| id.clone()).collect();
+                for (id, n) in depth {
+                    metrics::gauge!("hopper_deliveries_queue_depth", "executor" => id)
+                        .set(n as f64);
+                }
+                let age = oldest
+                    .map(|t| (crate::domain::now_millis() - t).max(0) as f64 / 1000.0)
+                    .unwrap_or(0.0);
+                metrics::gauge!("hopper_deliveries_oldest_undelivered_seconds").set(age);
+            }
+            Err(e) => tracing::debug!(error = %e, "delivery backlog not read"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! `deliveries` and `delivery_attempts` (the root store): the worker's claims and results, the
+//! executor bookkeeping that follows from them, and the reads and repairs of the API.
+//!
+//! **Claims.** One statement marks a batch of due rows with the worker's id and a lock
+//! deadline (`UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP LOCKED]) RETURNING`), so several
+//! processes on one PostgreSQL never send the same attempt twice, and rows of a process killed
+//! mid-delivery are claimed again once `locked_until` has passed. At most `per_executor` rows
+//! per executor per batch, and none of executors already saturated or disabled: one slow
+//! endpoint cannot fill the batch.
+//!
+//! **Results** are written many per transaction, in multi-row statements (`UPDATE … FROM
+//! (VALUES …)`, which SQLite ≥ 3.33 and PostgreSQL both take; `VALUES` columns are called
+//! `column1…` in both): one statement per 200 attempts instead of two per attempt.
+
+use sqlx::Connection;
+
+use super::outbox::placeholders;
+use super::{Store, StoreResult, on_reader, on_writer};
+use crate::domain::{
+    Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, Millis, millis_to_rfc3339,
+};
+use crate::store::StoreError;
+
+const CHUNK: usize = 200;
+
+/// A delivery a worker has claimed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub id: String,
+    pub executor_id: String,
+    pub event: String,
+    pub task_id: String,
+    pub payload: String,
+    pub lease_id: Option<String>,
+    pub attempts: i64,
+    pub created_at: Millis,
+}
+
+/// The outcome of one attempt, and what it does to the delivery.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    pub at: Millis,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub response: Option<String>,
+    pub error: Option<String>,
+    pub new_status: DeliveryStatus,
+    pub next_attempt_at: Millis,
+}
+
+const DELIVERY_COLUMNS: &str = "id, executor_id, event_id, event, task_id, instance_id, lease_id, \
+     status, attempts, next_attempt_at, last_status, last_error, created_at, updated_at, \
+     delivered_at";
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: String,
+    executor_id: String,
+    event_id: String,
+    event: String,
+    task_id: String,
+    instance_id: String,
+    lease_id: Option<String>,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    delivered_at: Option<i64>,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> StoreResult<Delivery> {
+        Ok(Delivery {
+            id: r.id,
+            executor_id: r.executor_id,
+            event_id: r.event_id,
+            event: r.event,
+            task_id: r.task_id,
+            instance_id: r.instance_id,
+            lease_id: r.lease_id,
+            status: r
+                .status
+                .parse()
+                .map_err(|e: String| StoreError::Corrupt(format!("deliveries.status: {e}")))?,
+            attempts: r.attempts,
+            next_attempt_at: millis_to_rfc3339(r.next_attempt_at),
+            last_status: r.last_status,
+            last_error: r.last_error,
+            created_at: millis_to_rfc3339(r.created_at),
+            updated_at: millis_to_rfc3339(r.updated_at),
+            delivered_at: r.delivered_at.map(millis_to_rfc3339),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    attempt: i64,
+    at: i64,
+    status_code: Option<i64>,
+    latency_ms: i64,
+    response: Option<String>,
+    error: Option<String>,
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries for `worker` until `lock_until`: at most
+    /// `per_executor` per executor, none of `saturated` nor of a disabled executor.
+    pub async fn claim_deliveries(
+        &self,
+        worker: &str,
+        now: Millis,
+        lock_until: Millis,
+        limit: i64,
+        per_executor: i64,
+        saturated: &[String],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let skip = match saturated.is_empty() {
+            true => String::new(),
+            false => format!(
+                " AND executor_id NOT IN ({})",
+                placeholders(6, saturated.len())
+            ),
+        };
+        let lock = if self.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        // FOR UPDATE is not allowed beside a window function: the innermost select locks, the
+        // next one ranks per executor.
+        let q = format!(
+            "UPDATE deliveries SET locked_by = $1, locked_until = $2 WHERE id IN (\
+             SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY executor_id \
+             ORDER BY next_attempt_at, id) AS rn FROM (SELECT id, executor_id, next_attempt_at \
+             FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+             AND (locked_until IS NULL OR locked_until < $3){skip} \
+             AND executor_id IN (SELECT id FROM executors WHERE enabled AND webhook_url IS NOT NULL) \
+             ORDER BY next_attempt_at LIMIT $4{lock}) AS due) AS ranked WHERE rn <= $5) \
+             RETURNING id, executor_id, event, task_id, payload, lease_id, attempts, created_at"
+        );
+        on_writer!(self, c => {
+            let mut q = sqlx::query_as(&q)
+                .bind(worker)
+                .bind(lock_until)
+                .bind(now)
+                .bind(limit)
+                .bind(per_executor);
+            for s in saturated {
+                q = q.bind(s);
+            }
+            Ok(q.fetch_all(&mut *c).await?)
+        })
+    }
+
+    /// Writes attempts and their deliveries' new state, many per transaction. A row this
+    /// worker no longer holds (its lock ran out and another took it) keeps the other's state;
+    /// the attempt is recorded all the same, once.
+    pub async fn record_attempts(&self, worker: &str, rows: &[AttemptRecord]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
+            for chunk in rows.chunks(CHUNK) {
+                let q = insert_attempts_sql(chunk.len());
+                let mut q = sqlx::query(&q);
+                for r in chunk {
+                    q = q
+                        .bind(&r.delivery_id)
+                        .bind(r.attempt)
+                        .bind(r.at)
+                        .bind(r.status_code)
+                        .bind(r.latency_ms)
+                        .bind(&r.response)
+                        .bind(&r.error);
+                }
+                q.execute(&mut *tx).await?;
+                let q = update_deliveries_sql(chunk.len());
+                let mut q = sqlx::query(&q).bind(worker);
+                for r in chunk {
+                    let delivered = (r.new_status == DeliveryStatus::Delivered).then_some(r.at);
+                    q = q
+                        .bind(&r.delivery_id)
+                        .bind(r.new_status.as_str())
+                        .bind(r.attempt)
+                        .bind(r.next_attempt_at)
+                        .bind(r.status_code)
+                        .bind(&r.error)
+                        .bind(delivered)
+                        .bind(r.at);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Gives claimed rows back without an attempt (the worker is stopping, or the executor was
+    /// disabled meanwhile).
+    pub async fn unlock_deliveries(&self, worker: &str, ids: &[String]) -> StoreResult<()> {
+        for chunk in ids.chunks(CHUNK) {
+            let q = format!(
+                "UPDATE deliveries SET locked_by = NULL, locked_until = NULL \
+                 WHERE locked_by = $1 AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            on_writer!(self, c => {
+                let mut q = sqlx::query(&q).bind(worker);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *c).await?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Ends a delivery without an attempt (an auto-claim delivery whose lease is gone).
+    pub async fn end_delivery(
+        &self,
+        id: &str,
+        status: DeliveryStatus,
+        reason: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        const Q: &str = "UPDATE deliveries SET status = $2, last_error = $3, updated_at = $4, \
+                         locked_by = NULL, locked_until = NULL WHERE id = $1";
+        on_writer!(self, c => {
+            sqlx::query(Q).bind(id).bind(status.as_str()).bind(reason).bind(now)
+                .execute(&mut *c).await?;
+            Ok(())
+        })
+    }
+
+    /// Executors that just delivered: their run of failures is over.
+    pub async fn executors_succeeded(&self, ids: &[String]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let q = format!(
+            "UPDATE executors SET failing_since = NULL WHERE failing_since IS NOT NULL \
+             AND id IN ({})",
+            placeholders(1, ids.len())
+        );
+        on_writer!(self, c => {
+            let mut q = sqlx::query(&q);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.execute(&mut *c).await?;
+            Ok(())
+        })
+    }
+
+    /// Executors whose attempt just failed: starts their run of failures at `now`, and
+    /// disables those failing since before `disable_before`; returns the ids disabled.
+    pub async fn executors_failed(
+        &self,
+        ids: &[String],
+        now: Millis,
+        disable_before: Millis,
+    ) -> StoreResult<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = placeholders(2, ids.len());
+        let start = format!(
+            "UPDATE executors SET failing_since = $1 WHERE failing_since IS NULL \
+             AND id IN ({list})"
+        );
+        let stale = format!(
+            "SELECT id FROM executors WHERE enabled AND failing_since < $1 AND id IN ({list})"
+        );
+        let stale: Vec<String> = on_writer!(self, c => {
+            let mut q = sqlx::query(&start).bind(now);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.execute(&mut *c).await?;
+            let mut q = sqlx::query_scalar(&stale).bind(disable_before);
+            for id in ids {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(&mut *c).await?)
+        })?;
+        let mut disabled = Vec::new();
+        for id in stale {
+            let reason = "every delivery failed for longer than \
+                          outbound.disable_after_failing_seconds";
+            if self.disable_executor(&id, reason, now).await? {
+                disabled.push(id);
+            }
+        }
+        Ok(disabled)
+    }
+
+    /// Disables an enabled executor and records `executor.disabled`; false if it already was.
+    pub async fn disable_executor(&self, id: &str, reason: &str, now: Millis) -> StoreResult<bool> {
+        const Q: &str = "UPDATE executors SET enabled = FALSE, disabled_reason = $2, \
+                         disabled_at = $3, updated_at = $3 WHERE id = $1 AND enabled";
+        const EV: &str = "INSERT INTO executor_events (executor_id, at, kind, detail) \
+                          VALUES ($1, $2, 'executor.disabled', $3)";
+        let detail = serde_json::json!({ "reason": reason }).to_string();
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
+            let n = sqlx::query(Q).bind(id).bind(reason).bind(now).execute(&mut *tx).await?;
+            let changed = n.rows_affected() > 0;
+            if changed {
+                sqlx::query(EV).bind(id).bind(now).bind(&detail).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
+    pub async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<Delivery>> {
+        let q = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE ($1 IS NULL OR executor_id = $1) \
+             AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR task_id = $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+        let rows: Vec<DeliveryRow> = on_reader!(self, p => sqlx::query_as(&q)
+            .bind(f.executor.as_deref())
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.task.as_deref())
+            .bind(limit)
+            .fetch_all(p)
+            .await?);
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    /// A delivery and the body it signs.
+    pub async fn get_delivery(&self, id: &str) -> StoreResult<Option<(Delivery, String)>> {
+        let q = format!("SELECT {DELIVERY_COLUMNS}, payload FROM deliveries WHERE id = $1");
+        let row: Option<(String, DeliveryRow)> = on_reader!(self, p => {
+            use sqlx::Row;
+            match sqlx::query(&q).bind(id).fetch_optional(p).await? {
+                Some(r) => {
+                    let payload: String = r.try_get("payload")?;
+                    Some((payload, <DeliveryRow as sqlx::FromRow<_>>::from_row(&r)?))
+                }
+                None => None,
+            }
+        });
+        row.map(|(p, r)| Ok((Delivery::try_from(r)?, p)))
+            .transpose()
+    }
+
+    pub async fn delivery_attempts(&self, id: &str) -> StoreResult<Vec<DeliveryAttempt>> {
+        const Q: &str = "SELECT attempt, at, status_code, latency_ms, response, error \
+                         FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt";
+        let rows: Vec<AttemptRow> =
+            on_reader!(self, p => sqlx::query_as(Q).bind(id).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| DeliveryAttempt {
+                attempt: r.attempt,
+                at: millis_to_rfc3339(r.at),
+                status_code: r.status_code,
+                latency_ms: r.latency_ms,
+                response: r.response,
+                error: r.error,
+            })
+            .collect())
+    }
+
+    /// A dead or pending delivery becomes due now (a delivered or cancelled one is left
+    /// alone); false if it was neither.
+    pub async fn retry_delivery(&self, id: &str, now: Millis) -> StoreResult<bool> {
+        const Q: &str = "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, \
+                         updated_at = $2, locked_by = NULL, locked_until = NULL \
+                         WHERE id = $1 AND status IN ('pending', 'dead')";
+        let n = on_writer!(self, c => Ok(sqlx::query(Q).bind(id).bind(now)
+            .execute(&mut *c).await?.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Every dead delivery of `executor` created since `since` becomes due now.
+    pub async fn recover_deliveries(
+        &self,
+        executor: &str,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<u64> {
+        const Q: &str = "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, \
+                         updated_at = $3, locked_by = NULL, locked_until = NULL \
+                         WHERE executor_id = $1 AND status = 'dead' AND created_at >= $2";
+        on_writer!(self, c => Ok(sqlx::query(Q).bind(executor).bind(since).bind(now)
+            .execute(&mut *c).await?.rows_affected()))
+    }
+
+    /// Executors whose delivery of `task` died or was cancelled: auto-claim does not hand them
+    /// the same task again (a released claim would otherwise come straight back to them).
+    pub async fn executors_failed_on(&self, task: &str) -> StoreResult<Vec<String>> {
+        const Q: &str = "SELECT DISTINCT executor_id FROM deliveries WHERE task_id = $1 \
+                         AND status IN ('dead', 'cancelled')";
+        Ok(on_reader!(self, p => sqlx::query_scalar(Q).bind(task).fetch_all(p).await?))
+    }
+
+    /// Undelivered (pending) messages per executor, and the creation time of the oldest.
+    pub async fn delivery_backlog(&self) -> StoreResult<(Vec<(String, i64)>, Option<Millis>)> {
+        const DEPTH: &str = "SELECT executor_id, COUNT(*) FROM deliveries \
+                             WHERE status = 'pending' GROUP BY executor_id";
+        const OLDEST: &str = "SELECT MIN(created_at) FROM deliveries WHERE status = 'pending'";
+        let depth: Vec<(String, i64)> =
+            on_reader!(self, p => sqlx::query_as(DEPTH).fetch_all(p).await?);
+        let oldest: Option<i64> =
+            on_reader!(self, p => sqlx::query_scalar(OLDEST).fetch_one(p).await?);
+        Ok((depth, oldest))
+    }
+}
+
+fn insert_attempts_sql(n: usize) -> String {
+    let mut s = String::from(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, latency_ms, \
+         response, error) VALUES ",
+    );
+    for i in 0..n {
+        let b = i * 7;
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("({})", placeholders(b + 1, 7)));
+    }
+    s.push_str(" ON CONFLICT (delivery_id, attempt) DO NOTHING");
+    s
+}
+
+fn update_deliveries_sql(n: usize) -> String {
+    let mut s = String::from(
+        "UPDATE deliveries SET status = v.column2, attempts = v.column3, \
+         next_attempt_at = v.column4, last_status = v.column5, last_error = v.column6, \
+         delivered_at = v.column7, updated_at = v.column8, locked_by = NULL, \
+         locked_until = NULL FROM (VALUES ",
+    );
+    for i in 0..n {
+        let b = 2 + i * 8;
+        if i > 0 {
+            s.push_str(", ");
+        }
+        // PostgreSQL types a VALUES list from its binds, which are untyped: say each.
+        s.push_str(&format!(
+            "(CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), \
+             CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+            b,
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7
+        ));
+    }
+    s.push_str(") AS v WHERE deliveries.id = v.column1 AND deliveries.locked_by = $1");
+    s
+}
