@@ -7,13 +7,13 @@
 //! so the figure with one executor dead (never answering, or refusing connections) is what
 //! isolation between executors can keep at best.
 //!
-//! The Hopper figures (the delivery worker: deliveries/s with 100 executors on SQLite and
-//! PostgreSQL, p99 from a webhook's 2xx to the first attempt at 1,000 events/s, RSS with
-//! 100,000 messages waiting and 10 executors down, one dead executor's effect) are printed
-//! beside these once the worker is on this branch; `hopper_figures` says which are missing.
+//! Beside it, the delivery worker (`delivery/`): deliveries/s with 100 executors (SQLite, and
+//! PostgreSQL with HOPPER_BENCH_PG_URL), the same with one executor dead, p99 from a task's
+//! accepted write to the executor receiving it at 1,000 events/s, and RSS with 100,000
+//! messages waiting in the retry schedule and 10 executors down.
 //!
 //! Full run (a quiet machine; HOPPER_BENCH_PG_URL adds PostgreSQL, HOPPER_BENCH_ONLY=ceiling
-//! or =sqlite/=postgres picks one part, HOPPER_BENCH_SECONDS sets each run's length):
+//! or =sqlite/=postgres picks one part, HOPPER_BENCH_SECONDS sets each ceiling run's length):
 //!
 //! ```text
 //! HOPPER_BENCH_PG_URL=postgres://hopper:hopper@127.0.0.1:5432/hopper cargo bench --bench outbound
@@ -22,8 +22,11 @@
 //! Under `cargo test --benches` (no `--bench` argument) it runs a short smoke pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
+mod delivery;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -48,45 +51,67 @@ enum Health {
     Hung,
     /// Nothing listens on its port: connections are refused.
     Refused,
+    /// Answers 500 at once (down behind a proxy that still answers).
+    Failing,
 }
 
 struct Executor {
     url: String,
     health: Health,
+    /// Sender's view (the ceiling's lanes): 2xx answers and failures.
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Receiver's view: requests that arrived, whatever was answered.
+    received: AtomicU64,
+    /// With tracking on, each delivery's task title and when it arrived.
+    arrivals: Mutex<Vec<(String, Instant)>>,
 }
 
-/// Starts one loopback receiver per entry of `health`.
-async fn executors(health: &[Health]) -> Vec<Arc<Executor>> {
+type Executors = Vec<Arc<Executor>>;
+
+async fn receive(ex: Arc<Executor>, track: bool, body: bytes::Bytes) -> StatusCode {
+    ex.received.fetch_add(1, Ordering::Relaxed);
+    if track {
+        let at = Instant::now();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if let Some(title) = v["data"]["task"]["title"].as_str() {
+            ex.arrivals.lock().unwrap().push((title.to_owned(), at));
+        }
+    }
+    match ex.health {
+        Health::Hung => std::future::pending().await,
+        Health::Failing => StatusCode::INTERNAL_SERVER_ERROR,
+        Health::Up | Health::Refused => StatusCode::NO_CONTENT,
+    }
+}
+
+/// Starts one loopback receiver per entry of `health`; with `track`, arrivals are logged.
+async fn executors(health: &[Health], track: bool) -> Executors {
     let mut out = Vec::with_capacity(health.len());
     for &h in health {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        match h {
-            Health::Up | Health::Hung => {
-                let app = Router::new().route(
-                    "/hook",
-                    post(move |_body: bytes::Bytes| async move {
-                        if h == Health::Hung {
-                            std::future::pending::<()>().await;
-                        }
-                        StatusCode::NO_CONTENT
-                    }),
-                );
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app).await;
-                });
-            }
-            // The port was just free; closing it leaves nothing listening there.
-            Health::Refused => drop(listener),
-        }
-        out.push(Arc::new(Executor {
-            url,
+        let ex = Arc::new(Executor {
+            url: format!("http://{}/hook", listener.local_addr().unwrap()),
             health: h,
             delivered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-        }));
+            received: AtomicU64::new(0),
+            arrivals: Mutex::new(Vec::new()),
+        });
+        if h == Health::Refused {
+            // The port was just free; closing it leaves nothing listening there.
+            drop(listener);
+        } else {
+            let state = ex.clone();
+            let app = Router::new().route(
+                "/hook",
+                post(move |body: bytes::Bytes| receive(state.clone(), track, body)),
+            );
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        out.push(ex);
     }
     out
 }
@@ -160,7 +185,7 @@ async fn ceiling(s: &Scale, health: &[Health]) -> (f64, f64, u64) {
     let client = UrlPolicy::new(&["127.0.0.0/8".to_string()])
         .unwrap()
         .client(s.timeout);
-    let exs = executors(health).await;
+    let exs = executors(health, false).await;
     let secrets = Arc::new([generate_secret(), generate_secret()]);
     let lanes = s.in_flight.div_ceil(exs.len()).max(1);
     let started = Instant::now();
@@ -276,20 +301,12 @@ async fn ceilings(s: &Scale) {
     }
 }
 
-/// The delivery worker's figures. The worker (src/outbound/{worker,dispatch,run}.rs, branch
-/// outbox14) and executor registration are not on this branch yet; until they are, this says
-/// so instead of printing numbers. Each figure, once filled in, runs against a fresh database
-/// per backend (`sqlite`, and `postgres` with HOPPER_BENCH_PG_URL):
-/// - deliveries/s: 100 executors registered at the loopback receivers above, tasks added in
-///   bulk, timed from the first add to the last receiver's count;
-/// - p99 first-attempt latency: signed webhooks at 1,000 events/s, from each 2xx to the
-///   receiver seeing the delivery;
-/// - RSS: 100,000 messages waiting in the retry schedule with 10 executors `Refused`;
-/// - isolation: the deliveries/s figure again with one executor `Hung`.
-fn hopper_figures(label: &str) {
-    println!(
-        "{label:<9} delivery worker figures: not on this branch yet (needs the worker and executor registration)"
-    );
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
 }
 
 fn main() {
@@ -304,6 +321,25 @@ fn main() {
         run: Duration::from_secs_f64(seconds),
         timeout: Duration::from_secs(1),
     };
+    let w = if full {
+        delivery::Scale {
+            executors: 100,
+            burst: 20_000,
+            paced_rate: 1_000,
+            paced_seconds: 5,
+            waiting: 100_000,
+            down: 10,
+        }
+    } else {
+        delivery::Scale {
+            executors: 10,
+            burst: 200,
+            paced_rate: 100,
+            paced_seconds: 1,
+            waiting: 200,
+            down: 2,
+        }
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -314,11 +350,11 @@ fn main() {
             ceilings(&s).await;
         }
         if only.as_deref().is_none_or(|o| o == "sqlite") {
-            hopper_figures("sqlite");
+            delivery::figures(&delivery::Db::Sqlite, &w).await;
         }
         if only.as_deref().is_none_or(|o| o == "postgres") {
             match std::env::var("HOPPER_BENCH_PG_URL") {
-                Ok(_) => hopper_figures("postgres"),
+                Ok(admin) => delivery::figures(&delivery::Db::Postgres(admin), &w).await,
                 Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),
             }
         }
