@@ -19,6 +19,7 @@ mod outbound_delivery;
 mod outbound_dispatch;
 mod outbound_e2e;
 mod outbound_policy;
+mod outbound_processes;
 mod outbound_support;
 mod readme;
 mod recovery;
