@@ -70,6 +70,17 @@ struct ExecutorState {
 
 type Shared = Arc<Mutex<ExecutorState>>;
 
+/// id, task_id, event, status, attempts, locked_by, locked_until.
+type DeliveryRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
 async fn receive(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let h = |n: &str| {
         headers
@@ -429,15 +440,7 @@ async fn sigkill_of_one_of_two_processes_loses_no_delivery() {
     }
 
     // The rows: one `task.available` delivery per task, every one delivered, none locked.
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-        Option<i64>,
-    )> = sqlx::query_as(
+    let rows: Vec<DeliveryRow> = sqlx::query_as(
         "SELECT id, task_id, event, status, attempts, locked_by, locked_until \
              FROM deliveries",
     )
