@@ -20,6 +20,7 @@ mod outbound_dispatch;
 mod outbound_e2e;
 mod outbound_policy;
 mod outbound_support;
+mod outbound_wanted;
 mod readme;
 mod recovery;
 mod scoped_tokens;
