@@ -117,6 +117,8 @@ async fn register(engine: &Engine, exs: &Executors) {
             .await
             .unwrap();
     }
+    // As registration does: every open store records task events from now on.
+    engine.refresh_outbox_wanted().await.unwrap();
 }
 
 /// Adds task `n` for executor `n % executors`; its title is its key in the arrival log.

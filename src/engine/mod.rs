@@ -11,6 +11,7 @@ mod lifecycle;
 mod live;
 mod names;
 mod nodes;
+mod outbox;
 mod recovery;
 mod route_now;
 mod sweeper;
@@ -128,6 +129,8 @@ impl Engine {
                 executor_cache: Default::default(),
             }),
         };
+        // Before any project or run store is opened, so each is given the flag as it opens.
+        engine.refresh_outbox_wanted().await?;
         engine.load_registry().await?;
         // Whatever an earlier process left must not keep this one from serving: recovery
         // reports what it cannot re-drive, and the sweeper tries again.

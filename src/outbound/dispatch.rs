@@ -46,7 +46,14 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = signal.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(poll) => {
+                // Idle: another process may have registered an executor, which this
+                // process's own in-memory runs cannot see in the shared database. One read of
+                // a small table per poll, and none once the flag is set.
+                if let Err(e) = engine.refresh_outbox_wanted().await {
+                    tracing::warn!(error = %e, "could not read the executors; retrying");
+                }
+            }
         }
     }
 }

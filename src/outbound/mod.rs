@@ -24,7 +24,8 @@
 //!   and returns an [`OutboundHandle`] to join once the token is cancelled; `hopper serve`
 //!   calls it, and so can a benchmark. A benchmark enqueues deliveries directly with
 //!   `Store::insert_deliveries` (on `Engine::registry_store`) and executors with
-//!   `Store::put_executor`, or drives the dispatcher by hand with [`dispatch::dispatch_all`].
+//!   `Store::put_executor` (then `Engine::refresh_outbox_wanted`, as registration would), or
+//!   drives the dispatcher by hand with [`dispatch::dispatch_all`].
 
 mod address;
 mod attempt;

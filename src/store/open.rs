@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Mutex;
 
@@ -67,6 +68,10 @@ pub struct StoreSet {
     pub pool_size: Option<u32>,
     /// `synchronous=FULL` (true) or `NORMAL` for SQLite files.
     pub sqlite_full_sync: bool,
+    /// Whether the outbox triggers must record in every store of the set (an executor with a
+    /// webhook exists): set by [`StoreSet::want_outbox`], and then given to each store `get`
+    /// opens before anyone can write to it. Never cleared (see `Engine::want_outbox`).
+    outbox_wanted: Arc<AtomicBool>,
 }
 
 impl Default for StoreSet {
@@ -75,6 +80,7 @@ impl Default for StoreSet {
             open: Arc::default(),
             pool_size: None,
             sqlite_full_sync: true,
+            outbox_wanted: Arc::default(),
         }
     }
 }
@@ -103,6 +109,12 @@ impl StoreSet {
             key: key.clone(),
         };
         store.migrate().await?;
+        // Read under the `open` lock, after `want_outbox` may have stored true: either this
+        // sees it, or `want_outbox`'s walk over `all()` (which waits for the lock) sees this
+        // store. SeqCst orders the two without more locking.
+        if self.outbox_wanted.load(Ordering::SeqCst) {
+            store.want_outbox().await?;
+        }
         tracing::info!(store = %key.describe(), "store opened");
         open.insert(key.clone(), store.clone());
         Ok(store)
@@ -112,6 +124,21 @@ impl StoreSet {
     /// connections, threads and files are released; `get` opens it again when next needed.
     pub async fn forget(&self, key: &StoreKey) -> Option<Store> {
         self.open.lock().await.remove(key)
+    }
+
+    /// Makes the outbox triggers record in every open store and in every store opened from
+    /// now on. Returns once each open store has the flag on disk.
+    pub async fn want_outbox(&self) -> StoreResult<()> {
+        self.outbox_wanted.store(true, Ordering::SeqCst);
+        for store in self.all().await {
+            store.want_outbox().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `want_outbox` was called on this set.
+    pub fn outbox_wanted(&self) -> bool {
+        self.outbox_wanted.load(Ordering::SeqCst)
     }
 
     pub async fn all(&self) -> Vec<Store> {

@@ -100,6 +100,35 @@ impl Store {
         Ok(on_reader!(self, p => sqlx::query_as(Q).bind(limit).fetch_all(p).await?))
     }
 
+    /// Lets the outbox triggers record in this database from now on (migration 12's
+    /// `outbox_wanted`). Through the durable write path: once it returns, every task write that
+    /// follows records its event. Idempotent.
+    pub async fn want_outbox(&self) -> StoreResult<()> {
+        const Q: &str = "INSERT INTO outbox_wanted (id) VALUES (1) ON CONFLICT DO NOTHING";
+        on_writer!(self, c => {
+            sqlx::query(Q).execute(&mut *c).await?;
+            Ok(())
+        })
+    }
+
+    /// Whether the outbox triggers record in this database.
+    pub async fn outbox_wanted(&self) -> StoreResult<bool> {
+        const Q: &str = "SELECT 1 FROM outbox_wanted LIMIT 1";
+        let row: Option<i32> =
+            on_reader!(self, p => sqlx::query_scalar(Q).fetch_optional(p).await?);
+        Ok(row.is_some())
+    }
+
+    /// Whether an enabled executor with a webhook is registered here (the root store): someone
+    /// the outbox can reach.
+    pub async fn has_webhook_executor(&self) -> StoreResult<bool> {
+        const Q: &str = "SELECT 1 FROM executors WHERE webhook_url IS NOT NULL AND enabled \
+                         LIMIT 1";
+        let row: Option<i32> =
+            on_reader!(self, p => sqlx::query_scalar(Q).fetch_optional(p).await?);
+        Ok(row.is_some())
+    }
+
     /// Whether anything waits in the outbox (an idle project store must not close before).
     pub async fn outbox_pending(&self) -> StoreResult<bool> {
         const Q: &str = "SELECT seq FROM task_outbox LIMIT 1";
@@ -285,8 +314,14 @@ impl Store {
                 .bind(now)
                 .execute(&mut *c)
                 .await?;
-            Ok(())
-        })
+            Ok::<(), super::StoreError>(())
+        })?;
+        // As registration does, for this store; `Engine::refresh_outbox_wanted` carries it to
+        // the engine's other stores.
+        if e.webhook_url.is_some() {
+            self.want_outbox().await?;
+        }
+        Ok(())
     }
 
     /// Sets an executor's secret, the old one signing too until `previous_until`.

@@ -233,6 +233,8 @@ pub async fn executor(
         .put_executor(&e, secret, now_millis())
         .await
         .unwrap();
+    // As registration does: every open store records events from now on.
+    assert!(engine.refresh_outbox_wanted().await.unwrap());
     e
 }
 

@@ -14,7 +14,7 @@ use crate::support::{Backend, TestEnv, on_both};
 /// `config/global_hopper.yaml` as shipped, its database pointed at this test's, and the
 /// project files (`.hopper/{project_name}/tasks.db`, relative to the working directory) moved
 /// under this test's directory.
-fn shipped(env: &TestEnv) -> ConfigSet {
+pub(crate) fn shipped(env: &TestEnv) -> ConfigSet {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/global_hopper.yaml");
     let data_dir = env.dir.path().display().to_string();
     let overrides = Overrides {

@@ -150,6 +150,8 @@ impl Engine {
                 executor.name
             )));
         }
+        // Before the answer: a task added once the caller has its 201 must record its event.
+        self.want_outbox_for(&executor).await?;
         self.forget_cached();
         let detail = json!({ "project": executor.project, "kind": executor.kind });
         store
@@ -283,7 +285,10 @@ impl Engine {
             _ => {}
         }
         self.forget_cached();
-        self.get_executor(e.id.as_str()).await
+        let e = self.get_executor(e.id.as_str()).await?;
+        // A webhook added, or the executor enabled: before the answer, as at registration.
+        self.want_outbox_for(&e).await?;
+        Ok(e)
     }
 
     /// A new signing secret, shown once; the previous one also signs for
@@ -351,7 +356,11 @@ impl Engine {
             .append_executor_event(&e.id, kind, detail.as_ref(), now)
             .await?;
         self.forget_cached();
-        self.get_executor(e.id.as_str()).await
+        let e = self.get_executor(e.id.as_str()).await?;
+        if on {
+            self.want_outbox_for(&e).await?;
+        }
+        Ok(e)
     }
 
     /// Removes an executor; its tokens are revoked with it. Its history stays.
