@@ -4,7 +4,7 @@
 
 use super::rows::{
     EXECUTOR_COLUMNS, EXECUTOR_EVENT_COLUMNS, ExecutorEvent, ExecutorEventRow, ExecutorRow,
-    ExecutorSecrets, INSERT_EXECUTOR, UPDATE_EXECUTOR, to_json,
+    INSERT_EXECUTOR, UPDATE_EXECUTOR, to_json,
 };
 use super::{Store, StoreResult, on_reader, on_writer};
 use crate::domain::{Executor, ExecutorId, Millis};
@@ -112,22 +112,6 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Marks the start of a run of failed deliveries (`Some`), or its end (`None`).
-    pub async fn set_executor_failing(
-        &self,
-        id: &ExecutorId,
-        since: Option<Millis>,
-    ) -> StoreResult<bool> {
-        const Q: &str = "UPDATE executors SET failing_since = $2 WHERE id = $1";
-        let n = on_writer!(self, c => Ok(sqlx::query(Q)
-            .bind(id.as_str())
-            .bind(since)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()))?;
-        Ok(n == 1)
-    }
-
     /// Replaces the signing secret; the old one keeps signing until `previous_until`.
     pub async fn rotate_executor_secret(
         &self,
@@ -147,13 +131,6 @@ impl Store {
             .await?
             .rows_affected()))?;
         Ok(n == 1)
-    }
-
-    /// The secrets deliveries are signed with.
-    pub async fn executor_secrets(&self, id: &ExecutorId) -> StoreResult<Option<ExecutorSecrets>> {
-        const Q: &str =
-            "SELECT secret, previous_secret, previous_secret_until FROM executors WHERE id = $1";
-        Ok(on_reader!(self, p => sqlx::query_as(Q).bind(id.as_str()).fetch_optional(p).await?))
     }
 
     /// Removes an executor and revokes its tokens. The tokens go first: a crash in between

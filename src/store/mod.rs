@@ -44,8 +44,8 @@ pub use instances::NewInstance;
 pub use open::{StoreKey, StoreSet};
 pub use outbox::{DeliveryTarget, NewDelivery, OutboxEntry};
 pub use rows::{
-    ApiToken, Delegation, DelegationKind, DelegationState, EventRecord, ExecutorEvent,
-    ExecutorSecrets, Handover, NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
+    ApiToken, Delegation, DelegationKind, DelegationState, EventRecord, ExecutorEvent, Handover,
+    NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
 };
 pub use tasks::FinishRequest;
 pub use tokens::NewToken;

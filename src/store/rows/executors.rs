@@ -78,16 +78,6 @@ impl TryFrom<ExecutorRow> for Executor {
     }
 }
 
-/// An executor's signing secrets, for whoever signs deliveries. Not `Debug`: it is never
-/// logged.
-#[derive(sqlx::FromRow, Clone)]
-pub struct ExecutorSecrets {
-    pub secret: String,
-    /// The secret before the last rotation, which also signs until `previous_secret_until`.
-    pub previous_secret: Option<String>,
-    pub previous_secret_until: Option<i64>,
-}
-
 /// A minted API token as listed: never its value or hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiToken {

@@ -15,7 +15,7 @@ pub(in crate::store) use delegations::{
     DELEGATION_COLUMNS, DelegationRow, INSERT_DELEGATION, bind_delegation,
 };
 pub use delegations::{Delegation, DelegationKind, DelegationState, Handover, RoutedNow};
-pub use executors::{ApiToken, ExecutorEvent, ExecutorSecrets};
+pub use executors::{ApiToken, ExecutorEvent};
 pub(in crate::store) use executors::{
     EXECUTOR_COLUMNS, EXECUTOR_EVENT_COLUMNS, ExecutorEventRow, ExecutorRow, INSERT_EXECUTOR,
     TOKEN_COLUMNS, TokenRow, UPDATE_EXECUTOR,
