@@ -44,7 +44,7 @@ pub async fn retry(engine: &Engine, id: &str) -> Result<DeliveryDetail> {
             current.delivery.status.as_str()
         )));
     }
-    engine.outbox_signal().notify_waiters();
+    engine.deliveries_due();
     show(engine, id).await
 }
 
@@ -58,6 +58,6 @@ pub async fn recover(engine: &Engine, executor: &str, since: &str) -> Result<u64
         .registry_store()
         .recover_deliveries(executor, since, now_millis())
         .await?;
-    engine.outbox_signal().notify_waiters();
+    engine.deliveries_due();
     Ok(n)
 }

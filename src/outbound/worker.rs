@@ -115,7 +115,7 @@ pub async fn run(
     // A claim's lock outlives the attempt's own deadline, with room for the wait for an
     // executor's slot and for the result's write.
     let lock_ms = (timeout.as_millis() as i64) * 2 + 30_000;
-    let wake = shared.engine.outbox_signal();
+    let wake = shared.engine.delivery_signal();
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -155,8 +155,8 @@ pub async fn run(
             }
         };
         if claimed.is_empty() {
-            // Deliveries are written by the dispatcher right after the engine's poke, so wait
-            // for the same poke (it may be taken by the dispatcher first: the poll covers it).
+            // The dispatcher pokes right after it inserts deliveries (so do retry and
+            // recover); the poll covers other processes and retries coming due.
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}

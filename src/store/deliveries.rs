@@ -15,7 +15,7 @@
 use sqlx::Connection;
 
 use super::outbox::placeholders;
-use super::{Store, StoreResult, on_reader, on_writer};
+use super::{Store, StoreResult, on_reader, on_writer, on_writer_unsynced};
 use crate::domain::{
     Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, Millis, millis_to_rfc3339,
 };
@@ -146,7 +146,8 @@ impl Store {
              ORDER BY next_attempt_at LIMIT $4{lock}) AS due) AS ranked WHERE rn <= $5) \
              RETURNING id, executor_id, event, task_id, payload, lease_id, attempts, created_at"
         );
-        on_writer!(self, c => {
+        // Not durable on SQLite, on purpose: see `SqliteBackend::write_unsynced`.
+        on_writer_unsynced!(self, c => {
             let mut q = sqlx::query_as(&q)
                 .bind(worker)
                 .bind(lock_until)

@@ -162,6 +162,33 @@ impl Store {
         row.map(Task::try_from).transpose()
     }
 
+    /// The tasks of `ids` that exist, by id: one statement per 200 ids. The dispatcher reads
+    /// a whole outbox batch's tasks so, instead of one round trip per event.
+    pub async fn get_tasks(
+        &self,
+        ids: &[&str],
+    ) -> StoreResult<std::collections::HashMap<String, Task>> {
+        let mut out = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(200) {
+            let q = format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({})",
+                super::outbox::placeholders(1, chunk.len())
+            );
+            let rows: Vec<TaskRow> = on_reader!(self, p => {
+                let mut q = sqlx::query_as(&q);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(p).await?
+            });
+            for r in rows {
+                let t = Task::try_from(r)?;
+                out.insert(t.id.as_str().to_owned(), t);
+            }
+        }
+        Ok(out)
+    }
+
     /// Atomically claims the best eligible pending task: highest priority, then oldest. With
     /// `capabilities` (a registered executor's), only a task that requires none beyond them.
     pub async fn claim_next(
