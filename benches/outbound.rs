@@ -13,7 +13,8 @@
 //! messages waiting in the retry schedule and 10 executors down.
 //!
 //! Full run (a quiet machine; HOPPER_BENCH_PG_URL adds PostgreSQL, HOPPER_BENCH_ONLY=ceiling
-//! or =sqlite/=postgres picks one part, HOPPER_BENCH_SECONDS sets each ceiling run's length):
+//! or =sqlite/=postgres picks one part, HOPPER_BENCH_PARTS=burst,dead,paced,rss some figures,
+//! HOPPER_BENCH_RATE the paced rate, HOPPER_BENCH_SECONDS each ceiling run's length):
 //!
 //! ```text
 //! HOPPER_BENCH_PG_URL=postgres://hopper:hopper@127.0.0.1:5432/hopper cargo bench --bench outbound
@@ -325,7 +326,10 @@ fn main() {
         delivery::Scale {
             executors: 100,
             burst: 20_000,
-            paced_rate: 1_000,
+            paced_rate: std::env::var("HOPPER_BENCH_RATE")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(1_000),
             paced_seconds: 5,
             waiting: 100_000,
             down: 10,

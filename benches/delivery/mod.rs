@@ -304,13 +304,34 @@ async fn waiting(db: &Db, s: &Scale) -> (Option<f64>, Option<f64>, u64) {
     (before, after, ids.len() as u64)
 }
 
+/// Whether `HOPPER_BENCH_PARTS` (a comma-separated list of `burst`, `dead`, `paced`, `rss`;
+/// all when unset) asks for `part`.
+fn wanted(part: &str) -> bool {
+    std::env::var("HOPPER_BENCH_PARTS").map_or(true, |p| p.split(',').any(|x| x.trim() == part))
+}
+
 pub async fn figures(db: &Db, s: &Scale) {
+    if wanted("burst") || wanted("dead") {
+        bursts(db, s).await;
+    }
+    if wanted("paced") {
+        paced_figures(db, s).await;
+    }
+    if wanted("rss") {
+        rss(db, s).await;
+    }
+}
+
+async fn bursts(db: &Db, s: &Scale) {
     let label = db.label();
     let rate = burst(db, s, None).await;
     println!(
         "{label:<9} {:>9.0} deliveries/s, {} executors, {} tasks queued then the worker started",
         rate, s.executors, s.burst
     );
+    if !wanted("dead") {
+        return;
+    }
     for dead in [Health::Hung, Health::Refused] {
         let others = burst(db, s, Some(dead)).await;
         println!(
@@ -320,6 +341,10 @@ pub async fn figures(db: &Db, s: &Scale) {
             100.0 * others / rate
         );
     }
+}
+
+async fn paced_figures(db: &Db, s: &Scale) {
+    let label = db.label();
     let lat = paced(db, s).await;
     println!(
         "{label:<9} paced {}/s for {} s, add answered → delivery received: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms ({} measured)",
@@ -330,6 +355,10 @@ pub async fn figures(db: &Db, s: &Scale) {
         pct(&lat, 1.0),
         lat.len()
     );
+}
+
+async fn rss(db: &Db, s: &Scale) {
+    let label = db.label();
     let (before, after, n) = waiting(db, s).await;
     println!(
         "{label:<9} RSS {} MB with the worker idle, {} MB with {n} messages waiting for {} executors down",

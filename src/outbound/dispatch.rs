@@ -1,19 +1,20 @@
 //! The dispatcher: outbox events → deliveries.
 //!
-//! Every open store's `task_outbox` is read in `seq` order, in batches. The tasks of a batch
-//! are read in one statement, and each event is matched against the executors with a webhook:
-//! enabled, serving the task's project (`Engine::project_of`), able to take it (`can_take`),
-//! reserved for them if the task names an executor, and subscribed to the event. The deliveries are inserted into the root
-//! store with `ON CONFLICT (event_id, executor_id) DO NOTHING`, then the outbox rows are
-//! deleted (one transaction when the task's store is the root store). A crash in between reads
-//! the same rows again and inserts nothing twice: no event is lost or duplicated.
+//! Every open store's `task_outbox` is read in `seq` order, in batches (all stores at once).
+//! The tasks of a batch are read in one statement, and each event is matched against the
+//! executors with a webhook: enabled, serving the task's project (`Engine::project_of`), able
+//! to take it (`can_take`), reserved for them if the task names an executor, and subscribed to
+//! the event. The round's deliveries are inserted into the root store in one transaction with
+//! `ON CONFLICT (event_id, executor_id) DO NOTHING`, then the outbox rows are deleted (in that
+//! same transaction for the root store's own). A crash in between reads the same rows again
+//! and inserts nothing twice: no event is lost or duplicated.
 //!
 //! **auto_claim.** On `task.available` one eligible auto-claim executor (picked by the task
 //! id's hash, so a re-run picks the same one) gets the task claimed under its name and a
 //! `task.assigned` delivery carrying the `lease_id`. If the task is already claimed by one of
 //! them (a crash between the claim and the insert), its lease is reused. An executor whose
-//! delivery of the task died (and whose claim was therefore released) is not picked again. The claim's own
-//! `task.assigned` outbox event is not sent to that claimer again. A `task.available` whose task
+//! delivery of the task died (and whose claim was therefore released) is not picked again. The
+//! claim's own `task.assigned` outbox event is not sent to that claimer again. A `task.available` whose task
 //! is no longer pending when dispatched is not sent: the later events say what happened.
 //!
 //! **Waking.** The engine pokes `Engine::outbox_signal` after its task writes; a short poll
@@ -23,6 +24,7 @@
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
+use futures::future::join_all;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -31,23 +33,32 @@ use crate::engine::Engine;
 use crate::error::{HopperError, Result};
 use crate::store::{DeliveryTarget, NewDelivery, OutboxEntry, Store};
 
-/// Outbox rows read per statement.
+/// Outbox rows read per statement at most.
 const BATCH: i64 = 256;
+/// Outbox rows a round aims to read over all stores.
+const ROUND: i64 = 2_048;
 
 /// Runs until `shutdown`: a pass whenever the engine says it wrote, or every `poll`.
 pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
     let signal = engine.outbox_signal();
+    let mut look = Look::All;
     loop {
-        match dispatch_all(&engine).await {
+        match dispatch(&engine, look).await {
             // More may be waiting behind a full batch: go again at once.
-            Ok(n) if n > 0 => continue,
+            Ok(n) if n > 0 => {
+                look = Look::Written;
+                continue;
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbound dispatch failed; retrying"),
         }
+        // A failed pass may have cleared flags of stores it did not finish: the poll's full
+        // look covers them.
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = signal.notified() => {}
+            _ = signal.notified() => look = Look::Written,
             _ = tokio::time::sleep(poll) => {
+                look = Look::All;
                 // Idle: another process may have registered an executor, which this
                 // process's own in-memory runs cannot see in the shared database. One read of
                 // a small table per poll, and none once the flag is set.
@@ -62,62 +73,88 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
 /// One pass over every open store; returns how many outbox events it handled. Public so tests
 /// and benchmarks can drive it without a server.
 pub async fn dispatch_all(engine: &Engine) -> Result<usize> {
+    dispatch(engine, Look::All).await
+}
+
+/// Which stores a pass reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Every open store (the idle poll: another process may have written).
+    All,
+    /// The root and the stores written since the last look (`Store::take_written`).
+    Written,
+}
+
+///
+/// A round reads every store's outbox (concurrently), writes all the deliveries in one root
+/// transaction (which also deletes the root's own outbox rows), wakes the worker, and only then
+/// deletes the other stores' rows, concurrently. A write per store with events, one after the
+/// other, each waiting for its own fsync, was what made the first delivery wait: with tasks
+/// spread over 100 projects at 1,000/s that was up to 100 fsyncs in a row per round.
+async fn dispatch(engine: &Engine, look: Look) -> Result<usize> {
     let root = engine.registry_store().clone();
     let mut stores = vec![root.clone()];
     for s in engine.stores().all().await {
-        if s.key() != root.key() {
+        if s.key() != root.key() && (s.take_written() || look == Look::All) {
             stores.push(s);
         }
     }
     let mut targets: Option<Vec<DeliveryTarget>> = None;
     let mut handled = 0;
-    for store in stores {
-        loop {
-            let batch = store.outbox_batch(BATCH).await?;
+    // A round takes about `ROUND` events over all stores, so a deep backlog goes out in
+    // slices the worker can send while the next one is planned (one round of 100 × 256 held
+    // every first delivery back until 25,600 rows were written).
+    let per_store = (ROUND / stores.len() as i64).clamp(16, BATCH);
+    loop {
+        let reads = join_all(stores.iter().map(|s| s.outbox_batch(per_store))).await;
+        let mut rows = Vec::new();
+        let mut root_seqs = Vec::new();
+        let mut others: Vec<(&Store, Vec<i64>)> = Vec::new();
+        let mut more = Vec::new();
+        for (store, batch) in stores.iter().zip(reads) {
+            let batch = batch?;
             if batch.is_empty() {
-                break;
+                continue;
             }
             let targets = match &targets {
                 Some(t) => t,
                 None => targets.insert(root.delivery_targets().await?),
             };
-            let n = batch.len();
-            dispatch_batch(engine, &root, &store, batch, targets).await?;
-            handled += n;
-            if n < BATCH as usize {
-                break;
+            if batch.len() == per_store as usize {
+                more.push(store.clone());
+            }
+            handled += batch.len();
+            rows.extend(plan(engine, store, &batch, targets).await?);
+            let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+            if store.key() == root.key() {
+                root_seqs = seqs;
+            } else {
+                others.push((store, seqs));
             }
         }
+        if root_seqs.is_empty() && others.is_empty() {
+            break;
+        }
+        let inserted = root.insert_deliveries(&rows, &root_seqs).await?;
+        if inserted > 0 {
+            engine.deliveries_due();
+            metrics::counter!("hopper_deliveries_created_total").increment(inserted);
+        }
+        // A crash before these deletes reads the rows again and inserts nothing twice.
+        for deleted in join_all(others.iter().map(|(s, seqs)| s.outbox_delete(seqs))).await {
+            deleted?;
+        }
+        // More may be waiting behind a full slice: go again at once, for those stores.
+        if more.is_empty() {
+            break;
+        }
+        stores = more;
     }
     Ok(handled)
 }
 
-/// Fans one batch of `store`'s outbox out and deletes it.
-pub async fn dispatch_batch(
-    engine: &Engine,
-    root: &Store,
-    store: &Store,
-    batch: Vec<OutboxEntry>,
-    targets: &[DeliveryTarget],
-) -> Result<u64> {
-    let rows = plan(engine, store, &batch, targets).await?;
-    let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
-    let inserted = if store.key() == root.key() {
-        root.insert_deliveries(&rows, &seqs).await?
-    } else {
-        let n = root.insert_deliveries(&rows, &[]).await?;
-        store.outbox_delete(&seqs).await?;
-        n
-    };
-    if inserted > 0 {
-        engine.deliveries_due();
-        metrics::counter!("hopper_deliveries_created_total").increment(inserted);
-    }
-    Ok(inserted)
-}
-
 /// The deliveries a batch of `store`'s outbox makes (claiming for auto-claim executors on
-/// the way), without writing them: the first half of `dispatch_batch`, public so a test can
+/// the way), without writing them: the first half of a `dispatch_all` round, public so a test can
 /// stop between it and the outbox delete, as a crash would.
 pub async fn plan(
     engine: &Engine,

@@ -15,7 +15,7 @@
 use sqlx::Connection;
 
 use super::outbox::placeholders;
-use super::{Store, StoreResult, on_reader, on_writer, on_writer_unsynced};
+use super::{Store, StoreResult, binds, on_reader, on_writer, on_writer_unsynced};
 use crate::domain::{
     Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, Millis, millis_to_rfc3339,
 };
@@ -172,6 +172,7 @@ impl Store {
             let mut tx = c.begin().await?;
             for chunk in rows.chunks(CHUNK) {
                 let q = insert_attempts_sql(chunk.len());
+                let q = binds::for_conn(&*tx, &q);
                 let mut q = sqlx::query(&q);
                 for r in chunk {
                     q = q
@@ -185,7 +186,8 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
                 let q = update_deliveries_sql(chunk.len());
-                let mut q = sqlx::query(&q).bind(worker);
+                let q = binds::for_conn(&*tx, &q);
+                let mut q = sqlx::query(&q);
                 for r in chunk {
                     let delivered = (r.new_status == DeliveryStatus::Delivered).then_some(r.at);
                     q = q
@@ -198,7 +200,7 @@ impl Store {
                         .bind(delivered)
                         .bind(r.at);
                 }
-                q.execute(&mut *tx).await?;
+                q.bind(worker).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -446,7 +448,7 @@ fn update_deliveries_sql(n: usize) -> String {
          locked_until = NULL FROM (VALUES ",
     );
     for i in 0..n {
-        let b = 2 + i * 8;
+        let b = 1 + i * 8;
         if i > 0 {
             s.push_str(", ");
         }
@@ -464,6 +466,10 @@ fn update_deliveries_sql(n: usize) -> String {
             b + 7
         ));
     }
-    s.push_str(") AS v WHERE deliveries.id = v.column1 AND deliveries.locked_by = $1");
+    // The worker's id comes last: placeholders appear in bind order (see `binds`).
+    s.push_str(&format!(
+        ") AS v WHERE deliveries.id = v.column1 AND deliveries.locked_by = ${}",
+        n * 8 + 1
+    ));
     s
 }

@@ -11,7 +11,8 @@
 //! `events`, `executors`, `tokens`, which implement [`Store`]'s methods.
 //!
 //! Statements are written once with `$n` placeholders, which both drivers (and the SQLite
-//! group commit's rusqlite, see `sqlite/lite.rs`) accept; times are epoch milliseconds, JSON is
+//! group commit's rusqlite, see `sqlite/lite.rs`) accept (statements with many binds become
+//! anonymous `?` on SQLite, see `binds`); times are epoch milliseconds, JSON is
 //! text. Reads and rare writes run the same sqlx code on either backend (`on_reader!`,
 //! `on_writer!`); the frequent writes take each backend's own path.
 //!
@@ -19,6 +20,7 @@
 //! the writer are the group commit (`SqliteBackend::commit`) and `SqliteBackend::write`, and
 //! both return after the fsync that covers the write.
 
+mod binds;
 mod delegations;
 mod deliveries;
 mod error;

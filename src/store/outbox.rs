@@ -8,7 +8,7 @@
 use sqlx::Connection;
 
 use super::rows::json;
-use super::{Store, StoreResult, on_reader, on_writer};
+use super::{Store, StoreResult, binds, on_reader, on_writer};
 use crate::domain::Millis;
 
 /// One event recorded by the outbox triggers.
@@ -88,7 +88,9 @@ impl DeliveryTarget {
 
 const DELIVERY_INSERT_COLUMNS: &str = "id, executor_id, event_id, event, task_id, instance_id, \
      payload, lease_id, status, attempts, next_attempt_at, created_at, updated_at";
-const DELIVERY_INSERT_WIDTH: usize = 9;
+/// Binds per row: `at` goes into `next_attempt_at`, `created_at` and `updated_at`, bound once
+/// for each (each placeholder appears once: see `binds`).
+const DELIVERY_INSERT_WIDTH: usize = 11;
 /// Rows per multi-row statement: well under both drivers' bind limits.
 const CHUNK: usize = 200;
 
@@ -127,6 +129,16 @@ impl Store {
         let row: Option<i32> =
             on_reader!(self, p => sqlx::query_scalar(Q).fetch_optional(p).await?);
         Ok(row.is_some())
+    }
+
+    /// Whether this store may have outbox rows the dispatcher has not seen: on SQLite,
+    /// whether it was written since the last call (`SqliteBackend::take_written`); always on
+    /// PostgreSQL, which other processes write too.
+    pub fn take_written(&self) -> bool {
+        match &self.backend {
+            super::Backend::Sqlite(b) => b.take_written(),
+            super::Backend::Postgres(_) => true,
+        }
     }
 
     /// Whether anything waits in the outbox (an idle project store must not close before).
@@ -168,6 +180,7 @@ impl Store {
             let mut inserted = 0;
             for chunk in rows.chunks(CHUNK) {
                 let q = insert_deliveries_sql(chunk.len());
+                let q = binds::for_conn(&*tx, &q);
                 let mut q = sqlx::query(&q);
                 for r in chunk {
                     q = q
@@ -179,6 +192,8 @@ impl Store {
                         .bind(&r.instance_id)
                         .bind(&r.payload)
                         .bind(&r.lease_id)
+                        .bind(r.at)
+                        .bind(r.at)
                         .bind(r.at);
                 }
                 inserted += q.execute(&mut *tx).await?.rows_affected();
@@ -238,6 +253,7 @@ macro_rules! delete_outbox {
                 "DELETE FROM task_outbox WHERE seq IN ({})",
                 placeholders(1, chunk.len())
             );
+            let q = $crate::store::binds::for_conn(&*$exec, &q);
             let mut q = sqlx::query(&q);
             for s in chunk {
                 q = q.bind(*s);
@@ -276,8 +292,8 @@ fn insert_deliveries_sql(n: usize) -> String {
             b + 7,
             b + 8,
             b + 9,
-            b + 9,
-            b + 9
+            b + 10,
+            b + 11
         ));
     }
     s.push_str(" ON CONFLICT (event_id, executor_id) DO NOTHING");

@@ -212,6 +212,7 @@ mod tests {
         let own = Writer::Own {
             conn: own,
             finish_frames: 64,
+            gate: Default::default(),
         };
         let committer = Committer::start(own, Some(sync), "t.db").unwrap();
         let alive = std::sync::Arc::new(());

@@ -125,17 +125,25 @@ pub(super) struct Committer {
     tx: mpsc::Sender<Box<dyn Job>>,
 }
 
+/// Turns between the two writer connections of one database file: the committer's and the
+/// sqlx writer pool's. Without it they met in SQLite's busy handler, which sleeps 1, 2, 5,
+/// 10, ... 100 ms between tries: the delivery worker's claims and results, written beside a
+/// stream of task commits, waited there (paced `benches/outbound`: p99 from a task's write
+/// to its delivery 481 ms). Another process on the same file still meets the busy handler.
+pub(super) type WriteGate = Arc<tokio::sync::Mutex<()>>;
+
 /// The connection a committer writes on.
 pub(super) enum Writer {
     /// A database file: a connection of the committer's own, held for its whole life, so its
-    /// prepared statements stay prepared. The store's sqlx writer pool remains for rare writes
-    /// (`SqliteBackend::write`), which wait for the committer's batches in SQLite's busy
-    /// handler and then for a `barrier`.
+    /// prepared statements stay prepared. The store's sqlx writer pool remains for writes
+    /// outside the group commit (`SqliteBackend::write`), which take turns with the
+    /// committer's batches through `gate` and then wait for a `barrier`.
     /// Once a commit leaves more than `finish_frames` in the WAL, the committer checkpoints
     /// before its next batch (see `checkpoint`).
     Own {
         conn: SqliteConnection,
         finish_frames: i64,
+        gate: WriteGate,
     },
     /// An in-memory database: its one connection, borrowed from the pool for each batch (a
     /// second connection to a shared-cache database would meet table locks instead).
@@ -169,7 +177,8 @@ impl Committer {
                         Writer::Own {
                             conn,
                             finish_frames,
-                        } => run_own(conn, rx, wal_sync.as_ref(), finish_frames, &db).await,
+                            gate,
+                        } => run_own(conn, rx, wal_sync.as_ref(), finish_frames, &gate, &db).await,
                         Writer::Shared(pool) => run_shared(pool, rx, wal_sync.as_ref(), &db).await,
                     }
                 })
@@ -219,6 +228,7 @@ async fn run_own(
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     wal_sync: Option<&WalSync>,
     finish_frames: i64,
+    gate: &WriteGate,
     db: &str,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
@@ -233,6 +243,7 @@ async fn run_own(
     let wal = WalFrames::watch(&lite);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("hopper_store_commit_batch_size").record(batch.len() as f64);
+        let turn = gate.lock().await;
         batch_span(db, batch.len()).in_scope(|| {
             let committed = commit_batch(&lite, &mut batch);
             answer(committed, wal_sync);
@@ -240,6 +251,7 @@ async fn run_own(
         if wal.get() > finish_frames && checkpoint(&lite) {
             wal.reset();
         }
+        drop(turn);
     }
     drop(wal);
     drop(lite);

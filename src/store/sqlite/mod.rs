@@ -59,6 +59,7 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -70,7 +71,7 @@ pub(in crate::store) use commit::PendingEvent;
 pub(in crate::store) use lite::query;
 
 use super::error::{StoreError, StoreResult};
-use commit::{Committer, Writer};
+use commit::{Committer, WriteGate, Writer};
 
 /// What [`SqliteBackend::write`]'s closure returns: the work, borrowing the writer connection.
 pub(in crate::store) type Work<'c, T> = BoxFuture<'c, StoreResult<T>>;
@@ -90,6 +91,11 @@ pub(in crate::store) struct SqliteBackend {
     /// Read-only connections beside the writer (the writer itself for an in-memory database).
     reader: SqlitePool,
     committer: Committer,
+    /// Taken around each use of `writer` and each committer batch (a file's; see
+    /// `commit::WriteGate`).
+    gate: WriteGate,
+    /// Set after every write (see `take_written`); starts set.
+    written: Arc<AtomicBool>,
     /// Background work of this database (the checkpointer) holds only a `Weak` of this, so it
     /// ends once every handle is gone: forgetting an idle store releases its threads.
     _alive: Arc<()>,
@@ -121,9 +127,11 @@ impl SqliteBackend {
             true => Some(durable::WalSync::start(path)?),
             false => None,
         };
+        let gate = WriteGate::default();
         let own = Writer::Own {
             conn: own,
             finish_frames: checkpoint::FINISH_FRAMES,
+            gate: gate.clone(),
         };
         let committer = Committer::start(own, sync, &path.to_string_lossy())?;
         let alive = Arc::new(());
@@ -132,6 +140,8 @@ impl SqliteBackend {
             writer,
             reader,
             committer,
+            gate,
+            written: Arc::new(AtomicBool::new(true)),
             _alive: alive,
         })
     }
@@ -158,6 +168,9 @@ impl SqliteBackend {
             writer: pool.clone(),
             reader: pool,
             committer,
+            // One connection for both already takes turns.
+            gate: WriteGate::default(),
+            written: Arc::new(AtomicBool::new(true)),
             _alive: Arc::new(()),
         })
     }
@@ -175,7 +188,19 @@ impl SqliteBackend {
         T: Send + 'static,
         F: FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.committer.run(commit::work(work)).await
+        let done = self.committer.run(commit::work(work)).await;
+        self.written.store(true, Ordering::Release);
+        done
+    }
+
+    /// Whether anything was written through this backend since the last call (or since it
+    /// opened). The outbound dispatcher reads the outbox only of stores written since its last
+    /// look: with a database file per project, reading a hundred idle outboxes per round cost
+    /// more than the round's work. The flag is set after the write is committed, before the
+    /// writer is answered, so a look that clears it either sees the write or is followed by
+    /// another.
+    pub fn take_written(&self) -> bool {
+        self.written.swap(false, Ordering::AcqRel)
     }
 
     /// A write outside the group commit, for rare statements written once for both backends
@@ -196,6 +221,7 @@ impl SqliteBackend {
         &self,
         work: impl for<'c> FnOnce(&'c mut SqliteConnection, Scope<'c, 'a>) -> Work<'c, T>,
     ) -> StoreResult<T> {
+        let turn = self.gate.lock().await;
         let mut conn = self.writer.acquire().await?;
         let before = total_changes(&mut conn).await?;
         let result = work(&mut conn, PhantomData).await;
@@ -204,8 +230,10 @@ impl SqliteBackend {
         let changed = !matches!(total_changes(&mut conn).await, Ok(n) if n == before);
         // Released first: an in-memory database's committer writes on this very connection.
         drop(conn);
+        drop(turn);
         if changed {
             self.committer.barrier().await?;
+            self.written.store(true, Ordering::Release);
         }
         result
     }
@@ -221,8 +249,12 @@ impl SqliteBackend {
         &self,
         work: impl for<'c> FnOnce(&'c mut SqliteConnection, Scope<'c, 'a>) -> Work<'c, T>,
     ) -> StoreResult<T> {
+        let turn = self.gate.lock().await;
         let mut conn = self.writer.acquire().await?;
-        work(&mut conn, PhantomData).await
+        let result = work(&mut conn, PhantomData).await;
+        drop(turn);
+        self.written.store(true, Ordering::Release);
+        result
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {

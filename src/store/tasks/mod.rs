@@ -175,6 +175,7 @@ impl Store {
                 super::outbox::placeholders(1, chunk.len())
             );
             let rows: Vec<TaskRow> = on_reader!(self, p => {
+                let q = crate::store::binds::for_conn(p, &q);
                 let mut q = sqlx::query_as(&q);
                 for id in chunk {
                     q = q.bind(*id);
