@@ -206,7 +206,8 @@ async fn burst(db: &Db, s: &Scale, dead: Option<Health>) -> f64 {
 
 /// Tasks added at `rate`/s with the worker running: from each add's answer (what a webhook's
 /// 2xx waits for) to the executor receiving the delivery.
-async fn paced(db: &Db, s: &Scale) -> Vec<Duration> {
+/// Also the adds' own latencies, sorted: a figure above theirs says the adds could not keep up.
+async fn paced(db: &Db, s: &Scale) -> (Vec<Duration>, Vec<Duration>) {
     let label = db.label();
     let dir = tempfile::tempdir().unwrap();
     let exs = executors(&vec![Health::Up; s.executors], true).await;
@@ -223,13 +224,16 @@ async fn paced(db: &Db, s: &Scale) -> Vec<Duration> {
         tokio::time::sleep_until(start + gap * n as u32).await;
         let (engine, executors) = (engine.clone(), s.executors);
         handles.push(tokio::spawn(async move {
+            let asked = Instant::now();
             add(&engine, n, executors).await;
-            (format!("bench task {n}"), Instant::now())
+            (format!("bench task {n}"), asked, Instant::now())
         }));
     }
     let mut answered = HashMap::with_capacity(total);
+    let mut adds = Vec::with_capacity(total);
     for h in handles {
-        let (title, at) = h.await.unwrap();
+        let (title, asked, at) = h.await.unwrap();
+        adds.push(at - asked);
         answered.insert(title, at);
     }
     until_delivered(&exs, total as u64, Instant::now(), label).await;
@@ -243,7 +247,8 @@ async fn paced(db: &Db, s: &Scale) -> Vec<Duration> {
         .filter_map(|(title, got)| Some(got.saturating_duration_since(*answered.get(&title)?)))
         .collect();
     lat.sort();
-    lat
+    adds.sort();
+    (lat, adds)
 }
 
 /// `s.waiting` messages to `s.down` executors answering 500, each attempted once and then
@@ -345,15 +350,17 @@ async fn bursts(db: &Db, s: &Scale) {
 
 async fn paced_figures(db: &Db, s: &Scale) {
     let label = db.label();
-    let lat = paced(db, s).await;
+    let (lat, adds) = paced(db, s).await;
     println!(
-        "{label:<9} paced {}/s for {} s, add answered → delivery received: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms ({} measured)",
+        "{label:<9} paced {}/s for {} s, add answered → delivery received: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms ({} measured); the adds themselves: p50 {:.2} ms  p99 {:.2} ms",
         s.paced_rate,
         s.paced_seconds,
         pct(&lat, 0.5),
         pct(&lat, 0.99),
         pct(&lat, 1.0),
-        lat.len()
+        lat.len(),
+        pct(&adds, 0.5),
+        pct(&adds, 0.99),
     );
 }
 

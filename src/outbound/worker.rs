@@ -3,9 +3,10 @@
 //! **Claims** (`Store::claim_deliveries`) mark a batch with this worker's id and a lock
 //! deadline: processes sharing a PostgreSQL never send the same attempt twice, and a process
 //! killed mid-delivery leaves its rows to be claimed again after `locked_until`. A claim never
-//! asks for more than the free global slots (`outbound.max_in_flight`) nor more than
-//! `per_executor_concurrency` rows of one executor, and skips executors already at that
-//! limit: a slow or dead endpoint holds its own slots, never the others'.
+//! asks for more than the free global slots (`outbound.max_in_flight`) nor more of an executor
+//! than its free room under `per_executor_concurrency`, and never looks at the rows of an
+//! executor without room: a slow or dead endpoint holds its own slots, never the others', and
+//! its backlog costs the claims nothing. When one of its attempts ends, the worker looks again.
 //!
 //! **Sending** (`attempt.rs`) checks the URL again (DNS resolved then), signs, and posts; an
 //! auto-claim delivery first refreshes its claim under its lease.
@@ -50,12 +51,23 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    fn saturated(&self) -> Vec<String> {
-        let limit = self.config.per_executor_concurrency.max(1);
+    /// What each enabled target may still take: its concurrency limit (at most its rate
+    /// limit's one second's worth) less what is in flight to it; executors without room are
+    /// left out.
+    fn rooms(&self, targets: &HashMap<String, DeliveryTarget>) -> Vec<(String, i64)> {
+        let limit = match self.config.per_executor_rate_per_second {
+            0 => self.config.per_executor_concurrency,
+            r => self.config.per_executor_concurrency.min(r as usize),
+        }
+        .max(1);
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        busy.iter()
-            .filter(|(_, n)| **n >= limit)
-            .map(|(id, _)| id.clone())
+        targets
+            .values()
+            .filter(|t| t.enabled)
+            .filter_map(|t| {
+                let room = limit.saturating_sub(busy.get(&t.id).copied().unwrap_or(0));
+                (room > 0).then(|| (t.id.clone(), room as i64))
+            })
             .collect()
     }
 
@@ -64,14 +76,20 @@ impl Shared {
         *busy.entry(executor.to_owned()).or_default() += 1;
     }
 
-    fn leave(&self, executor: &str) {
+    /// An attempt ended; `true` when its executor was at its limit (rows of it may be
+    /// waiting that the last claim had to leave).
+    fn leave(&self, executor: &str) -> bool {
+        let limit = self.config.per_executor_concurrency.max(1);
         let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = busy.get_mut(executor) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                busy.remove(executor);
-            }
+        let Some(n) = busy.get_mut(executor) else {
+            return false;
+        };
+        let was_full = *n >= limit;
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            busy.remove(executor);
         }
+        was_full
     }
 
     /// The executor's rate limiter, if `per_executor_rate_per_second` sets one.
@@ -129,12 +147,15 @@ pub async fn run(
             }
             continue;
         }
+        let targets: HashMap<String, DeliveryTarget> = match shared.root.delivery_targets().await {
+            Ok(t) => t.into_iter().map(|t| (t.id.clone(), t)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading executors failed; retrying");
+                sleep_or_stop(&shutdown, poll).await;
+                continue;
+            }
+        };
         let now = now_millis();
-        let per_exec = match shared.config.per_executor_rate_per_second {
-            0 => shared.config.per_executor_concurrency,
-            r => shared.config.per_executor_concurrency.min(r as usize),
-        }
-        .max(1);
         let claimed = shared
             .root
             .claim_deliveries(
@@ -142,8 +163,7 @@ pub async fn run(
                 now,
                 now + lock_ms,
                 free as i64,
-                per_exec as i64,
-                &shared.saturated(),
+                &shared.rooms(&targets),
             )
             .await;
         let claimed = match claimed {
@@ -156,7 +176,8 @@ pub async fn run(
         };
         if claimed.is_empty() {
             // The dispatcher pokes right after it inserts deliveries (so do retry and
-            // recover); the poll covers other processes and retries coming due.
+            // recover, and a finished attempt of an executor that was at its limit); the poll
+            // covers other processes and retries coming due.
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
@@ -164,16 +185,6 @@ pub async fn run(
             }
             continue;
         }
-        let targets: HashMap<String, DeliveryTarget> = match shared.root.delivery_targets().await {
-            Ok(t) => t.into_iter().map(|t| (t.id.clone(), t)).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading executors failed; retrying");
-                let ids: Vec<String> = claimed.iter().map(|d| d.id.clone()).collect();
-                let _ = shared.root.unlock_deliveries(&worker_id, &ids).await;
-                sleep_or_stop(&shutdown, poll).await;
-                continue;
-            }
-        };
         for d in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
@@ -191,7 +202,9 @@ pub async fn run(
                 }
                 let executor = d.executor_id.clone();
                 let done = attempt::send(&shared, d, target).await;
-                shared.leave(&executor);
+                if shared.leave(&executor) {
+                    shared.engine.deliveries_due();
+                }
                 drop(permit);
                 let _ = tx.send(done).await;
             });
@@ -258,6 +271,19 @@ async fn write_batch(shared: &Shared, worker_id: &str, batch: Vec<Done>) -> crat
             gone.push(d.executor_id);
         }
     }
+    // An endpoint that answered 410 is disabled before its rows are unlocked: they are due
+    // again at once, and a claim in between would send them straight back to it.
+    gone.sort();
+    gone.dedup();
+    for id in gone {
+        if shared
+            .root
+            .disable_executor(&id, "endpoint answered 410 Gone", now)
+            .await?
+        {
+            tracing::warn!(executor = %id, "executor disabled: its endpoint answered 410 Gone");
+        }
+    }
     shared.root.record_attempts(worker_id, &records).await?;
     succeeded.sort();
     succeeded.dedup();
@@ -272,17 +298,6 @@ async fn write_batch(shared: &Shared, worker_id: &str, batch: Vec<Done>) -> crat
         .await?
     {
         tracing::warn!(executor = %id, "executor disabled: its deliveries kept failing");
-    }
-    gone.sort();
-    gone.dedup();
-    for id in gone {
-        if shared
-            .root
-            .disable_executor(&id, "endpoint answered 410 Gone", now)
-            .await?
-        {
-            tracing::warn!(executor = %id, "executor disabled: its endpoint answered 410 Gone");
-        }
     }
     // A dead auto-claim delivery gives its claim back, so the task can go to someone else.
     for (task, actor) in releases {

@@ -101,24 +101,6 @@ macro_rules! on_writer {
 }
 pub(crate) use on_writer;
 
-/// [`on_writer!`] without SQLite's durability barrier (`SqliteBackend::write_unsynced`): for
-/// the delivery worker's claims only, whose loss in a power cut is harmless.
-macro_rules! on_writer_unsynced {
-    ($store:expr, $conn:ident => $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite(b) => {
-                b.write_unsynced(|$conn, _| ::std::boxed::Box::pin(async move { $body }))
-                    .await
-            }
-            $crate::store::Backend::Postgres(b) => {
-                let mut conn = b.pool().acquire().await?;
-                let $conn: &mut ::sqlx::PgConnection = &mut conn;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use on_writer_unsynced;
 
 /// A database with Hopper's schema.
 #[derive(Clone, Debug)]
