@@ -24,11 +24,6 @@ impl Dialect for SqliteConnection {
 impl Dialect for SqlitePool {
     const ANONYMOUS: bool = true;
 }
-/// SQLite, for a statement built before the connection is at hand.
-pub(in crate::store) struct SqliteTag;
-impl Dialect for SqliteTag {
-    const ANONYMOUS: bool = true;
-}
 impl Dialect for PgConnection {
     const ANONYMOUS: bool = false;
 }

@@ -15,7 +15,6 @@
 use sqlx::Connection;
 
 use super::outbox::placeholders;
-use super::binds::SqliteTag;
 use super::{Store, StoreResult, binds, on_reader, on_writer};
 use crate::domain::{
     Delivery, DeliveryAttempt, DeliveryFilter, DeliveryStatus, Millis, millis_to_rfc3339,
@@ -134,15 +133,25 @@ impl Store {
         match &self.backend {
             // Not durable, on purpose: see `SqliteBackend::write_unsynced`.
             super::Backend::Sqlite(b) => {
-                let q = claim_sql(executors.len());
-                let q = binds::for_conn(&SqliteTag, &q);
+                let list = serde_json::Value::from(
+                    executors
+                        .iter()
+                        .map(|(id, room)| serde_json::json!([id, room]))
+                        .collect::<Vec<_>>(),
+                )
+                .to_string();
+                let most = executors.iter().map(|(_, r)| *r).max().unwrap_or(0);
                 b.write_unsynced(|c, _| {
                     Box::pin(async move {
-                        let mut q = sqlx::query_as(&q).bind(worker).bind(lock_until);
-                        for (id, room) in executors {
-                            q = q.bind(id).bind(now).bind(now).bind(*room);
-                        }
-                        Ok(q.bind(limit).fetch_all(&mut *c).await?)
+                        Ok(sqlx::query_as(SQLITE_CLAIM.as_str())
+                            .bind(worker)
+                            .bind(lock_until)
+                            .bind(&list)
+                            .bind(now)
+                            .bind(most)
+                            .bind(limit)
+                            .fetch_all(&mut *c)
+                            .await?)
                     })
                 })
                 .await
@@ -477,31 +486,24 @@ fn update_deliveries_sql(n: usize) -> String {
     s
 }
 
-/// The claim on SQLite: per executor its `room` oldest due rows, then the oldest `limit` of
-/// those. Placeholders in bind order (see `binds`).
-fn claim_sql(executors: usize) -> String {
-    let mut branches = Vec::with_capacity(executors);
-    for i in 0..executors {
-        let b = 3 + i * 4;
-        branches.push(format!(
-            "SELECT * FROM (SELECT id, executor_id, next_attempt_at FROM deliveries \
-             WHERE executor_id = ${} AND status = 'pending' AND next_attempt_at <= ${} \
-             AND (locked_until IS NULL OR locked_until < ${}) \
-             ORDER BY next_attempt_at LIMIT ${}) AS e{i}",
-            b,
-            b + 1,
-            b + 2,
-            b + 3
-        ));
-    }
+/// The claim on SQLite: per executor of the JSON list `[[id, room], ...]` its oldest due rows
+/// (at most the largest room, then ranked down to its own), then the oldest `limit` of those.
+/// One statement whatever the number of executors, so it is prepared once (a UNION ALL
+/// branch per executor was a new statement for every count: SQLite burst 4,200-4,800/s).
+static SQLITE_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE deliveries SET locked_by = $1, locked_until = $2 WHERE id IN (\
-         SELECT id FROM ({}) AS due WHERE executor_id IN ({ENABLED}) \
-         ORDER BY next_attempt_at LIMIT ${}) RETURNING {CLAIMED_COLUMNS}",
-        branches.join(" UNION ALL "),
-        3 + executors * 4
+         SELECT id FROM (SELECT d.id, d.next_attempt_at, e.value ->> 1 AS room, \
+         ROW_NUMBER() OVER (PARTITION BY d.executor_id ORDER BY d.next_attempt_at, d.id) AS rn \
+         FROM json_each($3) AS e, deliveries AS d WHERE d.id IN (\
+         SELECT x.id FROM deliveries AS x WHERE x.executor_id = e.value ->> 0 \
+         AND x.status = 'pending' AND x.next_attempt_at <= $4 \
+         AND (x.locked_until IS NULL OR x.locked_until < $4) \
+         ORDER BY x.next_attempt_at LIMIT $5) \
+         AND d.executor_id IN ({ENABLED})) AS due \
+         WHERE rn <= room ORDER BY next_attempt_at LIMIT $6) RETURNING {CLAIMED_COLUMNS}"
     )
-}
+});
 
 /// The claim on PostgreSQL: the same, executor by executor through `LATERAL`, each row
 /// locked with `SKIP LOCKED` so processes sharing the database never claim the same one.
