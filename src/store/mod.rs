@@ -101,7 +101,6 @@ macro_rules! on_writer {
 }
 pub(crate) use on_writer;
 
-
 /// A database with Hopper's schema.
 #[derive(Clone, Debug)]
 pub struct Store {
