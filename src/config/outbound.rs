@@ -34,6 +34,10 @@ pub struct OutboundConfig {
     pub per_executor_rate_per_second: u32,
     /// How much of a response body an attempt keeps for `hopper deliveries show`.
     pub response_excerpt_bytes: usize,
+    /// A claimed delivery stays locked for twice `timeout_seconds` plus this long (room for
+    /// the wait for an executor's slot and for the result's write). It is how long the rows of
+    /// a process killed mid-delivery wait before another process sends them.
+    pub claim_margin_seconds: u64,
 }
 
 impl Default for OutboundConfig {
@@ -53,6 +57,7 @@ impl Default for OutboundConfig {
             per_executor_concurrency: 16,
             per_executor_rate_per_second: 0,
             response_excerpt_bytes: 1_024,
+            claim_margin_seconds: 30,
         }
     }
 }

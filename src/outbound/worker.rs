@@ -132,7 +132,9 @@ pub async fn run(
     let writer = tokio::spawn(write_results(shared.clone(), worker_id.clone(), rx));
     // A claim's lock outlives the attempt's own deadline, with room for the wait for an
     // executor's slot and for the result's write.
-    let lock_ms = (timeout.as_millis() as i64) * 2 + 30_000;
+    let margin_ms = i64::try_from(shared.config.claim_margin_seconds.saturating_mul(1000))
+        .unwrap_or(i64::MAX / 4);
+    let lock_ms = (timeout.as_millis() as i64) * 2 + margin_ms;
     let wake = shared.engine.delivery_signal();
     loop {
         if shutdown.is_cancelled() {

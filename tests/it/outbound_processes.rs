@@ -31,9 +31,10 @@ const TASKS: usize = 300;
 /// How long the executor takes to answer: deliveries are in flight when the kill lands.
 const ANSWER_DELAY: Duration = Duration::from_millis(40);
 
-/// Retries a second apart; `timeout_seconds: 1` also makes a claim's lock short: it is
-/// `2 × timeout + 30 s` (worker.rs), so a dead process's rows are claimed again about 32 s
-/// after it claimed them. Four in flight per executor per process keeps a backlog going.
+/// Retries a second apart; `timeout_seconds: 1` and `claim_margin_seconds: 3` make a claim's
+/// lock short: it is `2 × timeout + margin` (worker.rs), so a dead process's rows are claimed
+/// again about 5 s after it claimed them. Four in flight per executor per process keeps a
+/// backlog going.
 const GLOBAL_YAML: &str = r#"
 scope: global
 instance_id: hopper-global
@@ -46,6 +47,7 @@ outbound:
   retry_schedule_seconds: [0, 1, 1, 1, 1, 1, 1, 1, 1, 1]
   jitter: 0
   timeout_seconds: 1
+  claim_margin_seconds: 3
   per_executor_concurrency: 4
 "#;
 
@@ -380,7 +382,7 @@ async fn sigkill_of_one_of_two_processes_loses_no_delivery() {
     }
 
     // Every task the database holds for `sark` reaches the executor (bounded: A's rows wait
-    // for their lock, ~32 s, then B sends them).
+    // for their lock, ~5 s, then B sends them).
     let sark_tasks = || async {
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM tasks WHERE instance_id = 'hopper-sark'")
