@@ -20,10 +20,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use hopper::config::Secret;
-use hopper_integration_api::verify::StandardWebhook;
 use serde_json::json;
 
+use crate::outbound_support::{header, signed_with};
 use crate::support::{Backend, TestEnv};
 
 const TOKEN: &str = "two-processes-admin-token";
@@ -84,32 +83,15 @@ type DeliveryRow = (
 );
 
 async fn receive(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (id, ts, sigs) = (
-        h("webhook-id"),
-        h("webhook-timestamp"),
-        h("webhook-signature"),
-    );
     let index = {
         let mut s = state.lock().unwrap();
-        let verified = s.secret.as_deref().is_some_and(|k| {
-            StandardWebhook {
-                id: &id,
-                timestamp: &ts,
-                signatures: &sigs,
-            }
-            .verify(&Secret::new(k), &body, Duration::from_secs(300))
-            .is_ok()
-        });
+        let verified = s
+            .secret
+            .as_deref()
+            .is_some_and(|k| signed_with(&headers, &body, k));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         s.receipts.push(Receipt {
-            webhook_id: id,
+            webhook_id: header(&headers, "webhook-id"),
             task_id: v["data"]["task"]["id"].as_str().unwrap_or("").to_owned(),
             event: v["type"].as_str().unwrap_or("").to_owned(),
             verified,

@@ -139,43 +139,43 @@ impl Receiver {
     }
 }
 
+/// A request header as text ("" when missing or not text).
+pub fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether `body` carries a valid Standard Webhooks signature by `secret` in `headers`.
+pub fn signed_with(headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
+    StandardWebhook {
+        id: &header(headers, "webhook-id"),
+        timestamp: &header(headers, "webhook-timestamp"),
+        signatures: &header(headers, "webhook-signature"),
+    }
+    .verify(&Secret::new(secret), body, Duration::from_secs(300))
+    .is_ok()
+}
+
 async fn receive(
     State(state): State<Arc<Mutex<ReceiverState>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    let h = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (id, ts, sigs) = (
-        h("webhook-id"),
-        h("webhook-timestamp"),
-        h("webhook-signature"),
-    );
-    assert_eq!(h("content-type"), "application/json");
+    assert_eq!(header(&headers, "content-type"), "application/json");
     let mut s = state.lock().unwrap();
-    let wh = StandardWebhook {
-        id: &id,
-        timestamp: &ts,
-        signatures: &sigs,
-    };
     let verified_by = s
         .secrets
         .iter()
         .enumerate()
-        .filter(|(_, k)| {
-            wh.verify(&Secret::new(k.as_str()), &body, Duration::from_secs(300))
-                .is_ok()
-        })
+        .filter(|(_, k)| signed_with(&headers, &body, k))
         .map(|(i, _)| i)
         .collect();
     s.received.push(Received {
-        id,
-        signatures: sigs,
+        id: header(&headers, "webhook-id"),
+        signatures: header(&headers, "webhook-signature"),
         body: serde_json::from_slice(&body).unwrap_or_default(),
         verified_by,
     });
