@@ -185,7 +185,8 @@ async fn lane(
 async fn ceiling(s: &Scale, health: &[Health]) -> (f64, f64, u64) {
     let client = UrlPolicy::new(&["127.0.0.0/8".to_string()])
         .unwrap()
-        .client(s.timeout);
+        .client(s.timeout, vec![])
+        .expect("a client without extra roots builds");
     let exs = executors(health, false).await;
     let secrets = Arc::new([generate_secret(), generate_secret()]);
     let lanes = s.in_flight.div_ceil(exs.len()).max(1);

@@ -38,6 +38,9 @@ pub struct OutboundConfig {
     /// the wait for an executor's slot and for the result's write). It is how long the rows of
     /// a process killed mid-delivery wait before another process sends them.
     pub claim_margin_seconds: u64,
+    /// A PEM file of extra certificate authorities trusted for https webhooks (an internal
+    /// CA), beside the bundled Mozilla roots. A file that does not load stops start-up.
+    pub ca_file: Option<String>,
 }
 
 impl Default for OutboundConfig {
@@ -58,6 +61,7 @@ impl Default for OutboundConfig {
             per_executor_rate_per_second: 0,
             response_excerpt_bytes: 1_024,
             claim_margin_seconds: 30,
+            ca_file: None,
         }
     }
 }

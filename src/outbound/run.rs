@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::url_policy::{UrlPolicy, UrlPolicyError};
 use super::{dispatch, worker};
+use crate::config::OutboundConfig;
 use crate::engine::Engine;
 
 /// How often the dispatcher and the worker look without being woken: the engine wakes them
@@ -34,17 +35,52 @@ impl OutboundHandle {
     }
 }
 
+/// Why delivery cannot start: a setting in the root's `outbound:` section.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundStartError {
+    #[error("outbound.allowlist: {0}")]
+    Allowlist(#[from] UrlPolicyError),
+    #[error("outbound.ca_file `{path}`: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("outbound HTTP client: {0}")]
+    Client(String),
+}
+
+/// The delivery client: the policy's resolver and the extra roots of `outbound.ca_file`.
+fn client(
+    config: &OutboundConfig,
+    policy: &UrlPolicy,
+) -> Result<reqwest::Client, OutboundStartError> {
+    let mut roots = Vec::new();
+    if let Some(path) = config.ca_file.as_deref().filter(|p| !p.trim().is_empty()) {
+        let failed = |reason: String| OutboundStartError::CaFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+        roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(e.to_string()))?;
+        if roots.is_empty() {
+            return Err(failed("no PEM certificate in the file".into()));
+        }
+    }
+    let timeout = Duration::from_secs(config.timeout_seconds.max(1));
+    policy
+        .client(timeout, roots)
+        .map_err(|e| OutboundStartError::Client(e.to_string()))
+}
+
 /// Starts the dispatcher, the worker and the metrics refresher for `engine`, per the root's
 /// `outbound:` section; `None` when `outbound.enabled` is false. Usable from a benchmark.
 pub fn spawn(
     engine: Engine,
     shutdown: CancellationToken,
-) -> Result<Option<OutboundHandle>, UrlPolicyError> {
+) -> Result<Option<OutboundHandle>, OutboundStartError> {
     let config = engine.configs().root.outbound.clone();
     if !config.enabled {
         return Ok(None);
     }
     let policy = UrlPolicy::new(&config.allowlist)?;
+    let client = client(&config, &policy)?;
     let poll = poll(&engine);
     let tasks = vec![
         tokio::spawn(dispatch::run(engine.clone(), poll, shutdown.clone())),
@@ -52,6 +88,7 @@ pub fn spawn(
             engine.clone(),
             config,
             policy,
+            client,
             poll,
             shutdown.clone(),
         )),

@@ -253,9 +253,15 @@ impl UrlPolicy {
 
     /// The HTTP client for deliveries: this policy enforced at connect time by its resolver,
     /// no redirects, no proxy, `timeout` for a whole attempt, pooled connections for many
-    /// executors.
-    pub fn client(&self, timeout: Duration) -> reqwest::Client {
-        let builder = reqwest::Client::builder()
+    /// executors, https through rustls with the Mozilla roots plus `extra_roots`.
+    pub fn client(
+        &self,
+        timeout: Duration,
+        extra_roots: Vec<reqwest::Certificate>,
+    ) -> Result<reqwest::Client, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .https_only(false)
             .dns_resolver(Arc::new(PolicyResolver {
                 allow: self.allow.clone(),
             }))
@@ -270,13 +276,10 @@ impl UrlPolicy {
                 "hopper/",
                 env!("CARGO_PKG_VERSION")
             )));
-        // Building fails only on TLS backend or certificate setup, none of which is configured
-        // here from outside the process; a fallback client would lack the policy.
-        #[allow(clippy::expect_used)]
-        let client = builder
-            .build()
-            .expect("a reqwest client without TLS options builds");
-        client
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root);
+        }
+        builder.build()
     }
 }
 

@@ -110,11 +110,11 @@ pub async fn run(
     engine: Engine,
     config: OutboundConfig,
     policy: UrlPolicy,
+    client: reqwest::Client,
     poll: Duration,
     shutdown: CancellationToken,
 ) {
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
-    let client = policy.client(timeout);
     let root = engine.registry_store().clone();
     let worker_id = format!("wrk_{}", uuid::Uuid::now_v7().simple());
     let max_in_flight = config.max_in_flight.max(1);

@@ -21,6 +21,7 @@ mod outbound_e2e;
 mod outbound_policy;
 mod outbound_processes;
 mod outbound_support;
+mod outbound_tls;
 mod outbound_wanted;
 mod readme;
 mod recovery;

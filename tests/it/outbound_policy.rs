@@ -201,13 +201,15 @@ async fn the_client_refuses_a_private_answer_at_connect_time() {
     let (port, _server) = receiver().await;
     let url = format!("http://localhost:{port}/hook");
     // `check` skipped, as if the name had rebound after it: the resolver still refuses.
-    let closed = policy(&[]).client(Duration::from_secs(5));
+    let closed = policy(&[]).client(Duration::from_secs(5), vec![]).unwrap();
     let err = closed.post(&url).body("{}").send().await.unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
     let chain = format!("{:?}", anyhow::Error::from(err));
     assert!(chain.contains("loopback"), "{chain}");
 
-    let open = policy(&["127.0.0.0/8", "::1/128"]).client(Duration::from_secs(5));
+    let open = policy(&["127.0.0.0/8", "::1/128"])
+        .client(Duration::from_secs(5), vec![])
+        .unwrap();
     let answer = open.post(&url).body("{}").send().await.unwrap();
     assert_eq!(answer.status(), StatusCode::NO_CONTENT);
 }
@@ -215,7 +217,9 @@ async fn the_client_refuses_a_private_answer_at_connect_time() {
 #[tokio::test]
 async fn the_client_does_not_follow_redirects_and_times_out() {
     let (port, _server) = receiver().await;
-    let client = policy(&["127.0.0.0/8", "::1/128"]).client(Duration::from_millis(300));
+    let client = policy(&["127.0.0.0/8", "::1/128"])
+        .client(Duration::from_millis(300), vec![])
+        .unwrap();
     let answer = client
         .post(format!("http://127.0.0.1:{port}/moved"))
         .body("{}")

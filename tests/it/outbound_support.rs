@@ -115,6 +115,45 @@ pub struct Receiver {
 impl Receiver {
     /// Answers `script`'s statuses in turn, then 204; verifies with `secrets`.
     pub async fn start(secrets: &[&str], script: &[u16]) -> Self {
+        let (state, app) = Self::app(secrets, script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, state }
+    }
+
+    /// The same over https at `https://localhost:PORT/hook`, presenting `tls`'s certificate.
+    pub async fn start_tls(
+        secrets: &[&str],
+        script: &[u16],
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> Self {
+        let (state, app) = Self::app(secrets, script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://localhost:{}/hook",
+            listener.local_addr().unwrap().port()
+        );
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: nothing to serve.
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { url, state }
+    }
+
+    fn app(secrets: &[&str], script: &[u16]) -> (Arc<Mutex<ReceiverState>>, Router) {
         let state = Arc::new(Mutex::new(ReceiverState {
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
             script: script.to_vec(),
@@ -123,10 +162,7 @@ impl Receiver {
         let app = Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, state }
+        (state, app)
     }
 
     /// The secrets to verify with from now on (an executor learns its secret at registration).
