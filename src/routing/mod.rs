@@ -1,8 +1,11 @@
 //! Routing: where a task goes next. Each instance's `intelligence.provider` picks a router; the
 //! LLM and learned-memory routers of later issues implement the same trait.
 
+pub mod llm;
 mod priority;
+pub mod remote;
 mod rules;
+pub mod sage;
 
 use async_trait::async_trait;
 
