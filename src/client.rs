@@ -238,6 +238,19 @@ impl HopperService for HopperClient {
         )
         .await
     }
+    async fn explain_routing(&self, task: &TaskId) -> Result<crate::engine::RoutingReport> {
+        self.call(Method::GET, &format!("/v1/tasks/{task}/routing"), None)
+            .await
+    }
+    async fn reroute(&self, task: &TaskId, req: &crate::engine::RerouteRequest) -> Result<Task> {
+        let body = serde_json::to_value(req).map_err(|e| HopperError::Invalid(e.to_string()))?;
+        self.call(Method::POST, &format!("/v1/tasks/{task}/route"), Some(body))
+            .await
+    }
+    async fn plan(&self, task: &TaskId) -> Result<crate::engine::Plan> {
+        self.call(Method::GET, &format!("/v1/tasks/{task}/plan"), None)
+            .await
+    }
     async fn get_child_hopper(&self, parent: &InstanceId, child: &str) -> Result<Instance> {
         self.call(
             Method::POST,

@@ -43,6 +43,12 @@ pub trait HopperService: Send + Sync {
     async fn fail(&self, task: &TaskId, actor: &Actor, reason: &str) -> Result<Task>;
     async fn release(&self, task: &TaskId, actor: &Actor) -> Result<Task>;
     async fn cancel(&self, task: &TaskId, actor: &Actor) -> Result<Task>;
+    /// Every routing decision on the task's delegation path, with the provider chain.
+    async fn explain_routing(&self, task: &TaskId) -> Result<crate::engine::RoutingReport>;
+    /// Sends a pending or unclaimed routed task to another project, recording a correction.
+    async fn reroute(&self, task: &TaskId, req: &crate::engine::RerouteRequest) -> Result<Task>;
+    /// The orchestration plan the task would get (nothing is created).
+    async fn plan(&self, task: &TaskId) -> Result<crate::engine::Plan>;
     async fn get_child_hopper(&self, parent: &InstanceId, child: &str) -> Result<Instance>;
     async fn register_child(
         &self,
@@ -209,6 +215,15 @@ impl HopperService for Engine {
     }
     async fn cancel(&self, task: &TaskId, actor: &Actor) -> Result<Task> {
         Engine::cancel(self, task, actor).await
+    }
+    async fn explain_routing(&self, task: &TaskId) -> Result<crate::engine::RoutingReport> {
+        Engine::explain_routing(self, task).await
+    }
+    async fn reroute(&self, task: &TaskId, req: &crate::engine::RerouteRequest) -> Result<Task> {
+        Engine::reroute(self, task, req, &Actor::Admin).await
+    }
+    async fn plan(&self, task: &TaskId) -> Result<crate::engine::Plan> {
+        Engine::plan_for(self, task).await
     }
     async fn get_child_hopper(&self, parent: &InstanceId, child: &str) -> Result<Instance> {
         Ok(self.child(parent, child, None).await?.instance.clone())

@@ -11,6 +11,7 @@ pub mod extract;
 mod health;
 mod instances;
 mod openapi;
+mod routing;
 mod tasks;
 mod tokens;
 
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(instances::router())
         .merge(tasks::router())
+        .merge(routing::router())
         .merge(events::router())
         .merge(deliveries::router())
         .merge(executors::router())

@@ -3,7 +3,9 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{AppState, deliveries, error, events, executors, health, instances, tasks, tokens};
+use super::{
+    AppState, deliveries, error, events, executors, health, instances, routing, tasks, tokens,
+};
 use crate::domain;
 
 #[derive(OpenApi)]
@@ -17,6 +19,7 @@ use crate::domain;
         instances::notify,
         tasks::get_task, tasks::claim, tasks::heartbeat, tasks::complete, tasks::fail,
         tasks::release, tasks::cancel,
+        routing::explain, routing::reroute, routing::plan,
         events::list_events, events::get_event, events::replay_event,
         deliveries::list_deliveries, deliveries::get_delivery, deliveries::retry_delivery,
         deliveries::recover_executor,
@@ -35,7 +38,10 @@ use crate::domain;
         domain::Executor, domain::ExecutorKind, domain::TokenRole, crate::engine::Registration,
         crate::engine::Registered, crate::engine::ExecutorUpdate, crate::engine::Rotated,
         crate::engine::TokenRequest, crate::engine::MintedToken, crate::store::ApiToken,
-        crate::store::ExecutorEvent,
+        crate::store::ExecutorEvent, crate::engine::RoutingReport, crate::engine::DecisionRecord,
+        crate::engine::RerouteRequest, crate::engine::Plan, crate::engine::PlanPhase,
+        crate::engine::PlanTask, crate::routing::Step, crate::routing::StepOutcome,
+        crate::routing::Alternative,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

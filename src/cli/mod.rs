@@ -7,6 +7,7 @@ mod executors;
 mod inbound;
 mod logging;
 mod output;
+mod routing;
 mod tokens;
 
 use std::path::PathBuf;
@@ -122,6 +123,12 @@ pub enum Command {
     },
     /// Cancel a task and whatever it delegated.
     Cancel { id: String },
+    /// How a task was routed: each decision, the provider chain, alternatives, corrections.
+    Explain { id: String },
+    /// Re-route a pending (or routed, unclaimed) global task to another project.
+    Route(routing::RouteArgs),
+    /// The orchestration plan a task would run with (`--dry-run`).
+    Decompose(routing::DecomposeArgs),
     /// Manage instances.
     #[command(subcommand)]
     Instances(InstancesCommand),

@@ -34,6 +34,11 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// `HOPPER_OUTBOUND_ALLOWLIST`: comma-separated hosts or CIDRs, added to the file's.
     pub outbound_allowlist: Vec<String>,
+    /// `HOPPER_LLM_BASE_URL`, `HOPPER_LLM_API_KEY`, `HOPPER_LLM_MODEL`: used where the file
+    /// sets none.
+    pub llm_base_url: Option<String>,
+    pub llm_api_key: Option<String>,
+    pub llm_model: Option<String>,
 }
 
 /// The admin token and a database password must not reach a log line through `{:?}`.
@@ -48,6 +53,9 @@ impl std::fmt::Debug for Overrides {
             .field("data_dir", &self.data_dir)
             .field("bind", &self.bind)
             .field("admin_token", &self.admin_token.as_ref().map(|_| MASK))
+            .field("llm_base_url", &self.llm_base_url)
+            .field("llm_api_key", &self.llm_api_key.as_ref().map(|_| MASK))
+            .field("llm_model", &self.llm_model)
             .finish()
     }
 }
@@ -69,6 +77,9 @@ impl Overrides {
                         .collect()
                 })
                 .unwrap_or_default(),
+            llm_base_url: var("HOPPER_LLM_BASE_URL"),
+            llm_api_key: var("HOPPER_LLM_API_KEY"),
+            llm_model: var("HOPPER_LLM_MODEL"),
         }
     }
 }
@@ -80,6 +91,9 @@ pub struct ConfigSet {
     pub project: HopperConfig,
     pub orchestration: HopperConfig,
     pub rules: RoutingRules,
+    /// The rules file routing watches for edits (it may not exist yet); `None` for the
+    /// built-in rules.
+    pub rules_file: Option<PathBuf>,
     /// Where the root file was read from, if anywhere.
     pub source: Option<PathBuf>,
 }
@@ -92,6 +106,7 @@ impl ConfigSet {
             project: HopperConfig::for_project(),
             orchestration: HopperConfig::for_orchestration(),
             rules: RoutingRules::default(),
+            rules_file: None,
             source: None,
         }
     }
@@ -143,6 +158,7 @@ impl ConfigSet {
             project,
             orchestration,
             rules,
+            rules_file: Some(rules_path),
             source: Some(path.to_owned()),
         })
     }
@@ -173,6 +189,18 @@ impl ConfigSet {
             self.root.server.admin_token = Some(Secret::new(token.clone()));
             self.root.forget_expanded(&["server", "admin_token"]);
         }
+        for cfg in [&mut self.root, &mut self.project] {
+            let i = &mut cfg.intelligence;
+            if i.llm.base_url.is_none() {
+                i.llm.base_url = o.llm_base_url.clone();
+            }
+            if i.llm.api_key.is_none() {
+                i.llm.api_key = o.llm_api_key.clone().map(Secret::new);
+            }
+            if i.model.is_none() {
+                i.model = o.llm_model.clone();
+            }
+        }
         for entry in &o.outbound_allowlist {
             if !self.root.outbound.allowlist.contains(entry) {
                 self.root.outbound.allowlist.push(entry.clone());
@@ -194,12 +222,21 @@ impl ConfigSet {
         let mut out = Vec::new();
         for cfg in [&self.root, &self.project, &self.orchestration] {
             let who = cfg.scope.as_str();
-            use super::IntelligenceProvider::*;
-            if matches!(cfg.intelligence.provider, Llm | Sage) {
-                out.push(format!(
-                    "{who}: intelligence.provider {:?} is not enabled in this build; routing uses rules",
-                    cfg.intelligence.provider
-                ));
+            let chain = cfg.intelligence.chain();
+            let i = &cfg.intelligence;
+            if cfg.scope == Scope::Global {
+                if chain.contains(&super::ProviderKind::Llm) && i.llm.base_url.is_none() {
+                    out.push(format!(
+                        "{who}: the llm routing provider has no intelligence.llm.base_url \
+                         (or HOPPER_LLM_BASE_URL): it abstains and the next provider decides"
+                    ));
+                }
+                if chain.contains(&super::ProviderKind::Sage) && i.sage.url.is_none() {
+                    out.push(format!(
+                        "{who}: the sage routing provider has no intelligence.sage.url: \
+                         it abstains and the next provider decides"
+                    ));
+                }
             }
             for (key, b) in [
                 ("memory.episodic", &cfg.memory.episodic),

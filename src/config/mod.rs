@@ -1,6 +1,7 @@
 //! Configuration: the design's YAML files, layered as built-in defaults → file → `HOPPER_*`
 //! environment → command-line flags. Every key has a default, so no file is needed at all.
 
+mod intelligence;
 mod load;
 mod outbound;
 mod redact;
@@ -8,6 +9,10 @@ mod retention;
 mod rules;
 mod types;
 
+pub use intelligence::{
+    Complexity, DecomposeLimits, DecomposeMode, IntelligenceConfig, IntelligenceProvider,
+    LlmConfig, ProviderKind, SageConfig,
+};
 pub use load::{ConfigError, ConfigSet, Overrides};
 pub use outbound::OutboundConfig;
 pub use redact::{MASK, is_secret_key, mask_url_passwords, redact_json};

@@ -26,6 +26,11 @@ pub struct ProjectRule {
     pub capabilities: Vec<String>,
     /// Multiplier per tag, as in the specification's `priority_boost`.
     pub priority_boost: BTreeMap<String, f64>,
+    /// Where tasks come from: `kind` or `kind:container`, e.g. `github`,
+    /// `github:acme/sark`, `slack:C024BE91L`, `email:sark@example.com` (+4 each match).
+    pub sources: Vec<String>,
+    /// Priorities this project takes (`urgent`, `high`, ...): +1 when the task's is listed.
+    pub priorities: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -48,16 +53,24 @@ impl RoutingRules {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            key: "(file)".into(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of the rules file at `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let err = |key: String, reason: String| ConfigError {
             file: file.clone(),
             key,
             reason,
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err("(file)".into(), format!("cannot read: {e}")))?;
         let value: serde_json::Value =
-            serde_yaml::from_str(&text).map_err(|e| err("(yaml)".into(), e.to_string()))?;
+            serde_yaml::from_str(text).map_err(|e| err("(yaml)".into(), e.to_string()))?;
         if value.is_null() {
             return Ok(Self::default());
         }

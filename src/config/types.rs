@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Retention;
+use super::{IntelligenceConfig, IntelligenceProvider, Retention};
 use crate::domain::Scope;
 
 pub use hopper_integration_api::Secret;
@@ -36,29 +36,6 @@ pub struct HopperConfig {
     /// The values the file wrote as `${VAR}`, so the registry never sees what they expand to.
     #[serde(skip)]
     pub(super) expanded: Vec<super::redact::Expanded>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntelligenceProvider {
-    Rules,
-    SimplePriority,
-    /// Delivered by a later issue; accepted now and reported at start-up.
-    Llm,
-    Sage,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntelligenceConfig {
-    pub provider: IntelligenceProvider,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub temperature: Option<f64>,
-    /// Rules file, relative to the config file's folder.
-    #[serde(default)]
-    pub config_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -256,12 +233,7 @@ impl HopperConfig {
             scope: Scope::Global,
             instance_id: "hopper-global".into(),
             parent: None,
-            intelligence: IntelligenceConfig {
-                provider: IntelligenceProvider::Rules,
-                model: None,
-                temperature: None,
-                config_file: None,
-            },
+            intelligence: IntelligenceConfig::new(IntelligenceProvider::Rules),
             memory: MemoryConfig::default(),
             persistence: PersistenceConfig {
                 storage: Storage::Sqlite,
@@ -320,12 +292,7 @@ impl HopperConfig {
             scope: Scope::Orchestration,
             instance_id: "hopper-{project_name}-run-{run_id}".into(),
             parent: Some("hopper-{project_name}".into()),
-            intelligence: IntelligenceConfig {
-                provider: IntelligenceProvider::SimplePriority,
-                model: None,
-                temperature: None,
-                config_file: None,
-            },
+            intelligence: IntelligenceConfig::new(IntelligenceProvider::SimplePriority),
             persistence: PersistenceConfig {
                 storage: Storage::Memory,
                 url: None,

@@ -60,6 +60,8 @@ impl Engine {
                 .route(node.scope(), &draft, &projects)
                 .await;
             record_decision(&decision);
+            let mut draft = draft;
+            draft.needs_orchestration |= decision.needs_orchestration;
             match decision.route.clone() {
                 Route::Project(name) => match self.project_for(&node, &name).await? {
                     Ok(child) => {
@@ -74,20 +76,31 @@ impl Engine {
                         )
                         .await
                     }
-                    Err(why) => self.queue(&node, draft, parent_task, id, Some(why)).await,
+                    Err(why) => {
+                        let (row, ev) =
+                            queued_row(&node, draft, parent_task, id, Some(why), Some(&decision));
+                        let (task, _) = node.store.insert_task(&row, &ev).await?;
+                        Ok(task)
+                    }
                 },
                 Route::Orchestrate => {
-                    let run = self.start_run(&node).await?;
-                    self.delegate(
-                        &node,
-                        run,
-                        draft,
-                        parent_task,
-                        id,
-                        DelegationKind::Run,
-                        &decision,
-                    )
-                    .await
+                    let plan = self
+                        .plan_draft(node.project.as_deref().unwrap_or_default(), &draft)
+                        .await;
+                    let run = self.start_run(&node, &plan).await?;
+                    let task = self
+                        .delegate(
+                            &node,
+                            run.clone(),
+                            draft,
+                            parent_task,
+                            id,
+                            DelegationKind::Run,
+                            &decision,
+                        )
+                        .await?;
+                    self.seed_phases(&run, &plan).await;
+                    Ok(task)
                 }
                 Route::Assign(_) | Route::Queue | Route::Triage => {
                     let (row, ev) = kept_row(&node, draft, parent_task, id, &decision);
@@ -154,7 +167,8 @@ impl Engine {
         global: &Node,
         name: &str,
     ) -> std::result::Result<(), String> {
-        let rules = &self.inner.configs.rules;
+        let live = self.inner.routing.rules.get();
+        let rules = &live.rules;
         if rules.projects.contains_key(name) || rules.default_project.as_deref() == Some(name) {
             return Ok(());
         }
@@ -169,45 +183,29 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates `hopper-{project}-run-{id}` with one child per configured phase.
-    pub(super) async fn start_run(&self, project: &Node) -> Result<Arc<Node>> {
+    /// Creates `hopper-{project}-run-{id}` with one child per phase of `plan`.
+    pub(super) async fn start_run(
+        &self,
+        project: &Node,
+        plan: &super::decompose::Plan,
+    ) -> Result<Arc<Node>> {
         let run_id = uuid::Uuid::now_v7().simple().to_string();
         // The tail of a UUIDv7 is random; eight hex digits keep ids readable.
         let short = &run_id[run_id.len() - 8..];
         let run = self
             .child(project.id(), &format!("run-{short}"), None)
             .await?;
-        let phases = self
-            .inner
-            .configs
-            .orchestration
-            .orchestration
-            .phases
-            .clone();
         if run.depth < self.inner.configs.orchestration.child_instances.max_depth {
-            for (i, phase) in phases.iter().enumerate() {
+            for i in 0..plan.phases.len() {
                 self.child(
                     run.id(),
                     &format!("phase-{}", i + 1),
-                    Some(json!({ "phase": phase })),
+                    Some(Self::phase_metadata(plan, i)),
                 )
                 .await?;
             }
         }
         Ok(run)
-    }
-
-    async fn queue(
-        &self,
-        node: &Node,
-        draft: TaskDraft,
-        parent_task: Option<TaskId>,
-        id: TaskId,
-        reason: Option<String>,
-    ) -> Result<Task> {
-        let (row, ev) = queued_row(node, draft, parent_task, id, reason);
-        let (task, _) = node.store.insert_task(&row, &ev).await?;
-        Ok(task)
     }
 
     /// Hands a task to a child. The parent task and the delegation are committed together
@@ -296,14 +294,17 @@ pub(super) fn record_decision(decision: &RoutingDecision) {
     );
 }
 
-/// The `routed` history entry of a task sent to `to`.
+/// The `routed` history entry of a task sent to `to`: the decision with its explanation.
 pub(super) fn routed_event(to: &InstanceId, decision: &RoutingDecision) -> EventRecord {
-    EventRecord::new("routed", "hopper").with(json!({
-        "to": to,
-        "confidence": decision.confidence,
-        "reasoning": decision.reasoning,
-        "decided_by": decision.decided_by,
-    }))
+    let mut detail = decision.detail();
+    detail["to"] = json!(to);
+    EventRecord::new("routed", "hopper").with(detail)
+}
+
+/// The `routing` history entry of a decision that kept a stored task where it is (triage,
+/// queue, an assignee), with why.
+pub(super) fn kept_event(decision: &RoutingDecision) -> EventRecord {
+    EventRecord::new("routing", "hopper").with(decision.detail())
 }
 
 /// The row (and `created` event) of a task that stays on `node` by `decision` (assign, queue
@@ -323,16 +324,18 @@ pub(super) fn kept_row(
         Route::Triage => Some(decision.reasoning.clone()),
         Route::Queue | Route::Project(_) | Route::Orchestrate => None,
     };
-    queued_row(node, draft, parent_task, id, reason)
+    queued_row(node, draft, parent_task, id, reason, Some(decision))
 }
 
-/// A pending task on `node` with its `created` event.
+/// A pending task on `node` with its `created` event (carrying the global chain's explanation
+/// when there was one).
 fn queued_row(
     node: &Node,
     draft: TaskDraft,
     parent_task: Option<TaskId>,
     id: TaskId,
     reason: Option<String>,
+    decision: Option<&RoutingDecision>,
 ) -> (NewTaskRow, EventRecord) {
     let row = NewTaskRow {
         id,
@@ -344,6 +347,10 @@ fn queued_row(
         routing_reason: reason.clone(),
         now: now_millis(),
     };
-    let ev = EventRecord::new("created", "hopper").with(json!({ "reason": reason }));
+    let mut detail = json!({ "reason": reason });
+    if let Some(d) = decision.filter(|d| d.explanation.is_some()) {
+        detail["routing"] = d.detail();
+    }
+    let ev = EventRecord::new("created", "hopper").with(detail);
     (row, ev)
 }

@@ -39,7 +39,11 @@ impl Engine {
                     .record("parent_task", tracing::field::display(parent_task));
                 let parent = self.node(parent_id).await?;
                 let delegation = parent.store.delegation_of(parent_task).await?;
-                if delegation.is_some_and(|d| d.kind == DelegationKind::Task) {
+                // Only the child the delegation names finishes the parent: a copy cancelled by
+                // a re-route is no longer it.
+                if delegation
+                    .is_some_and(|d| d.kind == DelegationKind::Task && d.child_task_id == task.id)
+                {
                     let child = child_feedback(&task);
                     let feedback = Feedback::aggregate(None, vec![child]);
                     self.finish_parent(

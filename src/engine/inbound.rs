@@ -134,13 +134,18 @@ impl Engine {
                         routing_reason: None,
                         now,
                     };
-                    let created = EventRecord::new("created", event.source.clone())
+                    let mut created = EventRecord::new("created", event.source.clone())
                         .with(json!({ "inbound_event": event.id }));
                     let routed = match self.route_now(&node, &mut row).await {
                         Some(at_once) => {
                             event.routed_at = Some(now);
                             match at_once {
-                                RoutedAtOnce::Kept => None,
+                                RoutedAtOnce::Kept(routing) => {
+                                    if let Some(d) = created.detail.as_mut() {
+                                        d["routing"] = routing;
+                                    }
+                                    None
+                                }
                                 RoutedAtOnce::Delegated(r) => Some(*r),
                             }
                         }
@@ -332,7 +337,7 @@ impl Engine {
         let why = format!("routing failed {tries} times, left in triage: {e}");
         tracing::warn!(event = %event_id, task = %task_id, "{why}");
         let parked = store
-            .annotate_pending(task_id, None, &why, now_millis(), Some(event_id))
+            .annotate_pending(task_id, None, &why, now_millis(), Some(event_id), None)
             .await
             .and(store.mark_inbound_routed(event_id, now_millis()).await);
         match parked {
@@ -356,30 +361,54 @@ impl Engine {
             .router_for(&node)
             .route(node.scope(), &draft, &projects)
             .await;
+        self.apply_route(node, task, decision, Some(event_id)).await
+    }
+
+    /// Carries out `decision` for a stored pending task: delegates it, or records why it stays.
+    /// `inbound` names the event to mark routed in the same write.
+    pub(super) async fn apply_route(
+        &self,
+        node: Arc<Node>,
+        task: Task,
+        decision: crate::routing::RoutingDecision,
+        inbound: Option<&str>,
+    ) -> Result<()> {
         super::add::record_decision(&decision);
-        let inbound = Some(event_id);
+        let mut draft = task.to_draft();
+        draft.needs_orchestration |= decision.needs_orchestration;
+        let kept = super::add::kept_event(&decision);
+        let mut plan_to_seed = None;
+        let keep = |executor: Option<String>, why: String| {
+            let (node, task, kept) = (node.clone(), task.id.clone(), &kept);
+            async move {
+                let at = now_millis();
+                node.store
+                    .annotate_pending(&task, executor.as_deref(), &why, at, inbound, Some(kept))
+                    .await
+            }
+        };
         let (child, kind) = match decision.route.clone() {
             Route::Project(name) => match self.project_for(&node, &name).await? {
                 Ok(child) => (child, DelegationKind::Task),
                 Err(why) => {
-                    node.store
-                        .annotate_pending(&task.id, None, &why, now_millis(), inbound)
-                        .await?;
+                    keep(None, why).await?;
                     return Ok(());
                 }
             },
-            Route::Orchestrate => (self.start_run(&node).await?, DelegationKind::Run),
+            Route::Orchestrate => {
+                let plan = self
+                    .plan_draft(node.project.as_deref().unwrap_or_default(), &draft)
+                    .await;
+                let run = self.start_run(&node, &plan).await?;
+                plan_to_seed = Some((run.clone(), plan));
+                (run, DelegationKind::Run)
+            }
             Route::Assign(executor) => {
-                let (why, at) = (&decision.reasoning, now_millis());
-                node.store
-                    .annotate_pending(&task.id, Some(&executor), why, at, inbound)
-                    .await?;
+                keep(Some(executor), decision.reasoning.clone()).await?;
                 return Ok(());
             }
             Route::Queue | Route::Triage => {
-                node.store
-                    .annotate_pending(&task.id, None, &decision.reasoning, now_millis(), inbound)
-                    .await?;
+                keep(None, decision.reasoning.clone()).await?;
                 return Ok(());
             }
         };
@@ -412,6 +441,9 @@ impl Engine {
             .await?;
         if routed && handover.is_none() {
             self.hand_down(&delegation, draft).await?;
+        }
+        if let (true, Some((run, plan))) = (routed, plan_to_seed) {
+            self.seed_phases(&run, &plan).await;
         }
         Ok(())
     }

@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use super::Node;
 use crate::domain::{InstanceId, Scope};
-use crate::routing::ProjectInfo;
+use crate::routing::{ExecutorInfo, ProjectInfo};
 
 #[derive(Default)]
 pub(super) struct LiveNodes {
     map: HashMap<InstanceId, Arc<Node>>,
     projects: Arc<[ProjectInfo]>,
+    /// Enabled executors by project name (`sark`), as routing last read them.
+    executors: HashMap<String, Vec<ExecutorInfo>>,
 }
 
 impl LiveNodes {
@@ -66,23 +68,57 @@ impl LiveNodes {
         self.projects.clone()
     }
 
+    /// Replaces the executors routing sees (and the project list with them).
+    pub fn set_executors(&mut self, executors: HashMap<String, Vec<ExecutorInfo>>) {
+        self.executors = executors;
+        self.refresh_projects();
+    }
+
+    /// Live projects with their executors, then projects that only executors name so far
+    /// (routing there creates the instance).
     fn refresh_projects(&mut self) {
         let mut projects: Vec<ProjectInfo> = self
             .map
             .values()
             .filter(|n| n.scope() == Scope::Project)
-            .map(|n| ProjectInfo {
-                name: n.project.clone().unwrap_or_default(),
-                capabilities: n.instance.metadata["capabilities"]
+            .map(|n| {
+                let name = n.project.clone().unwrap_or_default();
+                let capabilities = n.instance.metadata["capabilities"]
                     .as_array()
                     .map(|a| {
                         a.iter()
                             .filter_map(|v| v.as_str().map(str::to_owned))
                             .collect()
                     })
-                    .unwrap_or_default(),
+                    .unwrap_or_default();
+                ProjectInfo {
+                    name,
+                    capabilities,
+                    executors: vec![],
+                }
             })
             .collect();
+        let mut at: HashMap<String, usize> = projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
+        for (name, executors) in &self.executors {
+            let i = *at.entry(name.clone()).or_insert_with(|| {
+                projects.push(ProjectInfo {
+                    name: name.clone(),
+                    ..ProjectInfo::default()
+                });
+                projects.len() - 1
+            });
+            let p = &mut projects[i];
+            for c in executors.iter().flat_map(|e| &e.capabilities) {
+                if !p.capabilities.contains(c) {
+                    p.capabilities.push(c.clone());
+                }
+            }
+            p.executors = executors.clone();
+        }
         // A stable order: the map's would change from one rebuild to the next, and routers
         // break ties by position.
         projects.sort_by(|a, b| a.name.cmp(&b.name));

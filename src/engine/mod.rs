@@ -4,6 +4,7 @@
 
 mod add;
 mod bubble;
+mod decompose;
 mod executors;
 mod idle;
 mod inbound;
@@ -13,7 +14,9 @@ mod names;
 mod nodes;
 mod outbox;
 mod recovery;
+mod reroute;
 mod route_now;
+mod routing;
 mod sweeper;
 
 use std::sync::Arc;
@@ -22,11 +25,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::RwLock;
 
 use crate::config::{ConfigSet, IntelligenceProvider};
-use crate::domain::{InstanceId, Task, TaskId};
+use crate::domain::{InstanceId, Scope, Task, TaskId};
 use crate::error::{HopperError, Result};
 use crate::routing::{PriorityRouter, Router, RulesRouter};
 use crate::store::{Store, StoreKey, StoreSet};
 
+pub use decompose::{Plan, PlanPhase, PlanTask};
 pub use executors::{
     CACHE_TTL, Caller, ExecutorUpdate, MintedToken, Registered, Registration, Rotated,
     TokenRequest, token_hash,
@@ -34,6 +38,7 @@ pub use executors::{
 pub use inbound::Ingest;
 pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
+pub use reroute::{DecisionRecord, RerouteRequest, RoutingReport};
 pub use sweeper::spawn_sweeper;
 
 /// At most the first 128 bytes of `s` (cut at a character boundary), for a span field that
@@ -79,8 +84,10 @@ struct Inner {
     boot_id: String,
     root: InstanceId,
     nodes: RwLock<live::LiveNodes>,
+    /// The project instances' router (orchestration or assignee), on the live rules.
     rules: Arc<dyn Router>,
     queue: Arc<dyn Router>,
+    routing: routing::RoutingParts,
     fault: AtomicU8,
     /// Failed routing attempts per unrouted inbound event (see `routing_failed`).
     routing_tries: std::sync::Mutex<std::collections::HashMap<String, u32>>,
@@ -114,7 +121,8 @@ impl Engine {
         registry
             .process_heartbeat(&boot_id, crate::domain::now_millis())
             .await?;
-        let rules: Arc<dyn Router> = Arc::new(RulesRouter::new(configs.rules.clone()));
+        let routing = routing::RoutingParts::new(&configs);
+        let rules: Arc<dyn Router> = Arc::new(RulesRouter::new(routing.rules.clone()));
         let root = InstanceId::parse(&configs.root.instance_id)
             .map_err(|e| HopperError::Invalid(format!("instance_id: {e}")))?;
         let engine = Engine {
@@ -128,6 +136,7 @@ impl Engine {
                 nodes: RwLock::new(live::LiveNodes::default()),
                 rules,
                 queue: Arc::new(PriorityRouter),
+                routing,
                 fault: AtomicU8::new(Fault::None as u8),
                 routing_tries: Default::default(),
                 outbox: Arc::default(),
@@ -191,6 +200,7 @@ impl Engine {
     /// Stops cleanly: hands the work of this process's in-memory runs back to their projects,
     /// deregisters the process and closes every store.
     pub async fn close(&self) {
+        self.inner.routing.stop.cancel();
         match self.hand_back_runs().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
@@ -231,12 +241,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The global instance asks the chain; a project its rules; `simple_priority` queues.
     fn router_for(&self, node: &Node) -> Arc<dyn Router> {
-        match node.config.intelligence.provider {
-            IntelligenceProvider::SimplePriority => self.inner.queue.clone(),
-            IntelligenceProvider::Rules
-            | IntelligenceProvider::Llm
-            | IntelligenceProvider::Sage => self.inner.rules.clone(),
+        match (node.config.intelligence.provider, node.scope()) {
+            (IntelligenceProvider::SimplePriority, _) => self.inner.queue.clone(),
+            (_, Scope::Global) => self.inner.routing.chain.clone(),
+            (_, Scope::Project | Scope::Orchestration) => self.inner.rules.clone(),
         }
     }
 

@@ -382,6 +382,7 @@ impl Engine {
     }
 
     pub(super) async fn projects(&self) -> Arc<[ProjectInfo]> {
+        self.refresh_routing_executors().await;
         self.inner.nodes.read().await.projects()
     }
 

@@ -16,8 +16,9 @@ use super::{Engine, Node};
 
 /// What routing at once did to a new task.
 pub(super) enum RoutedAtOnce {
-    /// It stays where it arrived (assigned, queued or left for triage); its row says why.
-    Kept,
+    /// It stays where it arrived (assigned, queued or left for triage); its row says why,
+    /// and the `created` event gets the decision (with the chain's explanation on global).
+    Kept(serde_json::Value),
     /// It went to a child in the same database, written with it.
     Delegated(Box<RoutedNow>),
 }
@@ -35,15 +36,16 @@ impl Engine {
             .router_for(node)
             .decide_now(node.scope(), &row.draft, &projects)?;
         super::add::record_decision(&decision);
+        row.draft.needs_orchestration |= decision.needs_orchestration;
         match &decision.route {
             Route::Assign(executor) => {
                 row.draft.executor = Some(executor.clone());
-                row.routing_reason = Some(decision.reasoning);
-                Some(RoutedAtOnce::Kept)
+                row.routing_reason = Some(decision.reasoning.clone());
+                Some(RoutedAtOnce::Kept(decision.detail()))
             }
             Route::Queue | Route::Triage => {
-                row.routing_reason = Some(decision.reasoning);
-                Some(RoutedAtOnce::Kept)
+                row.routing_reason = Some(decision.reasoning.clone());
+                Some(RoutedAtOnce::Kept(decision.detail()))
             }
             Route::Project(name) => {
                 let id = node.id().child(name).ok()?;

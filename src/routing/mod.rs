@@ -1,22 +1,49 @@
-//! Routing: where a task goes next. Each instance's `intelligence.provider` picks a router; the
-//! LLM and learned-memory routers of later issues implement the same trait.
+//! Routing: where a task goes next.
+//!
+//! The global instance asks a chain of providers (`chain.rs`: rules, capabilities, an LLM, an
+//! external decider); the first that decides with enough confidence wins, and every step is
+//! kept as the decision's explanation (`explain.rs`). Project instances decide between an
+//! orchestration run and a single assignee with the rules file; orchestration instances queue
+//! by priority.
 
+mod capabilities;
+mod chain;
+mod explain;
+mod live_rules;
 pub mod llm;
 mod priority;
+mod providers;
 pub mod remote;
 mod rules;
 pub mod sage;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
+pub use capabilities::CapabilitiesProvider;
+pub use chain::{Answer, Chain, Choice, Provider, Verdict};
+pub use explain::{Alternative, Explanation, Step, StepOutcome};
+pub use live_rules::{LiveRules, watch_rules};
 pub use priority::PriorityRouter;
-pub use rules::RulesRouter;
+pub use providers::{LlmProvider, SageProvider, is_complex};
+
+pub use rules::{RulesProvider, RulesRouter};
 
 use crate::domain::{Scope, TaskDraft};
 
-/// A project the global instance can route to.
-#[derive(Debug, Clone)]
+/// A project the global instance can route to, with the executors that serve it.
+#[derive(Debug, Clone, Default)]
 pub struct ProjectInfo {
+    pub name: String,
+    /// The project's own (instance metadata) and its enabled executors' capabilities.
+    pub capabilities: Vec<String>,
+    pub executors: Vec<ExecutorInfo>,
+}
+
+/// An enabled executor, as routing sees it.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutorInfo {
     pub name: String,
     pub capabilities: Vec<String>,
 }
@@ -41,6 +68,45 @@ pub struct RoutingDecision {
     pub confidence: f64,
     pub reasoning: String,
     pub decided_by: &'static str,
+    /// The provider asked for an orchestration run in the project (the LLM's
+    /// `needs_orchestration`).
+    pub needs_orchestration: bool,
+    /// The chain as it ran (global decisions only).
+    pub explanation: Option<Arc<Explanation>>,
+}
+
+impl RoutingDecision {
+    pub fn new(
+        route: Route,
+        confidence: f64,
+        reasoning: impl Into<String>,
+        by: &'static str,
+    ) -> Self {
+        Self {
+            route,
+            confidence,
+            reasoning: reasoning.into(),
+            decided_by: by,
+            needs_orchestration: false,
+            explanation: None,
+        }
+    }
+
+    /// What a history event keeps of the decision.
+    pub fn detail(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "confidence": self.confidence,
+            "reasoning": self.reasoning,
+            "decided_by": self.decided_by,
+        });
+        if self.needs_orchestration {
+            v["needs_orchestration"] = true.into();
+        }
+        if let Some(e) = &self.explanation {
+            v["chain"] = serde_json::to_value(&e.chain).unwrap_or_default();
+        }
+        v
+    }
 }
 
 #[async_trait]

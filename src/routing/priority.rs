@@ -18,10 +18,5 @@ impl Router for PriorityRouter {
 }
 
 fn queued() -> RoutingDecision {
-    RoutingDecision {
-        route: Route::Queue,
-        confidence: 1.0,
-        reasoning: "queued by priority".into(),
-        decided_by: "simple_priority",
-    }
+    RoutingDecision::new(Route::Queue, 1.0, "queued by priority", "simple_priority")
 }

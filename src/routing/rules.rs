@@ -1,87 +1,286 @@
+//! The rules file as a routing provider (global scope) and as the project instance's router
+//! (orchestration run or single assignee).
+//!
+//! Global scoring is the specification's: keyword +2, tag +3, capability +5, plus this build's
+//! source +4 and priority +1, times the project's `priority_boost` for the task's tags; the
+//! best positive score wins, ties to the first project (configured ones in name order, then
+//! live ones without rules). The rules are compiled into an index when loaded — one
+//! Aho-Corasick pass over the task's text for every keyword, tags and sources by hash — so a
+//! decision costs what the task matches, not what the file holds (1,000 projects: see
+//! `benches/routing.rs`).
+
 use std::collections::HashMap;
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use async_trait::async_trait;
 
+use super::chain::{Answer, Choice, Provider};
+use super::explain::Alternative;
+use super::live_rules::LiveRules;
 use super::{ProjectInfo, Route, Router, RoutingDecision};
 use crate::config::{ProjectRule, RoutingRules};
 use crate::domain::{Scope, TaskDraft};
 
-/// The specification's rule-based intelligence: keyword +2, tag +3, capability +5, times the
-/// project's priority boosts; the best positive score wins.
-pub struct RulesRouter {
-    rules: RoutingRules,
+/// Rules with their index.
+pub struct Compiled {
+    pub rules: RoutingRules,
+    /// Configured project names, in the file's (name) order.
+    names: Vec<String>,
+    keywords: Option<AhoCorasick>,
+    /// Pattern id → (project index, keyword).
+    keyword_owner: Vec<(usize, String)>,
+    by_tag: HashMap<String, Vec<usize>>,
+    by_source: HashMap<String, Vec<usize>>,
+    by_capability: HashMap<String, Vec<usize>>,
 }
 
-impl RulesRouter {
+impl Compiled {
     pub fn new(rules: RoutingRules) -> Self {
+        let names: Vec<String> = rules.projects.keys().cloned().collect();
+        let mut patterns = Vec::new();
+        let mut keyword_owner = Vec::new();
+        let mut by_tag: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_capability: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.projects.values().enumerate() {
+            for k in rule.keywords.iter().filter(|k| !k.trim().is_empty()) {
+                patterns.push(k.to_lowercase());
+                keyword_owner.push((i, k.clone()));
+            }
+            for t in &rule.tags {
+                by_tag.entry(t.clone()).or_default().push(i);
+            }
+            for s in &rule.sources {
+                by_source.entry(s.to_lowercase()).or_default().push(i);
+            }
+            for c in &rule.capabilities {
+                by_capability.entry(c.clone()).or_default().push(i);
+            }
+        }
+        // Overlapping matches: "mcp server" and "server" both count, as substring tests did.
+        let keywords = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .ok()
+            .filter(|_| !patterns.is_empty());
+        Self {
+            rules,
+            names,
+            keywords,
+            keyword_owner,
+            by_tag,
+            by_source,
+            by_capability,
+        }
+    }
+
+    fn rule(&self, i: usize) -> Option<&ProjectRule> {
+        self.rules.projects.get(self.names.get(i)?)
+    }
+}
+
+/// One project's score and what made it.
+#[derive(Default, Clone)]
+struct Score {
+    points: f64,
+    why: Vec<String>,
+}
+
+impl Score {
+    fn add(&mut self, points: f64, why: impl FnOnce() -> String) {
+        self.points += points;
+        self.why.push(why());
+    }
+}
+
+/// The source keys a task matches: `kind` and `kind:container`, lowercased.
+fn source_keys(task: &TaskDraft) -> Vec<String> {
+    let Some(s) = &task.source else {
+        return vec![];
+    };
+    let kind = s.kind.to_lowercase();
+    let mut keys = vec![kind.clone()];
+    if let Some(c) = &s.container {
+        keys.push(format!("{kind}:{}", c.to_lowercase()));
+    }
+    keys
+}
+
+/// Scores every project the task touches. Index `names.len() + j` is live project `j` without
+/// rules.
+fn score(c: &Compiled, task: &TaskDraft, projects: &[ProjectInfo]) -> HashMap<usize, Score> {
+    let mut scores: HashMap<usize, Score> = HashMap::new();
+    if let Some(ac) = &c.keywords {
+        let text = format!("{} {}", task.title, task.description).to_lowercase();
+        let mut seen = vec![false; c.keyword_owner.len()];
+        for m in ac.find_overlapping_iter(&text) {
+            let id = m.pattern().as_usize();
+            if std::mem::replace(&mut seen[id], true) {
+                continue;
+            }
+            let (i, k) = &c.keyword_owner[id];
+            scores
+                .entry(*i)
+                .or_default()
+                .add(2.0, || format!("keyword `{k}`"));
+        }
+    }
+    for tag in &task.tags {
+        for &i in c.by_tag.get(tag).into_iter().flatten() {
+            scores
+                .entry(i)
+                .or_default()
+                .add(3.0, || format!("tag `{tag}`"));
+        }
+    }
+    for key in source_keys(task) {
+        for &i in c.by_source.get(&key).into_iter().flatten() {
+            scores
+                .entry(i)
+                .or_default()
+                .add(4.0, || format!("source `{key}`"));
+        }
+    }
+    let priority = format!("{:?}", task.priority).to_lowercase();
+    for (i, rule) in c.rules.projects.values().enumerate() {
+        if rule
+            .priorities
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&priority))
+        {
+            scores
+                .entry(i)
+                .or_default()
+                .add(1.0, || format!("priority `{priority}`"));
+        }
+    }
+    if !task.required_capabilities.is_empty() {
+        capability_scores(c, task, projects, &mut scores);
+    }
+    for (&i, s) in scores.iter_mut() {
+        let Some(rule) = c.rule(i) else { continue };
+        for tag in &task.tags {
+            if let Some(boost) = rule.priority_boost.get(tag) {
+                s.points *= boost;
+                s.why.push(format!("×{boost} for `{tag}`"));
+            }
+        }
+    }
+    scores
+}
+
+/// +5 per required capability the project has: in its rule, or declared by its instance or
+/// its executors.
+fn capability_scores(
+    c: &Compiled,
+    task: &TaskDraft,
+    projects: &[ProjectInfo],
+    scores: &mut HashMap<usize, Score>,
+) {
+    let index: HashMap<&str, usize> = c
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    for cap in &task.required_capabilities {
+        let mut holders: Vec<usize> = c.by_capability.get(cap).cloned().unwrap_or_default();
+        for (j, p) in projects.iter().enumerate() {
+            if p.capabilities.contains(cap) {
+                holders.push(
+                    index
+                        .get(p.name.as_str())
+                        .copied()
+                        .unwrap_or(c.names.len() + j),
+                );
+            }
+        }
+        holders.sort_unstable();
+        holders.dedup();
+        for i in holders {
+            scores
+                .entry(i)
+                .or_default()
+                .add(5.0, || format!("capability `{cap}`"));
+        }
+    }
+}
+
+fn name_of<'a>(c: &'a Compiled, projects: &'a [ProjectInfo], i: usize) -> &'a str {
+    match c.names.get(i) {
+        Some(n) => n,
+        None => projects
+            .get(i - c.names.len())
+            .map(|p| p.name.as_str())
+            .unwrap_or_default(),
+    }
+}
+
+/// `rules` in the chain.
+pub struct RulesProvider {
+    rules: LiveRules,
+}
+
+impl RulesProvider {
+    pub fn new(rules: LiveRules) -> Self {
         Self { rules }
     }
 
-    fn route_global(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> RoutingDecision {
-        let text = format!("{} {}", task.title, task.description).to_lowercase();
-        // Configured projects first (in name order), then live ones without rules: ties go to
-        // the first. Looked up by name, so a decision is linear in the number of projects.
-        let live: HashMap<&str, &ProjectInfo> =
-            projects.iter().map(|p| (p.name.as_str(), p)).collect();
-        let names = self.rules.projects.keys().map(String::as_str).chain(
-            projects
-                .iter()
-                .map(|p| p.name.as_str())
-                .filter(|n| !self.rules.projects.contains_key(*n)),
-        );
-        let no_rule = ProjectRule::default();
-        let mut best: Option<(&str, f64)> = None;
-        for name in names {
-            let rule = self.rules.projects.get(name).unwrap_or(&no_rule);
-            let has_capability = |c: &String| {
-                rule.capabilities.contains(c)
-                    || live.get(name).is_some_and(|p| p.capabilities.contains(c))
-            };
-            let mut score = 0.0;
-            score += 2.0
-                * rule
-                    .keywords
-                    .iter()
-                    .filter(|k| text.contains(&k.to_lowercase()))
-                    .count() as f64;
-            score += 3.0 * task.tags.iter().filter(|t| rule.tags.contains(t)).count() as f64;
-            score += 5.0
-                * task
-                    .required_capabilities
-                    .iter()
-                    .filter(|c| has_capability(c))
-                    .count() as f64;
-            for tag in &task.tags {
-                score *= rule.priority_boost.get(tag).copied().unwrap_or(1.0);
-            }
-            if score > 0.0 && best.is_none_or(|(_, s)| score > s) {
-                best = Some((name, score));
-            }
-        }
-        match (best, &self.rules.default_project) {
-            (Some((name, score)), _) => RoutingDecision {
-                route: Route::Project(name.to_owned()),
-                confidence: (score / 10.0).min(1.0),
-                reasoning: format!("keyword/tag/capability match score {score}"),
-                decided_by: "rules",
-            },
-            (None, Some(default)) => RoutingDecision {
-                route: Route::Project(default.clone()),
-                confidence: 0.5,
-                reasoning: "no strong match, using the default project".into(),
-                decided_by: "rules",
-            },
-            (None, None) => RoutingDecision {
-                route: Route::Triage,
-                confidence: 0.0,
-                reasoning: "no project matched and no default_project is set".into(),
-                decided_by: "rules",
-            },
-        }
+    pub fn answer(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+        let c = self.rules.load();
+        let scores = score(&c, task, projects);
+        let mut ranked: Vec<(usize, Score)> =
+            scores.into_iter().filter(|(_, s)| s.points > 0.0).collect();
+        ranked.sort_by(|a, b| b.1.points.total_cmp(&a.1.points).then(a.0.cmp(&b.0)));
+        let Some((best, s)) = ranked.first() else {
+            return Answer::abstain(format!(
+                "no rule matched ({} projects in the rules)",
+                c.names.len()
+            ));
+        };
+        let alternatives = ranked
+            .iter()
+            .skip(1)
+            .take(3)
+            .map(|(i, s)| Alternative {
+                project: name_of(&c, projects, *i).to_owned(),
+                score: s.points,
+            })
+            .collect();
+        Answer::decided(Choice {
+            project: name_of(&c, projects, *best).to_owned(),
+            confidence: (0.5 + s.points / 20.0).min(1.0),
+            reason: format!("score {} from {}", s.points, s.why.join(", ")),
+            needs_orchestration: false,
+            alternatives,
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for RulesProvider {
+    fn kind(&self) -> &'static str {
+        "rules"
+    }
+
+    fn decide_now(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Option<Answer> {
+        Some(self.answer(task, projects))
+    }
+}
+
+/// A project instance's router: orchestration run or single assignee, by the rules file.
+pub struct RulesRouter {
+    rules: LiveRules,
+}
+
+impl RulesRouter {
+    pub fn new(rules: LiveRules) -> Self {
+        Self { rules }
     }
 
     fn route_project(&self, task: &TaskDraft) -> RoutingDecision {
-        let o = &self.rules.orchestration;
+        let c = self.rules.load();
+        let o = &c.rules.orchestration;
         let text = format!("{} {}", task.title, task.description).to_lowercase();
         let why = if task.needs_orchestration {
             Some("needs_orchestration was set".to_owned())
@@ -93,7 +292,7 @@ impl RulesRouter {
                 .find(|k| text.contains(&k.to_lowercase()))
                 .map(|k| format!("keyword `{k}` calls for orchestration"))
         };
-        let (route, reasoning) = match (why, &self.rules.default_executor, &task.executor) {
+        let (route, reasoning) = match (why, &c.rules.default_executor, &task.executor) {
             (Some(why), _, _) => (Route::Orchestrate, why),
             (None, _, Some(e)) => (
                 Route::Assign(e.clone()),
@@ -102,141 +301,35 @@ impl RulesRouter {
             (None, Some(e), None) => (Route::Assign(e.clone()), format!("default executor `{e}`")),
             (None, None, None) => (Route::Queue, "queued for any executor".into()),
         };
-        RoutingDecision {
-            route,
-            confidence: 1.0,
-            reasoning,
-            decided_by: "rules",
+        RoutingDecision::new(route, 1.0, reasoning, "rules")
+    }
+
+    fn decide(&self, scope: Scope) -> impl Fn(&TaskDraft) -> RoutingDecision + '_ {
+        move |task| match scope {
+            Scope::Project => self.route_project(task),
+            // The chain routes the global instance; a router asked there queues.
+            Scope::Global | Scope::Orchestration => {
+                RoutingDecision::new(Route::Queue, 1.0, "queued by priority", "rules")
+            }
         }
     }
 }
 
 #[async_trait]
 impl Router for RulesRouter {
-    async fn route(
-        &self,
-        scope: Scope,
-        task: &TaskDraft,
-        projects: &[ProjectInfo],
-    ) -> RoutingDecision {
-        self.decide(scope, task, projects)
+    async fn route(&self, scope: Scope, task: &TaskDraft, _: &[ProjectInfo]) -> RoutingDecision {
+        self.decide(scope)(task)
     }
 
     fn decide_now(
         &self,
         scope: Scope,
         task: &TaskDraft,
-        projects: &[ProjectInfo],
+        _: &[ProjectInfo],
     ) -> Option<RoutingDecision> {
-        Some(self.decide(scope, task, projects))
-    }
-}
-
-impl RulesRouter {
-    /// Rules look at the task and the configuration only: always decided at once.
-    fn decide(&self, scope: Scope, task: &TaskDraft, projects: &[ProjectInfo]) -> RoutingDecision {
-        if let Some(p) = &task.project
-            && scope == Scope::Global
-        {
-            return RoutingDecision {
-                route: Route::Project(p.clone()),
-                confidence: 1.0,
-                reasoning: "explicit project assignment".into(),
-                decided_by: "rules",
-            };
-        }
-        match scope {
-            Scope::Global => self.route_global(task, projects),
-            Scope::Project => self.route_project(task),
-            Scope::Orchestration => RoutingDecision {
-                route: Route::Queue,
-                confidence: 1.0,
-                reasoning: "queued by priority".into(),
-                decided_by: "rules",
-            },
-        }
+        Some(self.decide(scope)(task))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::ProjectRule;
-
-    fn rules() -> RoutingRules {
-        let mut r = RoutingRules::default();
-        r.projects.insert(
-            "sark".into(),
-            ProjectRule {
-                keywords: vec!["policy".into()],
-                tags: vec!["security".into(), "mcp".into()],
-                ..ProjectRule::default()
-            },
-        );
-        r.projects.insert(
-            "czarina".into(),
-            ProjectRule {
-                tags: vec!["orchestration".into()],
-                ..ProjectRule::default()
-            },
-        );
-        r.orchestration.tags = vec!["feature".into()];
-        r
-    }
-
-    #[tokio::test]
-    async fn global_routes_by_tags_then_triage() {
-        let router = RulesRouter::new(rules());
-        let t = TaskDraft::new("Add MCP server").with_tags(["security", "mcp"]);
-        let d = router.route(Scope::Global, &t, &[]).await;
-        assert_eq!(d.route, Route::Project("sark".into()));
-        let t = TaskDraft::new("Water the plants");
-        assert_eq!(
-            router.route(Scope::Global, &t, &[]).await.route,
-            Route::Triage
-        );
-        let t = TaskDraft::new("x").with_project("waypoint");
-        assert_eq!(
-            router.route(Scope::Global, &t, &[]).await.route,
-            Route::Project("waypoint".into())
-        );
-    }
-
-    #[tokio::test]
-    async fn project_decides_orchestration_or_queue() {
-        let router = RulesRouter::new(rules());
-        let t = TaskDraft::new("Big thing").with_tags(["feature"]);
-        assert_eq!(
-            router.route(Scope::Project, &t, &[]).await.route,
-            Route::Orchestrate
-        );
-        let t = TaskDraft::new("Fix typo");
-        assert_eq!(
-            router.route(Scope::Project, &t, &[]).await.route,
-            Route::Queue
-        );
-    }
-
-    #[tokio::test]
-    async fn live_projects_score_by_their_registered_capabilities() {
-        let router = RulesRouter::new(rules());
-        let live = |name: &str, caps: &[&str]| ProjectInfo {
-            name: name.into(),
-            capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
-        };
-        let projects = [live("infra", &["terraform"]), live("sark", &["python"])];
-        let mut t = TaskDraft::new("Provision the runners");
-        t.required_capabilities = vec!["terraform".into()];
-        let d = router.route(Scope::Global, &t, &projects).await;
-        assert_eq!(d.route, Route::Project("infra".into()));
-        // A configured project gets the capabilities its instance registered as well.
-        t.required_capabilities = vec!["python".into()];
-        let d = router.route(Scope::Global, &t, &projects).await;
-        assert_eq!(d.route, Route::Project("sark".into()));
-        // Equal scores: configured projects come first.
-        let projects = [live("aardvark", &["go"]), live("sark", &["go"])];
-        t.required_capabilities = vec!["go".into()];
-        let d = router.route(Scope::Global, &t, &projects).await;
-        assert_eq!(d.route, Route::Project("sark".into()));
-    }
-}
+mod tests;

@@ -129,8 +129,9 @@ impl Store {
     }
 
     /// Records a routing decision that keeps a pending task where it is (assigned to an
-    /// executor, or left for triage with the reason).
-    /// `inbound` as for [`Store::route_pending`].
+    /// executor, or left for triage with the reason), with its history `event` on `instance`
+    /// when given. `inbound` as for [`Store::route_pending`].
+    #[allow(clippy::too_many_arguments)]
     pub async fn annotate_pending(
         &self,
         task: &TaskId,
@@ -138,13 +139,16 @@ impl Store {
         reason: &str,
         at: Millis,
         inbound: Option<&str>,
+        event: Option<&EventRecord>,
     ) -> StoreResult<bool> {
         const Q: &str = "UPDATE tasks SET executor = COALESCE($2, executor), routing_reason = $3, \
-                         updated_at = $4 WHERE id = $1 AND status = 'pending'";
+                         updated_at = $4 WHERE id = $1 AND status = 'pending' RETURNING instance_id";
         const Q_PG: &str = "WITH m AS (UPDATE inbound_events SET routed_at = $4 \
             WHERE id = CAST($5 AS TEXT)), t AS (UPDATE tasks SET executor = COALESCE($2, executor), \
-            routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending' RETURNING id) \
-            SELECT COUNT(*) FROM t";
+            routing_reason = $3, updated_at = $4 WHERE id = $1 AND status = 'pending' \
+            RETURNING id, instance_id), e AS (INSERT INTO task_events (task_id, instance_id, at, \
+            kind, actor, detail) SELECT id, instance_id, $4, CAST($6 AS TEXT), CAST($7 AS TEXT), \
+            CAST($8 AS TEXT) FROM t WHERE CAST($6 AS TEXT) IS NOT NULL) SELECT COUNT(*) FROM t";
         let n = match &self.backend {
             Backend::Postgres(pg) => {
                 sqlx::query_scalar::<_, i64>(Q_PG)
@@ -153,23 +157,30 @@ impl Store {
                     .bind(reason)
                     .bind(at)
                     .bind(inbound)
+                    .bind(event.map(|e| e.kind))
+                    .bind(event.map(|e| e.actor.as_str()))
+                    .bind(event.and_then(|e| e.detail_text()))
                     .fetch_one(pg.relaxed())
                     .await? as usize
             }
             Backend::Sqlite(lite) => {
                 let (task, executor) = (task.clone(), executor.map(str::to_owned));
                 let (reason, inbound) = (reason.to_owned(), inbound.map(str::to_owned));
-                lite.commit(move |c, _| {
-                    let n = sqlite::query(c, Q)?
+                let event = event.cloned();
+                lite.commit(move |c, events| {
+                    let instance: Option<String> = sqlite::query(c, Q)?
                         .bind(task.as_str())
                         .bind(executor.as_deref())
                         .bind(reason.as_str())
                         .bind(at)
-                        .execute()?;
+                        .fetch_optional(|r| r.get(0))?;
+                    if let (Some(instance), Some(ev)) = (&instance, &event) {
+                        events.push(PendingEvent::new(task.as_str(), instance, at, ev));
+                    }
                     if let Some(id) = &inbound {
                         mark_routed_lite(c, id, at)?;
                     }
-                    Ok(n)
+                    Ok(usize::from(instance.is_some()))
                 })
                 .await?
             }
@@ -225,4 +236,68 @@ pub(super) fn mark_routed_lite(
         .bind(event_id)
         .bind(at)
         .execute()
+}
+
+/// Re-routing: taking a routed task back before it goes elsewhere.
+impl Store {
+    /// Turns a routed task back into a pending one and forgets its delegation, with `event`
+    /// in its history, in one transaction. False if it was not routed (any more).
+    pub async fn unroute(
+        &self,
+        task: &TaskId,
+        instance: &crate::domain::InstanceId,
+        event: &EventRecord,
+        at: Millis,
+    ) -> StoreResult<bool> {
+        const TASK: &str = "UPDATE tasks SET status = 'pending', routed_to = NULL, updated_at = $2 \
+                            WHERE id = $1 AND status = 'routed'";
+        const DELEGATION: &str = "DELETE FROM task_delegations WHERE parent_task_id = $1";
+        match &self.backend {
+            Backend::Postgres(pg) => {
+                let mut tx = pg.pool().begin().await?;
+                let n = sqlx::query(TASK)
+                    .bind(task.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(DELEGATION)
+                    .bind(task.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(super::rows::INSERT_TASK_EVENT)
+                    .bind(task.as_str())
+                    .bind(instance.as_str())
+                    .bind(at)
+                    .bind(event.kind)
+                    .bind(event.actor.as_str())
+                    .bind(event.detail_text())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            Backend::Sqlite(lite) => {
+                let (task, instance, ev) = (task.clone(), instance.clone(), event.clone());
+                lite.commit(move |c, events| {
+                    let n = sqlite::query(c, TASK)?
+                        .bind(task.as_str())
+                        .bind(at)
+                        .execute()?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    sqlite::query(c, DELEGATION)?
+                        .bind(task.as_str())
+                        .execute()?;
+                    events.push(PendingEvent::new(task.as_str(), instance.as_str(), at, &ev));
+                    Ok(true)
+                })
+                .await
+            }
+        }
+    }
 }

@@ -212,7 +212,7 @@ async fn triage_complete_idempotent_and_claimer_only(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(t.status, TaskStatus::Pending);
-    assert!(t.routing_reason.unwrap().contains("no project matched"));
+    assert!(t.routing_reason.unwrap().contains("no rule matched"));
 
     let claimed = g.get_next("alice").await.unwrap().unwrap();
     assert_eq!(claimed.id, t.id);

@@ -164,6 +164,7 @@ impl Engine {
 
     pub(super) fn forget_cached(&self) {
         self.inner.executor_cache.clear();
+        self.inner.routing.executors_changed();
     }
 
     /// Mints a token for `role` (an executor token for `executor`); its value is returned once.

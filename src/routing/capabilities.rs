@@ -1,0 +1,173 @@
+//! `capabilities` in the chain: the task's required capabilities and tags against what the
+//! registered executors declare. A project is a candidate when one of its executors has every
+//! required capability; candidates rank by how many of the task's tags their executors list.
+
+use async_trait::async_trait;
+
+use super::chain::{Answer, Choice, Provider};
+use super::explain::Alternative;
+use super::{ExecutorInfo, ProjectInfo};
+use crate::domain::TaskDraft;
+
+pub struct CapabilitiesProvider;
+
+/// How well one executor fits: `None` when it lacks a required capability.
+fn fit(e: &ExecutorInfo, task: &TaskDraft) -> Option<usize> {
+    if !task
+        .required_capabilities
+        .iter()
+        .all(|c| e.capabilities.contains(c))
+    {
+        return None;
+    }
+    Some(
+        task.tags
+            .iter()
+            .filter(|t| e.capabilities.contains(t))
+            .count(),
+    )
+}
+
+impl CapabilitiesProvider {
+    pub fn answer(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+        let required = !task.required_capabilities.is_empty();
+        if !required && task.tags.is_empty() {
+            return Answer::abstain("the task has no tags or required capabilities");
+        }
+        // (tag matches, executor, project), best first; ties keep project order.
+        let mut ranked: Vec<(usize, &str, &str)> = Vec::new();
+        for p in projects {
+            let best = p
+                .executors
+                .iter()
+                .filter_map(|e| fit(e, task).map(|n| (n, e.name.as_str())))
+                .max_by_key(|(n, _)| *n);
+            if let Some((n, executor)) = best
+                && (required || n > 0)
+            {
+                ranked.push((n, executor, p.name.as_str()));
+            }
+        }
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let Some(&(n, executor, project)) = ranked.first() else {
+            return Answer::abstain(if required {
+                format!(
+                    "no enabled executor declares all of {}",
+                    task.required_capabilities.join(", ")
+                )
+            } else {
+                format!(
+                    "no enabled executor declares any of the tags {}",
+                    task.tags.join(", ")
+                )
+            });
+        };
+        let runner_up = ranked.get(1).map(|r| r.0);
+        let confidence = match (runner_up, required) {
+            (None, true) => 0.9,
+            (None, false) => 0.7,
+            (Some(m), _) if m < n => 0.6,
+            (Some(_), _) => 0.5,
+        };
+        let what = if required {
+            format!("has {}", task.required_capabilities.join(", "))
+        } else {
+            format!("declares {n} of the task's tags")
+        };
+        Answer::decided(Choice {
+            project: project.to_owned(),
+            confidence,
+            reason: format!(
+                "executor `{executor}` {what}; {} project(s) could take it",
+                ranked.len()
+            ),
+            needs_orchestration: false,
+            alternatives: ranked
+                .iter()
+                .skip(1)
+                .take(3)
+                .map(|(n, _, p)| Alternative {
+                    project: (*p).to_owned(),
+                    score: *n as f64,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for CapabilitiesProvider {
+    fn kind(&self) -> &'static str {
+        "capabilities"
+    }
+
+    fn decide_now(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Option<Answer> {
+        Some(self.answer(task, projects))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(name: &str, executors: &[(&str, &[&str])]) -> ProjectInfo {
+        ProjectInfo {
+            name: name.into(),
+            capabilities: vec![],
+            executors: executors
+                .iter()
+                .map(|(n, caps)| ExecutorInfo {
+                    name: (*n).into(),
+                    capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn required_capabilities_pick_the_only_project_that_has_them() {
+        let projects = [
+            project("web", &[("web-bot", &["typescript", "react"])]),
+            project("infra", &[("tf-runner", &["terraform", "aws"])]),
+        ];
+        let mut t = TaskDraft::new("Add a bucket");
+        t.required_capabilities = vec!["terraform".into()];
+        let Answer { verdict, .. } = CapabilitiesProvider.answer(&t, &projects);
+        match verdict {
+            super::super::Verdict::Decided(c) => {
+                assert_eq!(c.project, "infra");
+                assert_eq!(c.confidence, 0.9);
+                assert!(c.reason.contains("tf-runner"), "{}", c.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        t.required_capabilities = vec!["cobol".into()];
+        let a = CapabilitiesProvider.answer(&t, &projects);
+        assert_eq!(
+            a.verdict,
+            super::super::Verdict::Abstained("no enabled executor declares all of cobol".into())
+        );
+    }
+
+    #[test]
+    fn tags_rank_candidates_and_ties_lower_confidence() {
+        let projects = [
+            project("a", &[("x", &["rust", "db"])]),
+            project("b", &[("y", &["rust"])]),
+        ];
+        let t = TaskDraft::new("Speed up the store").with_tags(["rust", "db"]);
+        match CapabilitiesProvider.answer(&t, &projects).verdict {
+            super::super::Verdict::Decided(c) => {
+                assert_eq!(c.project, "a");
+                assert_eq!(c.confidence, 0.6);
+                assert_eq!(c.alternatives[0].project, "b");
+            }
+            other => panic!("{other:?}"),
+        }
+        let t = TaskDraft::new("Anything").with_tags(["rust"]);
+        match CapabilitiesProvider.answer(&t, &projects).verdict {
+            super::super::Verdict::Decided(c) => assert_eq!(c.confidence, 0.5),
+            other => panic!("{other:?}"),
+        }
+    }
+}
