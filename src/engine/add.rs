@@ -286,6 +286,8 @@ impl Engine {
 /// route is recorded with `Debug`: a project or executor name may come from outside, and
 /// `Debug` quotes and escapes it; nothing is formatted unless the span is enabled.
 pub(super) fn record_decision(decision: &RoutingDecision) {
+    metrics::counter!("hopper_routing_decisions_total", "decided_by" => decision.decided_by)
+        .increment(1);
     tracing::Span::current().record("decision", tracing::field::debug(&decision.route));
     tracing::debug!(
         confidence = decision.confidence,

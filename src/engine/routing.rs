@@ -41,6 +41,7 @@ impl RoutingParts {
             .into_iter()
             .map(|kind| provider(kind, configs, &rules))
             .collect();
+        tracing::info!(chain = ?intelligence.chain(), "global routing chain");
         let chain = Arc::new(Chain::new(
             providers,
             intelligence.min_confidence,

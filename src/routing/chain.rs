@@ -116,6 +116,13 @@ impl Chain {
             }
             Verdict::Decided(c) => (StepOutcome::Decided, Some(c.clone()), c.reason),
         };
+        let label = match outcome {
+            StepOutcome::Decided => "decided",
+            StepOutcome::Abstained => "abstained",
+            StepOutcome::BelowThreshold => "below_threshold",
+        };
+        metrics::histogram!("hopper_routing_provider_seconds", "provider" => p.kind(), "outcome" => label)
+            .record(took.as_secs_f64());
         steps.push(Step {
             provider: p.kind().to_owned(),
             outcome,
