@@ -441,3 +441,34 @@ async fn sage_decides_with_a_signed_request(backend: Backend) {
     engine.close().await;
 }
 on_both!(sage_decides_with_a_signed_request);
+
+/// A sage that fails (HTTP 500, then garbage) passes the task to the rules, its reason kept.
+async fn a_failing_sage_falls_through_to_the_rules(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let sage = FakeSage::start(
+        None,
+        vec![
+            SageAnswer::Status(500, "upstream down".into()),
+            SageAnswer::Garbage("]]".into()),
+        ],
+    )
+    .await;
+    let mut c = configs(&env);
+    c.root.intelligence.providers = Some(vec![ProviderKind::Sage, ProviderKind::Rules]);
+    c.root.intelligence.sage.url = Some(sage.url.clone());
+    let engine = Engine::open(c).await.unwrap();
+    for why in ["HTTP 500", "not JSON"] {
+        let t = global(&engine)
+            .add_task(TaskDraft::new("Harden the proxy").with_tags(["security"]))
+            .await
+            .unwrap();
+        assert_eq!(t.routed_to.unwrap().as_str(), "hopper-sark");
+        let d = &engine.explain_routing(&t.id).await.unwrap().decisions[0];
+        assert_eq!(d.decided_by.as_deref(), Some("rules"));
+        assert_eq!(d.chain[0].provider, "sage");
+        assert!(d.chain[0].reason.contains(why), "{}", d.chain[0].reason);
+    }
+    assert!(sage.requests().iter().all(|r| r.signature.is_empty()));
+    engine.close().await;
+}
+on_both!(a_failing_sage_falls_through_to_the_rules);
