@@ -18,7 +18,7 @@ use super::{Engine, Node};
 use crate::domain::{Actor, Scope, Task, TaskId, TaskStatus, now_millis};
 use crate::error::{HopperError, Result};
 use crate::routing::{Explanation, Route, RoutingDecision, Step, StepOutcome};
-use crate::store::{DelegationKind, EventRecord, FinishRequest};
+use crate::store::{Delegation, DelegationKind, EventRecord, FinishRequest};
 
 /// One routing decision on the path of a task.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -60,14 +60,48 @@ pub struct RoutingReport {
     pub decisions: Vec<DecisionRecord>,
 }
 
-/// `POST /v1/tasks/{id}/route`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `POST /v1/tasks/{id}/route`. Only a JSON object reads as one: serde would otherwise take
+/// `["sark"]` for `{"project": "sark"}` and re-route on a malformed body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerouteRequest {
     /// The project to send it to (`sark` or `hopper-sark`).
     pub project: String,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The fields of a [`RerouteRequest`], read from a map only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RerouteFields {
+    project: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RerouteRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = RerouteRequest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object with `project` and an optional `reason`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let f =
+                    RerouteFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RerouteRequest {
+                    project: f.project,
+                    reason: f.reason,
+                })
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 /// Depth guard for walks along delegations (global → project → run is as deep as it goes).
@@ -132,17 +166,11 @@ impl Engine {
                 task.id
             )));
         }
-        let target = match self.project_for(&node, &req.project).await? {
-            Ok(child) => child,
-            Err(why) => return Err(HopperError::Invalid(why)),
-        };
-        let reason = req.reason.clone().unwrap_or_default();
-        let from = match task.status {
+        // Refusals first: resolving the target may create its project instance, and a
+        // refused re-route leaves nothing behind.
+        let copy = match task.status {
             TaskStatus::Pending => None,
-            TaskStatus::Routed => Some(
-                self.take_back(&task, &node, &target, &reason, actor)
-                    .await?,
-            ),
+            TaskStatus::Routed => Some(self.movable_copy(&task, &node).await?),
             other => {
                 return Err(HopperError::Conflict(format!(
                     "task `{}` is {}: only a pending task or a routed one nobody has claimed can be re-routed",
@@ -150,6 +178,18 @@ impl Engine {
                     other.as_str()
                 )));
             }
+        };
+        let target = match self.project_for(&node, &req.project).await? {
+            Ok(child) => child,
+            Err(why) => return Err(HopperError::Invalid(why)),
+        };
+        let reason = req.reason.clone().unwrap_or_default();
+        let from = match copy {
+            None => None,
+            Some(d) => Some(
+                self.take_back(&task, &node, d, &target, &reason, actor)
+                    .await?,
+            ),
         };
         if from.is_none() {
             let ev = correction_event(None, &target, &reason, actor);
@@ -169,16 +209,9 @@ impl Engine {
         Ok(node.store.get_task(&task.id).await?.unwrap_or(task))
     }
 
-    /// Cancels the delegated copy of a routed task (while unclaimed) and takes the task back.
-    /// Returns the project it had gone to.
-    async fn take_back(
-        &self,
-        task: &Task,
-        node: &Arc<Node>,
-        target: &Node,
-        reason: &str,
-        actor: &Actor,
-    ) -> Result<String> {
+    /// The delegation of a routed task whose copy may be taken back (a project's, still
+    /// pending); 409 otherwise. Reads only: [`Self::take_back`] cancels conditionally.
+    async fn movable_copy(&self, task: &Task, node: &Node) -> Result<Delegation> {
         let conflict = |why: String| HopperError::Conflict(why);
         let d =
             node.store.delegation_of(&task.id).await?.ok_or_else(|| {
@@ -187,12 +220,6 @@ impl Engine {
         if d.kind == DelegationKind::Run {
             return Err(conflict(format!(
                 "task `{}` runs as orchestration run `{}`; cancel it instead",
-                task.id, d.child_instance_id
-            )));
-        }
-        if d.child_instance_id == *target.id() {
-            return Err(conflict(format!(
-                "task `{}` is already routed to `{}`",
                 task.id, d.child_instance_id
             )));
         }
@@ -206,6 +233,28 @@ impl Engine {
                 task.id, d.child_instance_id
             )));
         }
+        Ok(d)
+    }
+
+    /// Cancels the delegated copy `d` of a routed task (while unclaimed) and takes the task
+    /// back. Returns the project it had gone to.
+    async fn take_back(
+        &self,
+        task: &Task,
+        node: &Arc<Node>,
+        d: Delegation,
+        target: &Node,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<String> {
+        let conflict = |why: String| HopperError::Conflict(why);
+        if d.child_instance_id == *target.id() {
+            return Err(conflict(format!(
+                "task `{}` is already routed to `{}`",
+                task.id, d.child_instance_id
+            )));
+        }
+        let child = self.node(&d.child_instance_id).await?;
         let cancel = FinishRequest {
             id: &d.child_task_id,
             from: &[TaskStatus::Pending],
