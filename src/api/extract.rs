@@ -50,6 +50,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "expected Content-Type: application/json",
             ));
         }
+        // Every body is an object: serde reads a struct from an array too (`["sark"]` as
+        // `{"project": "sark"}`), which would act on a malformed request.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "the body must be a JSON object",
+            ));
+        }
         parse(&bytes).map(Body)
     }
 }

@@ -60,48 +60,14 @@ pub struct RoutingReport {
     pub decisions: Vec<DecisionRecord>,
 }
 
-/// `POST /v1/tasks/{id}/route`. Only a JSON object reads as one: serde would otherwise take
-/// `["sark"]` for `{"project": "sark"}` and re-route on a malformed body.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// `POST /v1/tasks/{id}/route`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerouteRequest {
     /// The project to send it to (`sark` or `hopper-sark`).
     pub project: String,
     #[serde(default)]
     pub reason: Option<String>,
-}
-
-/// The fields of a [`RerouteRequest`], read from a map only.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RerouteFields {
-    project: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for RerouteRequest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = RerouteRequest;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object with `project` and an optional `reason`")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> std::result::Result<Self::Value, A::Error> {
-                let f =
-                    RerouteFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(RerouteRequest {
-                    project: f.project,
-                    reason: f.reason,
-                })
-            }
-        }
-        d.deserialize_map(Fields)
-    }
 }
 
 /// Depth guard for walks along delegations (global → project → run is as deep as it goes).
