@@ -7,6 +7,7 @@
 mod draft;
 mod inbound;
 mod plugin;
+mod report;
 pub mod secret;
 pub mod text;
 pub mod verify;
@@ -17,4 +18,5 @@ pub use inbound::{
     StoredRequest, Verified,
 };
 pub use plugin::{BuildResult, Plugin, SourceSettings};
+pub use report::{Delivered, Moment, Report, ReportError, Reporter, ReporterResult};
 pub use secret::Secret;

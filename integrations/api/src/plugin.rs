@@ -1,6 +1,6 @@
 //! How a source is registered: a name, and a function that builds it from its config section.
 
-use crate::{InboundSource, Secret};
+use crate::{InboundSource, ReporterResult, Secret};
 
 /// What a source's builder gets: its own config section (already `${VAR}`-expanded; `null`
 /// when the config file has none) and the process environment, for secrets left unset there.
@@ -43,4 +43,6 @@ pub struct Plugin {
     /// Builds the source's endpoints (a source may have several, e.g. Slack's events and
     /// commands, or one per configured generic HTTP source).
     pub build: fn(&SourceSettings<'_>) -> BuildResult,
+    /// Builds its reporter from its `reports.<name>` section, if it reports back.
+    pub reporter: Option<fn(&SourceSettings<'_>) -> ReporterResult>,
 }

@@ -19,6 +19,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "email",
         build,
+        reporter: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "github",
         build,
+        reporter: None,
     }
 }
 

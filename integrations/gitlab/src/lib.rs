@@ -23,6 +23,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "gitlab",
         build,
+        reporter: None,
     }
 }
 

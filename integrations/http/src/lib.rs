@@ -21,6 +21,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "http",
         build,
+        reporter: None,
     }
 }
 

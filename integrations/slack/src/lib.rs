@@ -22,6 +22,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "slack",
         build,
+        reporter: None,
     }
 }
 
