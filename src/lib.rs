@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod inbound;
 pub mod outbound;
+pub mod reports;
 pub mod routing;
 pub mod server;
 pub mod service;

@@ -194,6 +194,7 @@ async fn burst(db: &Db, s: &Scale, dead: Option<Health>) -> f64 {
     let stop = CancellationToken::new();
     let started = Instant::now();
     let outbound = hopper::outbound::spawn(engine.clone(), stop.clone())
+        .await
         .unwrap()
         .unwrap();
     let took = until_delivered(&exs, want, started, label).await;
@@ -214,6 +215,7 @@ async fn paced(db: &Db, s: &Scale) -> (Vec<Duration>, Vec<Duration>) {
     let (engine, url) = open(db, dir.path(), &exs).await;
     let stop = CancellationToken::new();
     let outbound = hopper::outbound::spawn(engine.clone(), stop.clone())
+        .await
         .unwrap()
         .unwrap();
     let total = (s.paced_rate * s.paced_seconds) as usize;
@@ -264,6 +266,7 @@ async fn waiting(db: &Db, s: &Scale) -> (Option<f64>, Option<f64>, u64) {
     let (engine, url) = open(db, dir.path(), &exs).await;
     let stop = CancellationToken::new();
     let outbound = hopper::outbound::spawn(engine.clone(), stop.clone())
+        .await
         .unwrap()
         .unwrap();
     let before = rss_mb();

@@ -5,6 +5,7 @@ mod intelligence;
 mod load;
 mod outbound;
 mod redact;
+mod reports;
 mod retention;
 mod rules;
 mod types;
@@ -16,6 +17,7 @@ pub use intelligence::{
 pub use load::{ConfigError, ConfigSet, Overrides};
 pub use outbound::OutboundConfig;
 pub use redact::{MASK, is_secret_key, mask_url_passwords, redact_json};
+pub use reports::{ReportPolicy, ReportsConfig};
 pub use retention::Retention;
 pub use rules::{ProjectRule, RoutingRules};
 pub use types::*;

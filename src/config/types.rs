@@ -33,6 +33,9 @@ pub struct HopperConfig {
     /// Deliveries to executors' webhooks. Only read from the root instance's file.
     #[serde(default)]
     pub outbound: super::OutboundConfig,
+    /// Reports back to tasks' sources. Only read from the root instance's file.
+    #[serde(default)]
+    pub reports: super::ReportsConfig,
     /// The values the file wrote as `${VAR}`, so the registry never sees what they expand to.
     #[serde(skip)]
     pub(super) expanded: Vec<super::redact::Expanded>,
@@ -259,6 +262,7 @@ impl HopperConfig {
             server: ServerConfig::default(),
             inbound: Default::default(),
             outbound: Default::default(),
+            reports: Default::default(),
             expanded: Vec::new(),
         }
     }

@@ -11,7 +11,7 @@ mod task;
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryDetail, DeliveryFilter, DeliveryStatus};
 pub use executor::{Executor, ExecutorId, ExecutorKind, TokenRole, events};
 pub use feedback::{ChildFeedback, Feedback};
-pub use hopper_integration_api::{Priority, SourceRef, TaskDraft};
+pub use hopper_integration_api::{Moment, Priority, SourceRef, TaskDraft};
 pub use ids::{InstanceId, TaskId, validate_child_name};
 pub use inbound::{EventFilter, InboundEventView, IngestReceipt};
 pub use instance::{Instance, InstanceFilter, InstanceStats, InstanceStatus, InstanceTree, Scope};

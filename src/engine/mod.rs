@@ -101,6 +101,8 @@ struct Inner {
     deliveries: Arc<tokio::sync::Notify>,
     /// Tokens and executors by name, trusted for [`CACHE_TTL`] (see `executors/tokens.rs`).
     executor_cache: executors::Cache,
+    /// Who reports back to tasks' sources; set once delivery starts (`outbound::spawn`).
+    reporters: std::sync::OnceLock<Arc<crate::reports::Reporters>>,
 }
 
 impl Engine {
@@ -142,6 +144,7 @@ impl Engine {
                 outbox: Arc::default(),
                 deliveries: Arc::default(),
                 executor_cache: Default::default(),
+                reporters: Default::default(),
             }),
         };
         // Before any project or run store is opened, so each is given the flag as it opens.
@@ -173,6 +176,22 @@ impl Engine {
     }
 
     /// What the outbound dispatcher waits on besides its poll (see `outbox_written`).
+    /// The reporters, once delivery has started.
+    pub fn reporters(&self) -> Option<&Arc<crate::reports::Reporters>> {
+        self.inner.reporters.get()
+    }
+
+    /// Installs the reporters (once: later calls keep the first) and, if there are any, has
+    /// every store record task events for them from now on.
+    pub async fn set_reporters(&self, r: Arc<crate::reports::Reporters>) -> Result<()> {
+        let any = !r.is_empty();
+        let _ = self.inner.reporters.set(r);
+        if any {
+            self.want_outbox().await?;
+        }
+        Ok(())
+    }
+
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.inner.outbox.clone()
     }

@@ -26,7 +26,7 @@ impl Engine {
     /// Makes every store of this engine, open now or opened later, record outbox events.
     pub(crate) async fn want_outbox(&self) -> Result<()> {
         if !self.inner.stores.outbox_wanted() {
-            tracing::info!("an executor has a webhook: task events are recorded from now on");
+            tracing::info!("executor webhooks or reports: task events are recorded from now on");
         }
         Ok(self.inner.stores.want_outbox().await?)
     }

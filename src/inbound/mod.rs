@@ -3,7 +3,7 @@
 //! the gateway's doors (HTTP webhooks, SMTP) and are read again by [`replay`]. It knows
 //! neither the doors nor the REST API: they both use it.
 
-mod registry;
+pub(crate) mod registry;
 mod replay;
 
 pub use replay::replay;

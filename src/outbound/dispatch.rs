@@ -125,6 +125,7 @@ async fn dispatch(engine: &Engine, look: Look) -> Result<usize> {
             }
             handled += batch.len();
             rows.extend(plan(engine, store, &batch, targets).await?);
+            rows.extend(crate::reports::plan(engine, store, &batch).await?);
             let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
             if store.key() == root.key() {
                 root_seqs = seqs;

@@ -37,7 +37,7 @@ pub mod sign;
 pub mod url_policy;
 mod worker;
 
-pub use run::{OutboundHandle, OutboundStartError, spawn};
+pub use run::{OutboundHandle, OutboundStartError, spawn, spawn_with};
 pub use schedule::{AttemptOutcome, classify, next_delay, parse_retry_after};
 pub use sign::{SignError, generate_secret, sign, signature_header};
 pub use url_policy::{AddressClass, CheckedUrl, UrlPolicy, UrlPolicyError, UrlRefused};

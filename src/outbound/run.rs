@@ -8,8 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::url_policy::{UrlPolicy, UrlPolicyError};
 use super::{dispatch, worker};
+use std::sync::Arc;
+
 use crate::config::OutboundConfig;
 use crate::engine::Engine;
+use crate::reports::Reporters;
 
 /// How often the dispatcher and the worker look without being woken: the engine wakes them
 /// after its own writes, so this only bounds the delay for writes it did not make (background
@@ -44,6 +47,11 @@ pub enum OutboundStartError {
     CaFile { path: String, reason: String },
     #[error("outbound HTTP client: {0}")]
     Client(String),
+    /// `reports.<source>`: a reporter's config, or the policy keys.
+    #[error("{0}")]
+    Reports(String),
+    #[error("outbound start: {0}")]
+    Engine(String),
 }
 
 /// The delivery client: the policy's resolver and the extra roots of `outbound.ca_file`.
@@ -69,10 +77,22 @@ fn client(
         .map_err(|e| OutboundStartError::Client(e.to_string()))
 }
 
-/// Starts the dispatcher, the worker and the metrics refresher for `engine`, per the root's
-/// `outbound:` section; `None` when `outbound.enabled` is false. Usable from a benchmark.
-pub fn spawn(
+/// Starts the dispatcher, the worker, the report worker and the metrics refresher for
+/// `engine`, per the root's `outbound:` and `reports:` sections; `None` when
+/// `outbound.enabled` is false. Usable from a benchmark.
+pub async fn spawn(
     engine: Engine,
+    shutdown: CancellationToken,
+) -> Result<Option<OutboundHandle>, OutboundStartError> {
+    let reporters =
+        Reporters::build(&engine.configs().root.reports).map_err(OutboundStartError::Reports)?;
+    spawn_with(engine, Arc::new(reporters), shutdown).await
+}
+
+/// As [`spawn`], with the reporters given (tests bring their own).
+pub async fn spawn_with(
+    engine: Engine,
+    reporters: Arc<Reporters>,
     shutdown: CancellationToken,
 ) -> Result<Option<OutboundHandle>, OutboundStartError> {
     let config = engine.configs().root.outbound.clone();
@@ -82,7 +102,21 @@ pub fn spawn(
     let policy = UrlPolicy::new(&config.allowlist)?;
     let client = client(&config, &policy)?;
     let poll = poll(&engine);
+    if !reporters.is_empty() {
+        tracing::info!(sources = ?reporters.kinds(), "reports back to sources");
+    }
+    engine
+        .set_reporters(reporters.clone())
+        .await
+        .map_err(|e| OutboundStartError::Engine(e.to_string()))?;
     let tasks = vec![
+        tokio::spawn(crate::reports::run(
+            engine.clone(),
+            reporters,
+            config.clone(),
+            poll,
+            shutdown.clone(),
+        )),
         tokio::spawn(dispatch::run(engine.clone(), poll, shutdown.clone())),
         tokio::spawn(worker::run(
             engine.clone(),

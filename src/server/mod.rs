@@ -111,6 +111,7 @@ pub async fn run(
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
     let outbound = crate::outbound::spawn(engine.clone(), shutdown.clone())
+        .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let header_timeout = engine.configs().root.server.header_read_timeout();
     let app = app(state, Arc::new(gateway));

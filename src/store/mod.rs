@@ -31,6 +31,7 @@ mod instances;
 mod open;
 mod outbox;
 mod postgres;
+mod reports;
 mod rows;
 mod sqlite;
 mod tasks;

@@ -27,6 +27,7 @@ mod outbound_tls;
 mod outbound_wanted;
 mod readme;
 mod recovery;
+mod reports_pipeline;
 mod routing_api;
 mod routing_chain;
 mod routing_remote;

@@ -102,7 +102,7 @@ async fn bad_ca_file_stops_start_up() {
         let mut configs = outbound_configs(&env);
         configs.root.outbound.ca_file = Some(path.clone());
         let engine = hopper::Engine::open(configs).await.unwrap();
-        let err = match hopper::outbound::spawn(engine.clone(), Default::default()) {
+        let err = match hopper::outbound::spawn(engine.clone(), Default::default()).await {
             Err(e) => e.to_string(),
             Ok(_) => panic!("{path} accepted as a CA file"),
         };

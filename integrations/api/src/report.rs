@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::draft::SourceRef;
 
 /// What happened to the task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Moment {
     /// A project took it (`project` says which).

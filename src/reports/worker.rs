@@ -1,0 +1,159 @@
+//! The report worker: claims due report rows, asks the source's reporter (one attempt each,
+//! `max_in_flight` at once), and records the outcome with the outbound retry schedule. A
+//! `Retry-After` (or a rate-limit reset) the remote gave wins over the schedule, up to
+//! `outbound.max_retry_after_seconds`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use hopper_integration_api::{Report, ReportError};
+use tokio_util::sync::CancellationToken;
+
+use super::{PREFIX, Reporters};
+use crate::config::OutboundConfig;
+use crate::domain::{DeliveryStatus, now_millis};
+use crate::engine::Engine;
+use crate::outbound::next_delay;
+use crate::store::{AttemptRecord, ClaimedDelivery};
+
+/// Report rows claimed at once: reports come at the pace of task changes, and the remote APIs
+/// limit their rate anyway.
+const BATCH: i64 = 64;
+
+/// Runs until `shutdown`.
+pub async fn run(
+    engine: Engine,
+    reporters: Arc<Reporters>,
+    config: OutboundConfig,
+    poll: Duration,
+    shutdown: CancellationToken,
+) {
+    let worker = format!("rpt_{}", uuid::Uuid::now_v7().simple());
+    let timeout = Duration::from_secs(config.timeout_seconds.max(1));
+    let lock_ms = (timeout.as_millis() as i64) * 2
+        + i64::try_from(config.claim_margin_seconds.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
+    let wake = engine.delivery_signal();
+    let root = engine.registry_store().clone();
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let now = now_millis();
+        let claimed = match root.claim_reports(&worker, now, now + lock_ms, BATCH).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming reports failed; retrying");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+            continue;
+        }
+        let attempts = claimed
+            .iter()
+            .map(|d| attempt(&reporters, &config, timeout, d));
+        let records: Vec<AttemptRecord> = join_all(attempts).await;
+        if let Err(e) = root.record_attempts(&worker, &records).await {
+            // Locked rows are claimed again when their lock runs out: at least once.
+            tracing::warn!(error = %e, "recording report attempts failed");
+        }
+        // The executors' worker shares the signal: pass it on so neither sleeps a poll.
+        engine.deliveries_due();
+    }
+}
+
+/// One attempt at one report, and what it does to the row.
+async fn attempt(
+    reporters: &Reporters,
+    config: &OutboundConfig,
+    timeout: Duration,
+    d: &ClaimedDelivery,
+) -> AttemptRecord {
+    let started = Instant::now();
+    let kind = d.executor_id.strip_prefix(PREFIX).unwrap_or(&d.executor_id);
+    let result = match (
+        serde_json::from_str::<Report>(&d.payload),
+        reporters.get(kind),
+    ) {
+        (Err(e), _) => Err(ReportError::Permanent {
+            status: None,
+            message: format!("the stored report does not parse: {e}"),
+        }),
+        // Unconfigured since (a token removed): it may come back; the schedule decides.
+        (Ok(_), None) => Err(ReportError::Retry {
+            status: None,
+            retry_after: None,
+            message: format!("no `{kind}` reporter is configured"),
+        }),
+        (Ok(report), Some(r)) => match tokio::time::timeout(timeout, r.report(&report)).await {
+            Ok(result) => result,
+            Err(_) => Err(ReportError::Retry {
+                status: None,
+                retry_after: None,
+                message: format!("timed out after {} s", timeout.as_secs()),
+            }),
+        },
+    };
+    let at = now_millis();
+    let latency_ms = started.elapsed().as_millis().min(i64::MAX as u128) as i64;
+    let attempt = d.attempts + 1;
+    let base = AttemptRecord {
+        delivery_id: d.id.clone(),
+        attempt,
+        at,
+        status_code: None,
+        latency_ms,
+        response: None,
+        error: None,
+        new_status: DeliveryStatus::Delivered,
+        next_attempt_at: at,
+    };
+    match result {
+        Ok(done) => {
+            metrics::counter!("hopper_reports_total", "kind" => kind.to_owned(), "outcome" => "delivered").increment(1);
+            AttemptRecord {
+                status_code: Some(i64::from(done.status)),
+                response: Some(done.detail),
+                ..base
+            }
+        }
+        Err(e) => {
+            let status_code = e.status().map(i64::from);
+            let (retry_after, permanent) = match &e {
+                ReportError::Retry { retry_after, .. } => (*retry_after, false),
+                ReportError::Permanent { .. } => (None, true),
+            };
+            let delay = (!permanent)
+                .then(|| {
+                    next_delay(
+                        &config.retry_schedule_seconds,
+                        u32::try_from(attempt).unwrap_or(u32::MAX),
+                        config.jitter,
+                        retry_after,
+                        Duration::from_secs(config.max_retry_after_seconds),
+                        &mut rand::rng(),
+                    )
+                })
+                .flatten();
+            let outcome = if delay.is_some() { "retry" } else { "dead" };
+            metrics::counter!("hopper_reports_total", "kind" => kind.to_owned(), "outcome" => outcome).increment(1);
+            AttemptRecord {
+                status_code,
+                error: Some(e.to_string()),
+                new_status: if delay.is_some() {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::Dead
+                },
+                next_attempt_at: at + delay.map(|d| d.as_millis() as i64).unwrap_or(0),
+                ..base
+            }
+        }
+    }
+}

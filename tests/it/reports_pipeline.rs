@@ -1,0 +1,225 @@
+//! Reports back, through the outbound pipeline with an in-process reporter standing in for an
+//! integration (the integrations' own tests speak to loopback GitHub, GitLab, Slack and SMTP
+//! servers): what is reported when, how it reads, retries with the remote's `Retry-After`,
+//! dead letters, and the rows in `GET /v1/deliveries`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hopper::Engine;
+use hopper::domain::{
+    Actor, DeliveryFilter, Feedback, InstanceId, SourceRef, TaskDraft, TaskStatus,
+};
+use hopper::reports::Reporters;
+use hopper_integration_api::{Delivered, Moment, Report, ReportError, Reporter};
+use tokio_util::sync::CancellationToken;
+
+use crate::outbound_support::{outbound_configs, sark, until};
+use crate::support::{Backend, TestEnv, handle, on_both};
+
+/// Records reports; answers from a script (then `Ok`).
+#[derive(Default)]
+struct Recorder {
+    got: Mutex<Vec<Report>>,
+    script: Mutex<Vec<Result<(), ReportError>>>,
+}
+
+#[async_trait]
+impl Reporter for Recorder {
+    fn kind(&self) -> &'static str {
+        "github"
+    }
+    async fn report(&self, r: &Report) -> Result<Delivered, ReportError> {
+        self.got.lock().unwrap().push(r.clone());
+        let next = {
+            let mut s = self.script.lock().unwrap();
+            if s.is_empty() { Ok(()) } else { s.remove(0) }
+        };
+        next.map(|_| Delivered {
+            status: 201,
+            detail: "https://github.example/acme/sark/issues/7#issuecomment-1".into(),
+        })
+    }
+}
+
+fn from_github(title: &str) -> TaskDraft {
+    let mut d = TaskDraft::new(title).with_tags(["security"]);
+    d.source = Some(SourceRef {
+        kind: "github".into(),
+        container: Some("acme/sark".into()),
+        external_id: Some("acme/sark#7".into()),
+        url: Some("https://github.example/acme/sark/issues/7".into()),
+        reply_handle: Some(serde_json::json!({"repository": "acme/sark", "issue_number": 7})),
+    });
+    d
+}
+
+async fn start(env: &TestEnv, recorder: Arc<Recorder>) -> (Engine, CancellationToken) {
+    let mut c = outbound_configs(env);
+    c.root.reports = serde_json::from_value(serde_json::json!({
+        "github": {
+            "on": ["routed", "completed", "failed"],
+            "labels": {"routed": ["hopper:routed/{{ project }}"], "completed": ["hopper:done"]},
+            "close_on_success": true,
+        }
+    }))
+    .unwrap();
+    let engine = Engine::open(c).await.unwrap();
+    let stop = CancellationToken::new();
+    let reporters = Reporters::from_list(vec![recorder as Arc<dyn Reporter>]);
+    hopper::outbound::spawn_with(engine.clone(), Arc::new(reporters), stop.clone())
+        .await
+        .unwrap();
+    (engine, stop)
+}
+
+/// Routed and completed are reported, claimed is not (not in `on`); the texts, labels and
+/// close follow the policy; the rows are deliveries of `report:github`.
+async fn routed_and_completed_reach_the_source(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let rec = Arc::new(Recorder::default());
+    let (engine, stop) = start(&env, rec.clone()).await;
+    let global = engine
+        .add_task(&InstanceId::global(), from_github("Patch the auth bypass"))
+        .await
+        .unwrap();
+    until("routed reported", || async {
+        !rec.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let routed = rec.got.lock().unwrap()[0].clone();
+    assert_eq!(routed.moment, Moment::Routed);
+    assert!(routed.text.contains("**sark**"), "{}", routed.text);
+    assert_eq!(routed.add_labels, ["hopper:routed/sark"]);
+    assert_eq!(routed.source.reply_handle.unwrap()["issue_number"], 7);
+    assert!(!routed.close);
+
+    let s = handle(&engine, &sark());
+    let claimed = s.get_next("fixer").await.unwrap().unwrap();
+    let actor = Actor::Executor {
+        name: "fixer".into(),
+        lease: claimed.lease_id.clone().unwrap(),
+    };
+    let fb = Feedback {
+        notes: Some("Closed the bypass in the MCP gate".into()),
+        quality_score: Some(4.0),
+        ..Default::default()
+    };
+    engine
+        .complete(&claimed.id, &actor, Some(fb))
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.get_task(&global.id).await.unwrap().status,
+        TaskStatus::Done
+    );
+    until("completed reported", || async {
+        rec.got.lock().unwrap().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = rec.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "claimed is not reported: {got:?}");
+    let done = &got[1];
+    assert_eq!(done.moment, Moment::Completed);
+    assert!(
+        done.text.contains("Closed the bypass in the MCP gate"),
+        "{}",
+        done.text
+    );
+    assert!(done.text.contains("Quality 4.0/5"), "{}", done.text);
+    assert_eq!(done.add_labels, ["hopper:done"]);
+    assert!(done.close);
+
+    let rows = hopper::outbound::deliveries::list(
+        &engine,
+        &DeliveryFilter {
+            executor: Some("report:github".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|d| d.status == hopper::domain::DeliveryStatus::Delivered)
+    );
+    let mut events: Vec<&str> = rows.iter().map(|d| d.event.as_str()).collect();
+    events.sort();
+    assert_eq!(events, ["report.completed", "report.routed"]);
+    stop.cancel();
+    engine.close().await;
+}
+on_both!(routed_and_completed_reach_the_source);
+
+/// A rate-limited attempt waits out the remote's `Retry-After`, then lands once; a
+/// permanent refusal is dead at once. The task is never affected.
+async fn retries_wait_and_refusals_are_dead(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let rec = Arc::new(Recorder::default());
+    *rec.script.lock().unwrap() = vec![
+        Err(ReportError::Retry {
+            status: Some(403),
+            retry_after: Some(Duration::from_secs(2)),
+            message: "secondary rate limit".into(),
+        }),
+        Ok(()),
+        Err(ReportError::Permanent {
+            status: Some(404),
+            message: "issue not found".into(),
+        }),
+    ];
+    let (engine, stop) = start(&env, rec.clone()).await;
+    let started = std::time::Instant::now();
+    engine
+        .add_task(&InstanceId::global(), from_github("First"))
+        .await
+        .unwrap();
+    until("delivered after the wait", || async {
+        rec.got.lock().unwrap().len() >= 2
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After honoured"
+    );
+    let list = |status| {
+        let engine = engine.clone();
+        async move {
+            let f = DeliveryFilter {
+                executor: Some("report:github".into()),
+                status: Some(status),
+                ..Default::default()
+            };
+            hopper::outbound::deliveries::list(&engine, &f)
+                .await
+                .unwrap()
+        }
+    };
+    let delivered = list(hopper::domain::DeliveryStatus::Delivered).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].attempts, 2);
+    let detail = hopper::outbound::deliveries::show(&engine, &delivered[0].id)
+        .await
+        .unwrap();
+    assert_eq!(detail.history[0].status_code, Some(403));
+    assert_eq!(
+        detail.history[0].error.as_deref(),
+        Some("secondary rate limit")
+    );
+
+    engine
+        .add_task(&InstanceId::global(), from_github("Second"))
+        .await
+        .unwrap();
+    until("dead", || async {
+        !list(hopper::domain::DeliveryStatus::Dead).await.is_empty()
+    })
+    .await;
+    assert_eq!(rec.got.lock().unwrap().len(), 3, "a refusal is not retried");
+    stop.cancel();
+    engine.close().await;
+}
+on_both!(retries_wait_and_refusals_are_dead);
