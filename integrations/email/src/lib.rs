@@ -6,6 +6,7 @@
 mod config;
 pub mod parse;
 mod policy;
+pub mod report;
 pub mod smtp;
 
 use hopper_integration_api::{
@@ -19,7 +20,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "email",
         build,
-        reporter: None,
+        reporter: Some(report::reporter),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod command;
 mod events;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "slack",
         build,
-        reporter: None,
+        reporter: Some(report::reporter),
     }
 }
 
