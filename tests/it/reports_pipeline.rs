@@ -223,3 +223,73 @@ async fn retries_wait_and_refusals_are_dead(backend: Backend) {
     engine.close().await;
 }
 on_both!(retries_wait_and_refusals_are_dead);
+
+/// The real path: `reports.slack` in the config builds the Slack reporter (its connection keys
+/// passed on, the policy keys kept), and a task from a Slack thread gets its completion as a
+/// thread reply from a loopback Slack API.
+#[tokio::test]
+async fn a_slack_task_is_answered_in_its_thread() {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    type Seen = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+    async fn post_message(
+        State(seen): State<Seen>,
+        headers: HeaderMap,
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::Json<serde_json::Value> {
+        let auth = crate::outbound_support::header(&headers, "authorization");
+        seen.lock().unwrap().push((auth, body));
+        axum::Json(serde_json::json!({"ok": true, "ts": "1700000000.000300"}))
+    }
+    let seen: Seen = Arc::default();
+    let app = axum::Router::new()
+        .route("/api/chat.postMessage", axum::routing::post(post_message))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}/api", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let mut c = outbound_configs(&env);
+    c.root.reports = serde_json::from_value(serde_json::json!({
+        "slack": {"api_url": api, "bot_token": "xoxb-e2e", "templates": {"completed": "Done: {{ task.title }}"}},
+    }))
+    .unwrap();
+    let engine = Engine::open(c).await.unwrap();
+    let stop = CancellationToken::new();
+    hopper::outbound::spawn(engine.clone(), stop.clone())
+        .await
+        .unwrap();
+    let mut d = TaskDraft::new("Reset my VPN");
+    d.source = Some(SourceRef {
+        kind: "slack".into(),
+        container: Some("C024BE91L".into()),
+        reply_handle: Some(
+            serde_json::json!({"team": "T1", "channel": "C024BE91L", "thread_ts": "1699999999.000100"}),
+        ),
+        ..Default::default()
+    });
+    let t = engine.add_task(&InstanceId::global(), d).await.unwrap();
+    assert_eq!(t.status, TaskStatus::Pending, "no rule: triage on global");
+    let claimed = handle(&engine, &InstanceId::global())
+        .get_next("helpdesk")
+        .await
+        .unwrap()
+        .unwrap();
+    let actor = Actor::Executor {
+        name: "helpdesk".into(),
+        lease: claimed.lease_id.clone().unwrap(),
+    };
+    engine.complete(&claimed.id, &actor, None).await.unwrap();
+    until("the thread reply", || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    let (auth, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!(auth, "Bearer xoxb-e2e");
+    assert_eq!(body["channel"], "C024BE91L");
+    assert_eq!(body["thread_ts"], "1699999999.000100");
+    assert_eq!(body["text"], "Done: Reset my VPN");
+    stop.cancel();
+    engine.close().await;
+}
