@@ -10,7 +10,7 @@ use crate::service::HopperService;
 pub enum DeliveriesCommand {
     /// Newest first.
     List {
-        /// An executor id (`exec_…`).
+        /// An executor id (`exec_…`), or `report:github` (`gitlab`, `slack`, `email`) for reports.
         #[arg(long)]
         executor: Option<String>,
         /// pending, delivered, dead or cancelled.

@@ -103,6 +103,7 @@ pub struct DeliveryDetail {
 /// Which deliveries `GET /v1/deliveries` lists.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 pub struct DeliveryFilter {
+    /// An executor id, or `report:<source>` for the reports back to a source.
     pub executor: Option<String>,
     pub status: Option<DeliveryStatus>,
     pub task: Option<String>,
