@@ -165,13 +165,14 @@ impl std::fmt::Display for Why<'_> {
 
 /// Every project's score for one task, dense by project index, and what made them.
 ///
-/// Measured with `benches/routing.rs` (1,000 projects): a `HashMap<usize, Score>` with a
-/// `Vec<String>` of formatted reasons per project, a name map rebuilt per decision and a walk
-/// of every rule for `priorities` gave 23,600 decisions/s (p99 0.18 ms) on the mixed tasks
-/// and 7,500/s on tasks requiring a shared capability (hundreds of projects scored, each
-/// reason formatted). Points in a flat array, reasons as borrowed [`Why`]s formatted for the
-/// winner only, and the name map and priorities indexed at load time: see the bench's figures
-/// in the commit.
+/// Measured with `benches/routing.rs` (1,000 projects, one thread, a quiet 2-core machine):
+/// a `HashMap<usize, Score>` with a `Vec<String>` of formatted reasons per project, a name map
+/// rebuilt per decision and a walk of every rule for `priorities` gave 23,600 decisions/s (p99
+/// 0.18 ms) on the mixed tasks and 7,500/s (p50 0.135 ms) through the chain on tasks requiring
+/// capabilities (hundreds of projects scored, each reason formatted). Points in a flat array,
+/// reasons as borrowed [`Why`]s formatted for the winner only, and the name map and
+/// priorities indexed at load: 97,000/s (p50 0.002 ms, p99 0.047 ms) and 20,700/s (p50 0.050
+/// ms). What remains on capability tasks is the walk in [`capability_scores`].
 struct Scores<'a> {
     points: Vec<f64>,
     /// Indices with points, in the order they first scored.
