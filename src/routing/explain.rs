@@ -47,3 +47,39 @@ pub struct Step {
 pub struct Explanation {
     pub chain: Vec<Step>,
 }
+
+/// The head of a ranking — the winner and up to three alternatives — kept while candidates
+/// stream past, and how many there were: what a provider's answer shows, without sorting every
+/// candidate. With 1,000 projects a shared capability makes hundreds of candidates; sorting
+/// them all was ~5% of a decision in `benches/routing.rs`.
+pub(super) struct Top<T> {
+    pub items: Vec<T>,
+    pub count: usize,
+}
+
+impl<T> Top<T> {
+    /// The winner and three alternatives.
+    pub const KEEP: usize = 4;
+
+    pub fn new() -> Self {
+        Self {
+            items: Vec::with_capacity(Self::KEEP + 1),
+            count: 0,
+        }
+    }
+
+    /// Adds `item`, ahead of the first kept item it `beats`; an item that beats none goes
+    /// after them (so equal items keep the order they came in).
+    pub fn offer(&mut self, item: T, beats: impl Fn(&T, &T) -> bool) {
+        self.count += 1;
+        let at = self
+            .items
+            .iter()
+            .position(|old| beats(&item, old))
+            .unwrap_or(self.items.len());
+        if at < Self::KEEP {
+            self.items.insert(at, item);
+            self.items.truncate(Self::KEEP);
+        }
+    }
+}
