@@ -410,6 +410,8 @@ fn main() {
         (50, 600)
     };
     let World { rules, projects } = world(n);
+    // As the engine hands it to routing: with its capability index.
+    let projects = hopper::routing::Projects::new(projects);
     let live = LiveRules::new(rules.clone());
     let rules_p = Arc::new(RulesProvider::new(live.clone()));
     let caps_p = Arc::new(CapabilitiesProvider);

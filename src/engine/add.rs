@@ -53,7 +53,7 @@ impl Engine {
             let projects = if node.scope() == Scope::Global {
                 self.projects().await
             } else {
-                Arc::from([])
+                Arc::default()
             };
             let decision = self
                 .router_for(&node)

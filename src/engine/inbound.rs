@@ -458,7 +458,7 @@ impl Engine {
     ) -> Option<Handover> {
         let decision = self
             .router_for(child)
-            .route(child.scope(), draft, &[])
+            .route(child.scope(), draft, crate::routing::Projects::none())
             .await;
         handover_for(parent, child, d, draft, &decision)
     }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use super::Node;
 use crate::domain::{InstanceId, Scope};
-use crate::routing::{ExecutorInfo, ProjectInfo};
+use crate::routing::{ExecutorInfo, ProjectInfo, Projects};
 
 #[derive(Default)]
 pub(super) struct LiveNodes {
     map: HashMap<InstanceId, Arc<Node>>,
-    projects: Arc<[ProjectInfo]>,
+    projects: Arc<Projects>,
     /// Enabled executors by project name (`sark`), as routing last read them.
     executors: HashMap<String, Vec<ExecutorInfo>>,
 }
@@ -64,7 +64,7 @@ impl LiveNodes {
     }
 
     /// The live projects, as routers see them.
-    pub fn projects(&self) -> Arc<[ProjectInfo]> {
+    pub fn projects(&self) -> Arc<Projects> {
         self.projects.clone()
     }
 
@@ -122,6 +122,6 @@ impl LiveNodes {
         // A stable order: the map's would change from one rebuild to the next, and routers
         // break ties by position.
         projects.sort_by(|a, b| a.name.cmp(&b.name));
-        self.projects = projects.into();
+        self.projects = Arc::new(Projects::new(projects));
     }
 }

@@ -10,7 +10,6 @@ use crate::domain::{
     Scope, TaskStatus, now_millis,
 };
 use crate::error::{HopperError, Result};
-use crate::routing::ProjectInfo;
 use crate::store::{NewInstance, Store, StoreKey};
 
 /// A live instance: its registry row, resolved config and the store holding its tasks.
@@ -381,7 +380,7 @@ impl Engine {
         out
     }
 
-    pub(super) async fn projects(&self) -> Arc<[ProjectInfo]> {
+    pub(super) async fn projects(&self) -> Arc<crate::routing::Projects> {
         self.refresh_routing_executors().await;
         self.inner.nodes.read().await.projects()
     }

@@ -62,9 +62,11 @@ impl Engine {
                     state: DelegationState::Delegated,
                     delegated_at: row.now,
                 };
-                let child_decision =
-                    self.router_for(&child)
-                        .decide_now(child.scope(), &row.draft, &[])?;
+                let child_decision = self.router_for(&child).decide_now(
+                    child.scope(),
+                    &row.draft,
+                    crate::routing::Projects::none(),
+                )?;
                 let handover =
                     handover_for(node, &child, &delegation, &row.draft, &child_decision)?;
                 row.status = TaskStatus::Routed;

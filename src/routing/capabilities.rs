@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::chain::{Answer, Choice, Provider};
 use super::explain::{Alternative, Top};
-use super::{ExecutorInfo, ProjectInfo};
+use super::{ExecutorInfo, Projects};
 use crate::domain::TaskDraft;
 
 pub struct CapabilitiesProvider;
@@ -40,15 +40,42 @@ fn fit(e: &ExecutorInfo, task: &TaskDraft) -> Option<usize> {
     Some(task.tags.iter().filter(|t| has(&e.capabilities, t)).count())
 }
 
+/// Indexes of the projects worth a look, in list order: those declaring every required
+/// capability, or without any required, those declaring one of the tags.
+fn candidates(task: &TaskDraft, projects: &Projects) -> Vec<usize> {
+    let mut required = task.required_capabilities.iter();
+    match required.next() {
+        Some(first) => {
+            let mut out = projects.with_capability(first).to_vec();
+            for cap in required {
+                let have = projects.with_capability(cap);
+                out.retain(|i| have.binary_search(i).is_ok());
+            }
+            out
+        }
+        None => {
+            let mut out: Vec<usize> = task
+                .tags
+                .iter()
+                .flat_map(|t| projects.with_capability(t).iter().copied())
+                .collect();
+            out.sort_unstable();
+            out.dedup();
+            out
+        }
+    }
+}
+
 impl CapabilitiesProvider {
-    pub fn answer(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+    pub fn answer(&self, task: &TaskDraft, projects: &Projects) -> Answer {
         let required = !task.required_capabilities.is_empty();
         if !required && task.tags.is_empty() {
             return Answer::abstain("the task has no tags or required capabilities");
         }
-        // (tag matches, executor, project), best first; ties keep project order.
+        // (tag matches, executor, project), best first; ties keep project order. Only the
+        // projects the index says declare a required capability (or, without any, a tag).
         let mut ranked = Top::new();
-        for p in projects {
+        for p in candidates(task, projects).into_iter().map(|i| &projects[i]) {
             let best = p
                 .executors
                 .iter()
@@ -114,7 +141,7 @@ impl Provider for CapabilitiesProvider {
         "capabilities"
     }
 
-    fn decide_now(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Option<Answer> {
+    fn decide_now(&self, task: &TaskDraft, projects: &Projects) -> Option<Answer> {
         Some(self.answer(task, projects))
     }
 }
@@ -122,6 +149,7 @@ impl Provider for CapabilitiesProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::ProjectInfo;
 
     fn project(name: &str, executors: &[(&str, &[&str])]) -> ProjectInfo {
         ProjectInfo {
@@ -139,10 +167,10 @@ mod tests {
 
     #[test]
     fn required_capabilities_pick_the_only_project_that_has_them() {
-        let projects = [
+        let projects = Projects::new(vec![
             project("web", &[("web-bot", &["typescript", "react"])]),
             project("infra", &[("tf-runner", &["terraform", "aws"])]),
-        ];
+        ]);
         let mut t = TaskDraft::new("Add a bucket");
         t.required_capabilities = vec!["terraform".into()];
         let Answer { verdict, .. } = CapabilitiesProvider.answer(&t, &projects);
@@ -164,10 +192,10 @@ mod tests {
 
     #[test]
     fn tags_rank_candidates_and_ties_lower_confidence() {
-        let projects = [
+        let projects = Projects::new(vec![
             project("a", &[("x", &["rust", "db"])]),
             project("b", &[("y", &["rust"])]),
-        ];
+        ]);
         let t = TaskDraft::new("Speed up the store").with_tags(["rust", "db"]);
         match CapabilitiesProvider.answer(&t, &projects).verdict {
             super::super::Verdict::Decided(c) => {

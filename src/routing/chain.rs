@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use super::explain::{Alternative, Explanation, Step, StepOutcome};
 use super::live_rules::LiveRules;
-use super::{ProjectInfo, Route, Router, RoutingDecision};
+use super::{Projects, Route, Router, RoutingDecision};
 use crate::domain::{Scope, TaskDraft};
 
 /// A provider's choice.
@@ -67,9 +67,9 @@ pub trait Provider: Send + Sync {
     }
 
     /// The answer without waiting on anything, or `None` when it has to ask.
-    fn decide_now(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Option<Answer>;
+    fn decide_now(&self, task: &TaskDraft, projects: &Projects) -> Option<Answer>;
 
-    async fn decide(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+    async fn decide(&self, task: &TaskDraft, projects: &Projects) -> Answer {
         self.decide_now(task, projects)
             .unwrap_or_else(|| Answer::abstain("could not decide"))
     }
@@ -210,12 +210,7 @@ fn explicit(task: &TaskDraft) -> Option<RoutingDecision> {
 
 #[async_trait]
 impl Router for Chain {
-    async fn route(
-        &self,
-        _scope: Scope,
-        task: &TaskDraft,
-        projects: &[ProjectInfo],
-    ) -> RoutingDecision {
+    async fn route(&self, _scope: Scope, task: &TaskDraft, projects: &Projects) -> RoutingDecision {
         if let Some(d) = explicit(task) {
             return d;
         }
@@ -234,7 +229,7 @@ impl Router for Chain {
         &self,
         _scope: Scope,
         task: &TaskDraft,
-        projects: &[ProjectInfo],
+        projects: &Projects,
     ) -> Option<RoutingDecision> {
         if let Some(d) = explicit(task) {
             return Some(d);

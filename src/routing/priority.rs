@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use super::{ProjectInfo, Route, Router, RoutingDecision};
+use super::{Projects, Route, Router, RoutingDecision};
 use crate::domain::{Scope, TaskDraft};
 
 /// `simple_priority`: no decisions, just a priority queue (orchestration runs).
@@ -8,11 +8,11 @@ pub struct PriorityRouter;
 
 #[async_trait]
 impl Router for PriorityRouter {
-    async fn route(&self, _: Scope, _: &TaskDraft, _: &[ProjectInfo]) -> RoutingDecision {
+    async fn route(&self, _: Scope, _: &TaskDraft, _: &Projects) -> RoutingDecision {
         queued()
     }
 
-    fn decide_now(&self, _: Scope, _: &TaskDraft, _: &[ProjectInfo]) -> Option<RoutingDecision> {
+    fn decide_now(&self, _: Scope, _: &TaskDraft, _: &Projects) -> Option<RoutingDecision> {
         Some(queued())
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ProjectInfo;
+use super::Projects;
 use super::chain::{Answer, Choice, Provider};
 use super::live_rules::LiveRules;
 use super::llm::{LlmClient, LlmSettings};
@@ -19,11 +19,7 @@ use crate::domain::TaskDraft;
 
 /// What the remote deciders are asked: the task with its source, and every project they may
 /// choose: live ones (with executors) and those the rules name that have no instance yet.
-pub fn route_request(
-    task: &TaskDraft,
-    projects: &[ProjectInfo],
-    rules: &LiveRules,
-) -> RouteRequest {
+pub fn route_request(task: &TaskDraft, projects: &Projects, rules: &LiveRules) -> RouteRequest {
     let mut summary = TaskSummary::from(task);
     summary.source = task
         .source
@@ -167,11 +163,11 @@ impl Provider for LlmProvider {
         self.min_confidence
     }
 
-    fn decide_now(&self, task: &TaskDraft, _: &[ProjectInfo]) -> Option<Answer> {
+    fn decide_now(&self, task: &TaskDraft, _: &Projects) -> Option<Answer> {
         self.at_once(task)
     }
 
-    async fn decide(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+    async fn decide(&self, task: &TaskDraft, projects: &Projects) -> Answer {
         if let Some(a) = self.at_once(task) {
             return a;
         }
@@ -228,14 +224,14 @@ impl Provider for SageProvider {
         self.min_confidence
     }
 
-    fn decide_now(&self, _: &TaskDraft, _: &[ProjectInfo]) -> Option<Answer> {
+    fn decide_now(&self, _: &TaskDraft, _: &Projects) -> Option<Answer> {
         self.client
             .as_ref()
             .err()
             .map(|why| Answer::abstain(why.clone()))
     }
 
-    async fn decide(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+    async fn decide(&self, task: &TaskDraft, projects: &Projects) -> Answer {
         match &self.client {
             Err(why) => Answer::abstain(why.clone()),
             Ok(c) => answer_of(c.route(&route_request(task, projects, &self.rules)).await),

@@ -15,11 +15,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use async_trait::async_trait;
 
-use super::capabilities::same;
 use super::chain::{Answer, Choice, Provider};
 use super::explain::{Alternative, Top};
 use super::live_rules::LiveRules;
-use super::{ProjectInfo, Route, Router, RoutingDecision};
+use super::{Projects, Route, Router, RoutingDecision};
 use crate::config::{ProjectRule, RoutingRules};
 use crate::domain::{Scope, TaskDraft};
 
@@ -229,7 +228,7 @@ fn score<'a>(
     c: &'a Compiled,
     task: &'a TaskDraft,
     source_keys: &'a [String],
-    projects: &[ProjectInfo],
+    projects: &Projects,
 ) -> Scores<'a> {
     let mut scores = Scores::new(c.names.len() + projects.len());
     if let Some(ac) = &c.keywords {
@@ -278,50 +277,29 @@ fn score<'a>(
 }
 
 /// +5 per required capability the project has: in its rule, or declared by its instance or
-/// its executors.
+/// its executors (from the projects' capability index: what the task requires, not what
+/// every project declares, is what a decision walks).
 fn capability_scores<'a>(
     c: &'a Compiled,
     task: &'a TaskDraft,
-    projects: &[ProjectInfo],
+    projects: &Projects,
     scores: &mut Scores<'a>,
 ) {
-    // One walk of the live projects' capabilities for all the required ones (they were walked
-    // once per required capability), comparing with `same`. This walk is what a decision for
-    // a task requiring a capability costs with 1,000 live projects: O(projects ×
-    // capabilities) string comparisons, as the projects come with each call (an index of
-    // them would belong where the engine builds the list).
-    let required = &task.required_capabilities;
-    let mut holders: Vec<Vec<usize>> = required
-        .iter()
-        .map(|cap| c.by_capability.get(cap).cloned().unwrap_or_default())
-        .collect();
-    for (j, p) in projects.iter().enumerate() {
-        let mut at = None;
-        for have in &p.capabilities {
-            for (cap, h) in required.iter().zip(holders.iter_mut()) {
-                if same(have, cap) {
-                    let i = *at.get_or_insert_with(|| {
-                        c.index
-                            .get(p.name.as_str())
-                            .copied()
-                            .unwrap_or(c.names.len() + j)
-                    });
-                    // A capability listed twice is pushed twice: `dedup` below.
-                    h.push(i);
-                }
-            }
+    for cap in &task.required_capabilities {
+        let mut holders: Vec<usize> = c.by_capability.get(cap).cloned().unwrap_or_default();
+        for &j in projects.with_capability(cap) {
+            let name = projects[j].name.as_str();
+            holders.push(c.index.get(name).copied().unwrap_or(c.names.len() + j));
         }
-    }
-    for (cap, mut h) in required.iter().zip(holders) {
-        h.sort_unstable();
-        h.dedup();
-        for i in h {
+        holders.sort_unstable();
+        holders.dedup();
+        for i in holders {
             scores.add(i, 5.0, Why::Capability(cap));
         }
     }
 }
 
-fn name_of<'a>(c: &'a Compiled, projects: &'a [ProjectInfo], i: usize) -> &'a str {
+fn name_of<'a>(c: &'a Compiled, projects: &'a Projects, i: usize) -> &'a str {
     match c.names.get(i) {
         Some(n) => n,
         None => projects
@@ -341,7 +319,7 @@ impl RulesProvider {
         Self { rules }
     }
 
-    pub fn answer(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Answer {
+    pub fn answer(&self, task: &TaskDraft, projects: &Projects) -> Answer {
         let c = self.rules.load();
         let keys = source_keys(task);
         let scores = score(&c, task, &keys, projects);
@@ -387,7 +365,7 @@ impl Provider for RulesProvider {
         "rules"
     }
 
-    fn decide_now(&self, task: &TaskDraft, projects: &[ProjectInfo]) -> Option<Answer> {
+    fn decide_now(&self, task: &TaskDraft, projects: &Projects) -> Option<Answer> {
         Some(self.answer(task, projects))
     }
 }
@@ -441,16 +419,11 @@ impl RulesRouter {
 
 #[async_trait]
 impl Router for RulesRouter {
-    async fn route(&self, scope: Scope, task: &TaskDraft, _: &[ProjectInfo]) -> RoutingDecision {
+    async fn route(&self, scope: Scope, task: &TaskDraft, _: &Projects) -> RoutingDecision {
         self.decide(scope)(task)
     }
 
-    fn decide_now(
-        &self,
-        scope: Scope,
-        task: &TaskDraft,
-        _: &[ProjectInfo],
-    ) -> Option<RoutingDecision> {
+    fn decide_now(&self, scope: Scope, task: &TaskDraft, _: &Projects) -> Option<RoutingDecision> {
         Some(self.decide(scope)(task))
     }
 }

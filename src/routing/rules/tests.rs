@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::ProjectRule;
 use crate::domain::SourceRef;
-use crate::routing::Verdict;
+use crate::routing::{ProjectInfo, Projects, Verdict};
 
 fn rules() -> RoutingRules {
     let mut r = RoutingRules::default();
@@ -41,7 +41,7 @@ fn tags_keywords_and_sources_score() {
     let p = provider();
     let c = decided(p.answer(
         &TaskDraft::new("Add MCP server").with_tags(["security"]),
-        &[],
+        Projects::none(),
     ));
     assert_eq!(c.project, "sark");
     assert_eq!(
@@ -55,14 +55,14 @@ fn tags_keywords_and_sources_score() {
         container: Some("Acme/Czarina".into()),
         ..SourceRef::default()
     });
-    let c = decided(p.answer(&t, &[]));
+    let c = decided(p.answer(&t, Projects::none()));
     assert_eq!(c.project, "czarina");
     assert!(
         c.reason.contains("source `github:acme/czarina`"),
         "{}",
         c.reason
     );
-    let a = p.answer(&TaskDraft::new("Water the plants"), &[]);
+    let a = p.answer(&TaskDraft::new("Water the plants"), Projects::none());
     assert_eq!(
         a.verdict,
         Verdict::Abstained("no rule matched (2 projects in the rules)".into())
@@ -73,7 +73,7 @@ fn tags_keywords_and_sources_score() {
 fn a_keyword_counts_once_and_alternatives_are_listed() {
     let p = provider();
     let t = TaskDraft::new("policy policy policy").with_tags(["orchestration"]);
-    let c = decided(p.answer(&t, &[]));
+    let c = decided(p.answer(&t, Projects::none()));
     assert_eq!(c.project, "czarina", "tag +3 beats one keyword +2");
     assert_eq!(c.alternatives.len(), 1);
     assert_eq!(c.alternatives[0].project, "sark");
@@ -88,7 +88,10 @@ fn live_projects_score_by_their_registered_capabilities() {
         capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
         executors: vec![],
     };
-    let projects = [live("infra", &["terraform"]), live("sark", &["python"])];
+    let projects = Projects::new(vec![
+        live("infra", &["terraform"]),
+        live("sark", &["python"]),
+    ]);
     let mut t = TaskDraft::new("Provision the runners");
     t.required_capabilities = vec!["terraform".into()];
     assert_eq!(decided(p.answer(&t, &projects)).project, "infra");
@@ -96,7 +99,7 @@ fn live_projects_score_by_their_registered_capabilities() {
     t.required_capabilities = vec!["python".into()];
     assert_eq!(decided(p.answer(&t, &projects)).project, "sark");
     // Equal scores: configured projects come first.
-    let projects = [live("aardvark", &["go"]), live("sark", &["go"])];
+    let projects = Projects::new(vec![live("aardvark", &["go"]), live("sark", &["go"])]);
     t.required_capabilities = vec!["go".into()];
     assert_eq!(decided(p.answer(&t, &projects)).project, "sark");
 }
@@ -106,12 +109,18 @@ async fn project_decides_orchestration_or_queue() {
     let router = RulesRouter::new(LiveRules::new(rules()));
     let t = TaskDraft::new("Big thing").with_tags(["feature"]);
     assert_eq!(
-        router.route(Scope::Project, &t, &[]).await.route,
+        router
+            .route(Scope::Project, &t, Projects::none())
+            .await
+            .route,
         Route::Orchestrate
     );
     let t = TaskDraft::new("Fix typo");
     assert_eq!(
-        router.route(Scope::Project, &t, &[]).await.route,
+        router
+            .route(Scope::Project, &t, Projects::none())
+            .await
+            .route,
         Route::Queue
     );
 }
