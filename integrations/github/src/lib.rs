@@ -8,6 +8,7 @@
 
 mod config;
 mod interpret;
+pub mod report;
 
 use hopper_integration_api::{
     InboundError, InboundRequest, InboundSource, Interpretation, Plugin, Secret, SourceSettings,
@@ -15,12 +16,13 @@ use hopper_integration_api::{
 };
 
 pub use config::GithubConfig;
+pub use report::{GithubReportConfig, GithubReporter};
 
 pub fn plugin() -> Plugin {
     Plugin {
         name: "github",
         build,
-        reporter: None,
+        reporter: Some(report::reporter),
     }
 }
 

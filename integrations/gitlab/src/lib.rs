@@ -4,6 +4,8 @@
 //! is configured, GitLab's Standard Webhooks signature (`webhook-id`, `webhook-timestamp`,
 //! `webhook-signature`, a `whsec_` key). Every check that is configured must pass.
 
+pub mod report;
+
 use std::time::Duration;
 
 use hopper_integration_api::text::{Mapping, clip, command, title};
@@ -15,6 +17,8 @@ use hopper_integration_api::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub use report::{GitlabReportConfig, GitlabReporter};
+
 /// How far a signed delivery's `webhook-timestamp` may be from now (Standard Webhooks
 /// suggests 5 minutes).
 const TOLERANCE: Duration = Duration::from_secs(300);
@@ -23,7 +27,7 @@ pub fn plugin() -> Plugin {
     Plugin {
         name: "gitlab",
         build,
-        reporter: None,
+        reporter: Some(report::reporter),
     }
 }
 
