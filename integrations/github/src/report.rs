@@ -41,6 +41,11 @@ const DEFAULT_API_URL: &str = "https://api.github.com";
 
 /// Builds the GitHub reporter from `reports.github`: `None` without a token or an App.
 pub fn reporter(s: &SourceSettings<'_>) -> ReporterResult {
+    // octocrab's client asks rustls for the process-wide provider. In a build where another
+    // crate turns on rustls's aws-lc-rs feature too (the gitlab crate's reqwest does), rustls
+    // cannot pick one by itself and the first request panics; ring is the one Hopper uses
+    // everywhere else. `Err` only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config: GithubReportConfig = s.parse()?;
     let api_url = config
         .api_url
