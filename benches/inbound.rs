@@ -4,6 +4,12 @@
 //!
 //! `cargo bench --bench inbound` prints the figures (set HOPPER_BENCH_PG_URL to include
 //! PostgreSQL); under `cargo test` it runs a small smoke pass.
+//!
+//! `HOPPER_BENCH_SLOW_LLM_MS=2000` adds, after each backend's run, the same run with the
+//! routing chain `[llm, rules]` asking a loopback chat-completions server that answers after
+//! that long (`sqlite+llm`): routing can then no longer go into the recording commit, so this
+//! is what a slow model costs ingest (the tasks carry no project, in both runs, so the chain
+//! is what decides).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -35,8 +41,32 @@ fn payload() -> String {
     serde_json::to_string(&v).unwrap()
 }
 
-async fn start(url: &str, dir: &std::path::Path) -> (String, hopper::Engine) {
+/// A loopback chat-completions server answering `waypoint` after `delay`.
+async fn slow_llm(delay: Duration) -> String {
+    let answer = move || async move {
+        tokio::time::sleep(delay).await;
+        axum::Json(serde_json::json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "model": "bench",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                "content": "{\"project\": \"waypoint\", \"confidence\": 0.9, \"reason\": \"bench\"}"}}],
+        }))
+    };
+    let app = axum::Router::new().route("/v1/chat/completions", post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn start(url: &str, dir: &std::path::Path, llm: Option<&str>) -> (String, hopper::Engine) {
     let mut c = ConfigSet::defaults();
+    if let Some(llm) = llm {
+        use hopper::config::ProviderKind;
+        let i = &mut c.root.intelligence;
+        i.providers = Some(vec![ProviderKind::Llm, ProviderKind::Rules]);
+        i.llm.base_url = Some(llm.to_owned());
+        i.model = Some("bench".into());
+    }
     c.root.persistence.storage = if url.starts_with("sqlite:") {
         Storage::Sqlite
     } else {
@@ -46,7 +76,7 @@ async fn start(url: &str, dir: &std::path::Path) -> (String, hopper::Engine) {
     c.root.server.data_dir = dir.display().to_string();
     c.root
         .inbound
-        .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err()} }));
+        .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err() && std::env::var("HOPPER_BENCH_SLOW_LLM_MS").is_err()} }));
     let gateway = Arc::new(Gateway::from_configs(&c).unwrap());
     let engine = hopper::Engine::open(c).await.unwrap();
     let state = AppState {
@@ -212,9 +242,9 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-async fn backend(label: &str, url: &str, s: &Scale) {
+async fn backend(label: &str, url: &str, s: &Scale, llm: Option<&str>) {
     let dir = workdir();
-    let (base, engine) = start(url, dir.path()).await;
+    let (base, engine) = start(url, dir.path(), llm).await;
     let body = Arc::new(payload());
     let sig = format!(
         "sha256={}",
@@ -314,10 +344,22 @@ fn main() {
     rt.block_on(async {
         // HOPPER_BENCH_ONLY=postgres (or sqlite) runs one backend.
         let only = std::env::var("HOPPER_BENCH_ONLY").ok();
+        let llm = match std::env::var("HOPPER_BENCH_SLOW_LLM_MS")
+            .ok()
+            .and_then(|m| m.parse().ok())
+        {
+            Some(ms) => Some(slow_llm(Duration::from_millis(ms)).await),
+            None => None,
+        };
         if only.as_deref().is_none_or(|o| o == "sqlite") {
             let dir = workdir();
             let sqlite = format!("sqlite:{}", dir.path().join("inbound.db").display());
-            backend("sqlite", &sqlite, &s).await;
+            backend("sqlite", &sqlite, &s, None).await;
+            if let Some(llm) = &llm {
+                let dir = workdir();
+                let sqlite = format!("sqlite:{}", dir.path().join("inbound-llm.db").display());
+                backend("sqlite+llm", &sqlite, &s, Some(llm)).await;
+            }
             // The SQLite run leaves hundreds of MB dirty in the page cache: removed (unless
             // kept) and the rest flushed, so that its writeback does not land in the middle
             // of PostgreSQL's figures (it put 50 ms stalls in PostgreSQL's paced latency).
@@ -330,8 +372,13 @@ fn main() {
         match std::env::var("HOPPER_BENCH_PG_URL") {
             Ok(admin) => {
                 let url = common::fresh_pg(&admin).await;
-                backend("postgres", &url, &s).await;
+                backend("postgres", &url, &s, None).await;
                 common::drop_pg(&admin, &url).await;
+                if let Some(llm) = &llm {
+                    let url = common::fresh_pg(&admin).await;
+                    backend("pg+llm", &url, &s, Some(llm)).await;
+                    common::drop_pg(&admin, &url).await;
+                }
             }
             Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),
         }

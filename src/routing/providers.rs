@@ -127,6 +127,8 @@ impl LlmProvider {
                 limits: Limits {
                     max_concurrency: i.llm.max_concurrency.max(1),
                     max_queue: i.llm.max_queue,
+                    // A turn no later than one answer's own deadline.
+                    max_wait: Some(Duration::from_millis(i.llm.timeout_ms.max(1))),
                 },
                 max_prompt_projects: i.llm.max_prompt_projects,
             })
@@ -201,6 +203,7 @@ impl SageProvider {
                 limits: Limits {
                     max_concurrency: s.max_concurrency.max(1),
                     max_queue: s.max_queue,
+                    max_wait: Some(Duration::from_millis(s.timeout_ms.max(1))),
                 },
             })
             .map(Arc::new)

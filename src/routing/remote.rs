@@ -116,6 +116,11 @@ pub struct Limits {
     pub max_concurrency: usize,
     /// Callers that may wait for a turn; one more abstains at once with "queue full".
     pub max_queue: usize,
+    /// The longest a caller waits for a turn before abstaining (`None`: as long as it takes).
+    /// A deep queue before a slow model would otherwise hold tasks unrouted for minutes
+    /// (1,000 waiting, 4 at a time, 2 s each: over 8 minutes for the last).
+    #[serde(default)]
+    pub max_wait: Option<std::time::Duration>,
 }
 
 impl Default for Limits {
@@ -123,6 +128,7 @@ impl Default for Limits {
         Self {
             max_concurrency: 4,
             max_queue: 32,
+            max_wait: None,
         }
     }
 }
@@ -167,11 +173,21 @@ impl Gate {
                 self.limits.max_concurrency.max(1)
             ));
         }
-        self.permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| "the client is shutting down".to_owned())
+        let turn = self.permits.clone().acquire_owned();
+        let turn = match self.limits.max_wait {
+            None => turn.await,
+            Some(wait) => match tokio::time::timeout(wait, turn).await {
+                Ok(t) => t,
+                Err(_) => {
+                    return Err(format!(
+                        "no turn within {} ms ({} in flight, {before} waiting before it)",
+                        wait.as_millis(),
+                        self.limits.max_concurrency.max(1)
+                    ));
+                }
+            },
+        };
+        turn.map_err(|_| "the client is shutting down".to_owned())
     }
 }
 
@@ -182,12 +198,29 @@ mod tests {
     #[tokio::test]
     async fn the_gate_refuses_beyond_the_queue() {
         let gate = Gate::new(Limits {
+            max_wait: None,
             max_concurrency: 1,
             max_queue: 0,
         });
         let held = gate.enter().await.unwrap();
         let refused = gate.enter().await.unwrap_err();
         assert!(refused.starts_with("queue full: 0 waiting"), "{refused}");
+        drop(held);
+        assert!(gate.enter().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_turn_that_takes_too_long_is_given_up() {
+        let gate = Gate::new(Limits {
+            max_wait: Some(std::time::Duration::from_millis(50)),
+            max_concurrency: 1,
+            max_queue: 10,
+        });
+        let held = gate.enter().await.unwrap();
+        let started = std::time::Instant::now();
+        let refused = gate.enter().await.unwrap_err();
+        assert!(refused.starts_with("no turn within 50 ms"), "{refused}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
         drop(held);
         assert!(gate.enter().await.is_ok());
     }

@@ -260,6 +260,7 @@ async fn llm_queue_bound_abstains_at_once() {
     );
     let fake = FakeLlm::start(vec![slow]).await;
     let limits = Limits {
+        max_wait: None,
         max_concurrency: 1,
         max_queue: 0,
     };
