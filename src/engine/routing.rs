@@ -58,9 +58,18 @@ impl RoutingParts {
                 stop.clone(),
             );
         }
-        let decomposer = LlmProvider::from_config(intelligence, rules.clone())
-            .client()
-            .cloned();
+        // A second LLM client only when runs are planned by it (`Engine::plan_draft` asks
+        // nothing otherwise).
+        let plans = [&configs.root, &configs.project]
+            .iter()
+            .any(|c| c.intelligence.decompose == crate::config::DecomposeMode::Llm);
+        let decomposer = plans
+            .then(|| {
+                LlmProvider::from_config(intelligence, rules.clone())
+                    .client()
+                    .cloned()
+            })
+            .flatten();
         Self {
             rules,
             chain,
