@@ -331,8 +331,14 @@ fn main() {
                 .ok()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(1_000),
-            paced_seconds: 5,
-            waiting: 100_000,
+            paced_seconds: std::env::var("HOPPER_BENCH_PACED_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(10),
+            waiting: std::env::var("HOPPER_BENCH_WAITING")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(100_000),
             down: 10,
         }
     } else {

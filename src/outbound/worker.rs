@@ -280,7 +280,7 @@ async fn write_batch(shared: &Shared, worker_id: &str, batch: Vec<Done>) -> crat
     for id in gone {
         if shared
             .root
-            .disable_executor(&id, "endpoint answered 410 Gone", now)
+            .set_executor_enabled(&id, false, Some("endpoint answered 410 Gone"), now)
             .await?
         {
             tracing::warn!(executor = %id, "executor disabled: its endpoint answered 410 Gone");

@@ -156,7 +156,8 @@ impl Store {
                 })
                 .await
             }
-            // One statement whatever the number of executors, so it is prepared once.
+            // One statement whatever the number of executors, so it is prepared once. Relaxed,
+            // as SQLite's is unsynced, and for the same reason.
             super::Backend::Postgres(b) => {
                 let (ids, rooms): (Vec<&str>, Vec<i64>) =
                     executors.iter().map(|(id, r)| (id.as_str(), *r)).unzip();
@@ -167,7 +168,7 @@ impl Store {
                     .bind(&rooms)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(b.pool())
+                    .fetch_all(b.relaxed())
                     .await?)
             }
         }
@@ -312,30 +313,14 @@ impl Store {
         for id in stale {
             let reason = "every delivery failed for longer than \
                           outbound.disable_after_failing_seconds";
-            if self.disable_executor(&id, reason, now).await? {
+            if self
+                .set_executor_enabled(&id, false, Some(reason), now)
+                .await?
+            {
                 disabled.push(id);
             }
         }
         Ok(disabled)
-    }
-
-    /// Disables an enabled executor and records `executor.disabled`; false if it already was.
-    pub async fn disable_executor(&self, id: &str, reason: &str, now: Millis) -> StoreResult<bool> {
-        const Q: &str = "UPDATE executors SET enabled = FALSE, disabled_reason = $2, \
-                         disabled_at = $3, updated_at = $3 WHERE id = $1 AND enabled";
-        const EV: &str = "INSERT INTO executor_events (executor_id, at, kind, detail) \
-                          VALUES ($1, $2, 'executor.disabled', $3)";
-        let detail = serde_json::json!({ "reason": reason }).to_string();
-        on_writer!(self, c => {
-            let mut tx = c.begin().await?;
-            let n = sqlx::query(Q).bind(id).bind(reason).bind(now).execute(&mut *tx).await?;
-            let changed = n.rows_affected() > 0;
-            if changed {
-                sqlx::query(EV).bind(id).bind(now).bind(&detail).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(changed)
-        })
     }
 
     pub async fn list_deliveries(&self, f: &DeliveryFilter) -> StoreResult<Vec<Delivery>> {

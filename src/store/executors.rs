@@ -2,6 +2,8 @@
 //! instance's database beside the instance registry. Every write here is rare (registration,
 //! an admin's change), so all of them take `on_writer!` and are durable on return.
 
+use sqlx::Connection;
+
 use super::rows::{
     EXECUTOR_COLUMNS, EXECUTOR_EVENT_COLUMNS, ExecutorEvent, ExecutorEventRow, ExecutorRow,
     INSERT_EXECUTOR, UPDATE_EXECUTOR, to_json,
@@ -89,27 +91,53 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Enables (clearing the reason and the run of failures) or disables with a reason.
+    /// Enables (clearing the reason and the run of failures) or disables with a reason, and
+    /// records `executor.enabled` / `executor.disabled` in the same transaction when that
+    /// changed the executor: an administrator's switch, a 410 and a long run of failures all
+    /// come here. True if it changed; false if the executor is missing or already so.
     pub async fn set_executor_enabled(
         &self,
-        id: &ExecutorId,
+        id: &str,
         enabled: bool,
         reason: Option<&str>,
         now: Millis,
     ) -> StoreResult<bool> {
+        const WAS: &str = "SELECT enabled FROM executors WHERE id = $1";
         const ENABLE: &str = "UPDATE executors SET enabled = TRUE, disabled_reason = NULL, \
             disabled_at = NULL, failing_since = NULL, updated_at = $2 WHERE id = $1";
         const DISABLE: &str = "UPDATE executors SET enabled = FALSE, disabled_reason = $3, \
-            disabled_at = $2, updated_at = $2 WHERE id = $1";
-        let n = on_writer!(self, c => {
-            let q = if enabled {
-                sqlx::query(ENABLE).bind(id.as_str()).bind(now)
-            } else {
-                sqlx::query(DISABLE).bind(id.as_str()).bind(now).bind(reason)
+            disabled_at = $2, updated_at = $2 WHERE id = $1 AND enabled";
+        const EVENT: &str =
+            "INSERT INTO executor_events (executor_id, at, kind, detail) VALUES ($1, $2, $3, $4)";
+        let (kind, detail) = match enabled {
+            true => ("executor.enabled", None),
+            false => (
+                "executor.disabled",
+                Some(serde_json::json!({ "reason": reason }).to_string()),
+            ),
+        };
+        on_writer!(self, c => {
+            let mut tx = c.begin().await?;
+            let was: Option<bool> = sqlx::query_scalar(WAS).bind(id).fetch_optional(&mut *tx).await?;
+            let changed = match (was, enabled) {
+                (None, _) => false,
+                (Some(_), true) => {
+                    // Enabling an enabled executor still starts its run of failures over.
+                    sqlx::query(ENABLE).bind(id).bind(now).execute(&mut *tx).await?;
+                    was == Some(false)
+                }
+                (Some(_), false) => {
+                    let q = sqlx::query(DISABLE).bind(id).bind(now).bind(reason);
+                    q.execute(&mut *tx).await?.rows_affected() > 0
+                }
             };
-            Ok(q.execute(&mut *c).await?.rows_affected())
-        })?;
-        Ok(n == 1)
+            if changed {
+                let q = sqlx::query(EVENT).bind(id).bind(now).bind(kind).bind(&detail);
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
     }
 
     /// Replaces the signing secret; the old one keeps signing until `previous_until`.

@@ -99,6 +99,21 @@ macro_rules! on_writer {
             }
         }
     };
+    // A write that recovery redoes if a crash loses it: on PostgreSQL its commit does not wait
+    // for the WAL flush (`PgBackend::relaxed`); SQLite commits it durably all the same.
+    (relaxed $store:expr, $conn:ident => $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite(b) => {
+                b.write(|$conn, _| ::std::boxed::Box::pin(async move { $body }))
+                    .await
+            }
+            $crate::store::Backend::Postgres(b) => {
+                let mut conn = b.relaxed().acquire().await?;
+                let $conn: &mut ::sqlx::PgConnection = &mut conn;
+                $body
+            }
+        }
+    };
 }
 pub(crate) use on_writer;
 

@@ -157,11 +157,13 @@ impl Store {
         })
     }
 
+    /// Relaxed on PostgreSQL: a lost delete reads the entries again, and the deliveries they
+    /// make are there already (`insert_deliveries` keeps a row for its event and executor).
     pub async fn outbox_delete(&self, seqs: &[i64]) -> StoreResult<()> {
         if seqs.is_empty() {
             return Ok(());
         }
-        on_writer!(self, c => {
+        on_writer!(relaxed self, c => {
             let mut tx = c.begin().await?;
             delete_outbox!(&mut *tx, seqs);
             tx.commit().await?;
@@ -171,11 +173,17 @@ impl Store {
 
     /// Inserts `rows` (a row already there for its event and executor is kept) and deletes the
     /// outbox entries `seqs` of this same store, in one transaction.
+    ///
+    /// Relaxed on PostgreSQL: a crash that loses this commit loses the outbox deletion with it,
+    /// so the dispatcher moves the same entries again (PostgreSQL never reorders commits: a
+    /// claim or attempt of these rows that survived implies this commit did). Waiting for the
+    /// WAL flush here put every fsync stall of the server (58-70 ms on this machine's disk)
+    /// between a webhook's 2xx and its delivery: paced p99 55-115 ms.
     pub async fn insert_deliveries(&self, rows: &[NewDelivery], seqs: &[i64]) -> StoreResult<u64> {
         if rows.is_empty() && seqs.is_empty() {
             return Ok(0);
         }
-        on_writer!(self, c => {
+        on_writer!(relaxed self, c => {
             let mut tx = c.begin().await?;
             let mut inserted = 0;
             for chunk in rows.chunks(CHUNK) {

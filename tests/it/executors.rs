@@ -150,7 +150,7 @@ async fn registration_shows_secrets_once(backend: Backend) {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["registered"]);
+    assert_eq!(kinds, ["executor.registered"]);
 }
 on_both!(registration_shows_secrets_once);
 
@@ -314,5 +314,12 @@ async fn cli_register_list_show_rotate() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["registered", "disabled", "secret_rotated"]);
+    assert_eq!(
+        kinds,
+        [
+            "executor.registered",
+            "executor.disabled",
+            "executor.secret_rotated"
+        ]
+    );
 }

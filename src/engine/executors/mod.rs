@@ -155,7 +155,7 @@ impl Engine {
         self.forget_cached();
         let detail = json!({ "project": executor.project, "kind": executor.kind });
         store
-            .append_executor_event(&executor.id, "registered", Some(&detail), now)
+            .append_executor_event(&executor.id, "executor.registered", Some(&detail), now)
             .await?;
         let token = self
             .mint(TokenRole::Executor, Some(&executor), Some(&executor.name))
@@ -272,7 +272,12 @@ impl Engine {
                 )));
             }
             store
-                .append_executor_event(&e.id, "updated", Some(&json!({ "fields": changed })), now)
+                .append_executor_event(
+                    &e.id,
+                    "executor.updated",
+                    Some(&json!({ "fields": changed })),
+                    now,
+                )
                 .await?;
         }
         match up.enabled {
@@ -311,7 +316,7 @@ impl Engine {
         }
         let detail = json!({ "previous_secret_until": millis_to_rfc3339(until) });
         store
-            .append_executor_event(&e.id, "secret_rotated", Some(&detail), now)
+            .append_executor_event(&e.id, "executor.secret_rotated", Some(&detail), now)
             .await?;
         Ok(Rotated {
             secret,
@@ -343,17 +348,9 @@ impl Engine {
             .map(|r| super::log_str(r).to_owned())
             .or_else(|| (!on).then(|| "disabled by an administrator".to_owned()));
         let now = now_millis();
-        let store = &self.inner.registry;
-        store
-            .set_executor_enabled(&e.id, on, reason.as_deref(), now)
-            .await?;
-        let (kind, detail) = if on {
-            ("enabled", None)
-        } else {
-            ("disabled", Some(json!({ "reason": reason })))
-        };
-        store
-            .append_executor_event(&e.id, kind, detail.as_ref(), now)
+        self.inner
+            .registry
+            .set_executor_enabled(e.id.as_str(), on, reason.as_deref(), now)
             .await?;
         self.forget_cached();
         let e = self.get_executor(e.id.as_str()).await?;
@@ -370,7 +367,7 @@ impl Engine {
         let store = &self.inner.registry;
         store.delete_executor(&e.id, now).await?;
         store
-            .append_executor_event(&e.id, "removed", None, now)
+            .append_executor_event(&e.id, "executor.removed", None, now)
             .await?;
         self.forget_cached();
         Ok(e)

@@ -123,7 +123,7 @@ impl TryFrom<TokenRow> for ApiToken {
     }
 }
 
-/// One entry of an executor's history (`registered`, `secret_rotated`, `disabled`, ...).
+/// One entry of an executor's history (`executor.registered`, `executor.secret_rotated`, `executor.disabled`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ExecutorEvent {
     pub id: i64,
