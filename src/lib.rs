@@ -18,6 +18,7 @@ pub mod routing;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod sync;
 
 pub use engine::Engine;
 pub use error::{HopperError, Result};

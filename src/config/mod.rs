@@ -8,6 +8,7 @@ mod redact;
 mod reports;
 mod retention;
 mod rules;
+mod sync;
 mod types;
 
 pub use intelligence::{
@@ -20,4 +21,5 @@ pub use redact::{MASK, is_secret_key, mask_url_passwords, redact_json};
 pub use reports::{ReportPolicy, ReportsConfig};
 pub use retention::Retention;
 pub use rules::{ProjectRule, RoutingRules};
+pub use sync::{ProjectSync, SyncConfig, SyncMode};
 pub use types::*;

@@ -36,6 +36,9 @@ pub struct HopperConfig {
     /// Reports back to tasks' sources. Only read from the root instance's file.
     #[serde(default)]
     pub reports: super::ReportsConfig,
+    /// Two-way issue sync per project. Only read from the root instance's file.
+    #[serde(default)]
+    pub sync: super::SyncConfig,
     /// The values the file wrote as `${VAR}`, so the registry never sees what they expand to.
     #[serde(skip)]
     pub(super) expanded: Vec<super::redact::Expanded>,
@@ -263,6 +266,7 @@ impl HopperConfig {
             inbound: Default::default(),
             outbound: Default::default(),
             reports: Default::default(),
+            sync: Default::default(),
             expanded: Vec::new(),
         }
     }

@@ -63,9 +63,32 @@ impl Engine {
         let Interpretation {
             delivery_id,
             event_type,
-            action,
+            mut action,
             replies_to,
+            issue,
         } = ingest.interpretation;
+        // Two-way sync sees issue events first: a known issue's change is its business.
+        let mut synced: Option<(String, Option<Box<crate::store::SyncLink>>)> = None;
+        let mut sync_reason = None;
+        if let Some(state) = &issue {
+            match crate::sync::inbound(self, &ingest.source, &event_type, state, &action).await? {
+                crate::sync::Inbound::Pass => {}
+                crate::sync::Inbound::Handled(why) => {
+                    sync_reason = Some(why);
+                    action = Action::Ignored {
+                        reason: String::new(),
+                    };
+                }
+                crate::sync::Inbound::Task {
+                    project,
+                    draft,
+                    relink,
+                } => {
+                    action = Action::Task(draft);
+                    synced = Some((project, relink));
+                }
+            }
+        }
         let now = now_millis();
         let mut event = NewInboundEvent {
             id: format!("evt_{}", uuid::Uuid::now_v7().simple()),
@@ -159,6 +182,10 @@ impl Engine {
                 }
             }
         };
+        if let Some(why) = sync_reason {
+            event.status = "synced";
+            event.reason = Some(why);
+        }
         let (event_id, status, source) = (event.id.clone(), event.status, event.source.clone());
         let commented_on = event.task_id.clone();
         let routed = event.routed_at.is_some();
@@ -172,7 +199,7 @@ impl Engine {
         let span = Span::current();
         span.record("event_id", stored_event);
         span.record("task_id", stored_task);
-        metrics::counter!("hopper_inbound_events_total", "source" => source, "status" => status)
+        metrics::counter!("hopper_inbound_events_total", "source" => source.clone(), "status" => status)
             .increment(1);
         if let (Recorded::New(_), Some((work, work_node, ev))) = (&recorded, comment_elsewhere) {
             // In another database: the event (and the comment on the thread's task) is
@@ -184,6 +211,19 @@ impl Engine {
             {
                 tracing::warn!(task = %work, error = %e, "could not copy the reply to the task holding the work");
             }
+        }
+        if let (Recorded::New(Some(task)), Some((project, relink)), Some(state)) =
+            (&recorded, &synced, &issue)
+        {
+            crate::sync::linked(
+                self,
+                &source,
+                state,
+                project,
+                task.id.as_str(),
+                relink.as_deref(),
+            )
+            .await?;
         }
         Ok(match recorded {
             Recorded::New(Some(task)) => {
@@ -229,7 +269,11 @@ impl Engine {
 
     /// Follows delegations down from `task` to the task the work is on now. Anything that
     /// cannot be followed (a run that is gone, a lookup error) stops the walk where it is.
-    async fn work_task(&self, mut task: TaskId, mut node: Arc<Node>) -> (TaskId, Arc<Node>) {
+    pub(crate) async fn work_task(
+        &self,
+        mut task: TaskId,
+        mut node: Arc<Node>,
+    ) -> (TaskId, Arc<Node>) {
         // global -> project -> run is as deep as delegation goes; the bound is only a guard.
         for _ in 0..8 {
             let Ok(Some(t)) = node.store.get_task(&task).await else {

@@ -18,6 +18,7 @@ mod reroute;
 mod route_now;
 mod routing;
 mod sweeper;
+mod synced;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

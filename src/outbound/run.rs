@@ -50,8 +50,30 @@ pub enum OutboundStartError {
     /// `reports.<source>`: a reporter's config, or the policy keys.
     #[error("{0}")]
     Reports(String),
+    /// `sync.<project>`: a bad entry, or a provider without a connection.
+    #[error("{0}")]
+    Sync(String),
     #[error("outbound start: {0}")]
     Engine(String),
+}
+
+/// Every synced project's provider must be able to write there.
+fn check_sync(engine: &Engine, reporters: &Reporters) -> Result<(), OutboundStartError> {
+    let sync = &engine.configs().root.sync;
+    sync.validate().map_err(OutboundStartError::Sync)?;
+    for (project, s) in &sync.0 {
+        if reporters.get(&s.provider).is_none() {
+            let env = match s.provider.as_str() {
+                "github" => "HOPPER_GITHUB_TOKEN",
+                _ => "HOPPER_GITLAB_TOKEN",
+            };
+            return Err(OutboundStartError::Sync(format!(
+                "sync.{project}: no {} connection (set reports.{}.token or {env})",
+                s.provider, s.provider
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The delivery client: the policy's resolver and the extra roots of `outbound.ca_file`.
@@ -96,7 +118,13 @@ pub async fn spawn_with(
     shutdown: CancellationToken,
 ) -> Result<Option<OutboundHandle>, OutboundStartError> {
     let config = engine.configs().root.outbound.clone();
+    check_sync(&engine, &reporters)?;
     if !config.enabled {
+        if !engine.configs().root.sync.is_empty() {
+            return Err(OutboundStartError::Sync(
+                "sync: needs outbound.enabled (exports and closes ride the outbound worker)".into(),
+            ));
+        }
         return Ok(None);
     }
     let policy = UrlPolicy::new(&config.allowlist)?;

@@ -34,17 +34,36 @@ pub async fn plan(
     let tasks = store.get_tasks(&ids).await?;
     let reports = &engine.configs().root.reports;
     let mut rows = Vec::new();
+    let syncing = !engine.configs().root.sync.is_empty();
     for entry in batch {
         let Some(task) = tasks.get(entry.task_id.as_str()) else {
             continue;
         };
-        let Some(source) = &task.source else { continue };
-        if reporters.get(&source.kind).is_none() {
+        if task.source.is_none() && !syncing {
             continue;
+        }
+        if syncing && entry.event == events::TASK_AVAILABLE {
+            let (project, in_project) = project_name(engine, task).await;
+            let export =
+                crate::sync::export_row(engine, entry, task, project.as_deref(), in_project);
+            rows.extend(export.await?);
         }
         let Some((moment, project)) = moment_of(engine, entry, task).await else {
             continue;
         };
+        // A task paired with an issue it exported reports there, and closes it on success.
+        let linked = match moment {
+            Moment::Completed | Moment::Failed if syncing => {
+                crate::sync::closing_source(engine, task).await?
+            }
+            _ => None,
+        };
+        let Some(source) = linked.as_ref().or(task.source.as_ref()) else {
+            continue;
+        };
+        if reporters.get(&source.kind).is_none() {
+            continue;
+        }
         let policy = match reports.policy(&source.kind, project.as_deref()) {
             Ok(p) if p.reports(moment) => p,
             Ok(_) => continue,
@@ -69,7 +88,8 @@ pub async fn plan(
             text,
             add_labels,
             remove_labels: Vec::new(),
-            close: moment == Moment::Completed && policy.close_on_success == Some(true),
+            close: moment == Moment::Completed
+                && (linked.is_some() || policy.close_on_success == Some(true)),
         };
         rows.push(NewDelivery {
             id: new_message_id(),
@@ -86,21 +106,28 @@ pub async fn plan(
     Ok(rows)
 }
 
+/// The project `task` is in (by name), and whether it is the copy in the project itself
+/// rather than in one of its runs.
+async fn project_name(engine: &Engine, task: &Task) -> (Option<String>, bool) {
+    let project_id = engine.project_of(&task.instance_id).await.ok().flatten();
+    let in_project = project_id.as_ref() == Some(&task.instance_id);
+    let name = project_id.map(|p| {
+        p.as_str()
+            .strip_prefix("hopper-")
+            .unwrap_or(p.as_str())
+            .to_owned()
+    });
+    (name, in_project)
+}
+
 /// The moment an outbox event is, for `task`, with the project it concerns.
 async fn moment_of(
     engine: &Engine,
     entry: &OutboxEntry,
     task: &Task,
 ) -> Option<(Moment, Option<String>)> {
-    let project_id = engine.project_of(&task.instance_id).await.ok().flatten();
     // The copy in the project itself, not in one of its runs.
-    let in_project = project_id.as_ref() == Some(&task.instance_id);
-    let project = project_id.map(|p| {
-        p.as_str()
-            .strip_prefix("hopper-")
-            .unwrap_or(p.as_str())
-            .to_owned()
-    });
+    let (project, in_project) = project_name(engine, task).await;
     let routed_to = || {
         task.routed_to.as_ref().map(|r| {
             r.as_str()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use hopper_integration_api::{Report, ReportError};
+use hopper_integration_api::{Delivered, Report, ReportError};
 use tokio_util::sync::CancellationToken;
 
 use super::{PREFIX, Reporters};
@@ -57,7 +57,7 @@ pub async fn run(
         }
         let attempts = claimed
             .iter()
-            .map(|d| attempt(&reporters, &config, timeout, d));
+            .map(|d| attempt(&engine, &reporters, &config, timeout, d));
         let records: Vec<AttemptRecord> = join_all(attempts).await;
         if let Err(e) = root.record_attempts(&worker, &records).await {
             // Locked rows are claimed again when their lock runs out: at least once.
@@ -68,8 +68,9 @@ pub async fn run(
     }
 }
 
-/// One attempt at one report, and what it does to the row.
+/// One attempt at one report (or issue export), and what it does to the row.
 async fn attempt(
+    engine: &Engine,
     reporters: &Reporters,
     config: &OutboundConfig,
     timeout: Duration,
@@ -77,29 +78,103 @@ async fn attempt(
 ) -> AttemptRecord {
     let started = Instant::now();
     let kind = d.executor_id.strip_prefix(PREFIX).unwrap_or(&d.executor_id);
-    let result = match (
-        serde_json::from_str::<Report>(&d.payload),
-        reporters.get(kind),
-    ) {
+    let result = if d.event == crate::sync::EXPORT_EVENT {
+        export(engine, reporters.get(kind), timeout, d).await
+    } else {
+        report(engine, reporters.get(kind), timeout, d).await
+    };
+    record(config, kind, d, started, result)
+}
+
+fn unconfigured(kind: &str) -> ReportError {
+    // Unconfigured since (a token removed): it may come back; the schedule decides.
+    ReportError::Retry {
+        status: None,
+        retry_after: None,
+        message: format!("no `{kind}` reporter is configured"),
+    }
+}
+
+fn timed_out(timeout: Duration) -> ReportError {
+    ReportError::Retry {
+        status: None,
+        retry_after: None,
+        message: format!("timed out after {} s", timeout.as_secs()),
+    }
+}
+
+/// Opens the issue of an exported task, then records the pair. A retry first looks for the
+/// issue an earlier attempt may have opened (its marker), so a lost answer opens no second.
+async fn export(
+    engine: &Engine,
+    reporter: Option<&Arc<dyn hopper_integration_api::Reporter>>,
+    timeout: Duration,
+    d: &ClaimedDelivery,
+) -> Result<Delivered, ReportError> {
+    let mut export: crate::sync::Export =
+        serde_json::from_str(&d.payload).map_err(|e| ReportError::Permanent {
+            status: None,
+            message: format!("the stored export does not parse: {e}"),
+        })?;
+    let Some(r) = reporter else {
+        return Err(unconfigured(&export.provider));
+    };
+    export.draft.retried = d.attempts > 0;
+    let opened = tokio::time::timeout(timeout, r.open_issue(&export.draft))
+        .await
+        .map_err(|_| timed_out(timeout))??;
+    crate::sync::exported(engine, &export, &opened)
+        .await
+        .map_err(|e| ReportError::Retry {
+            status: None,
+            retry_after: None,
+            message: format!("issue {} opened, recording it failed: {e}", opened.url),
+        })?;
+    Ok(Delivered {
+        status: 201,
+        detail: opened.url,
+    })
+}
+
+async fn report(
+    engine: &Engine,
+    reporter: Option<&Arc<dyn hopper_integration_api::Reporter>>,
+    timeout: Duration,
+    d: &ClaimedDelivery,
+) -> Result<Delivered, ReportError> {
+    let kind = d.executor_id.strip_prefix(PREFIX).unwrap_or(&d.executor_id);
+    match (serde_json::from_str::<Report>(&d.payload), reporter) {
         (Err(e), _) => Err(ReportError::Permanent {
             status: None,
             message: format!("the stored report does not parse: {e}"),
         }),
-        // Unconfigured since (a token removed): it may come back; the schedule decides.
-        (Ok(_), None) => Err(ReportError::Retry {
-            status: None,
-            retry_after: None,
-            message: format!("no `{kind}` reporter is configured"),
-        }),
+        (Ok(_), None) => Err(unconfigured(kind)),
         (Ok(report), Some(r)) => match tokio::time::timeout(timeout, r.report(&report)).await {
+            Ok(Ok(done)) if report.close && !engine.configs().root.sync.is_empty() => {
+                // What Hopper wrote, so the webhook it causes is known as its echo.
+                let closed =
+                    engine
+                        .registry_store()
+                        .set_sync_pushed(&d.task_id, "closed", now_millis());
+                if let Err(e) = closed.await {
+                    tracing::warn!(task = %d.task_id, error = %e, "sync: could not note the close");
+                }
+                Ok(done)
+            }
             Ok(result) => result,
-            Err(_) => Err(ReportError::Retry {
-                status: None,
-                retry_after: None,
-                message: format!("timed out after {} s", timeout.as_secs()),
-            }),
+            Err(_) => Err(timed_out(timeout)),
         },
-    };
+    }
+}
+
+/// What an attempt's result does to its row.
+fn record(
+    config: &OutboundConfig,
+    kind: &str,
+    d: &ClaimedDelivery,
+    started: Instant,
+    result: Result<Delivered, ReportError>,
+) -> AttemptRecord {
     let at = now_millis();
     let latency_ms = started.elapsed().as_millis().min(i64::MAX as u128) as i64;
     let attempt = d.attempts + 1;

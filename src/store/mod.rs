@@ -34,6 +34,7 @@ mod postgres;
 mod reports;
 mod rows;
 mod sqlite;
+mod sync;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,7 @@ pub use rows::{
     ApiToken, Delegation, DelegationKind, DelegationState, EventRecord, ExecutorEvent, Handover,
     NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
 };
+pub use sync::SyncLink;
 pub use tasks::FinishRequest;
 pub use tokens::NewToken;
 

@@ -38,5 +38,6 @@ mod slow_clients;
 mod smtp_hardening;
 mod stopping;
 mod support;
+mod sync_github;
 mod two_processes;
 mod untested;

@@ -132,6 +132,9 @@ pub struct Interpretation {
     /// The delivery id of an earlier event this one answers (an email's `In-Reply-To`): if
     /// that event made a task, this becomes a comment on it instead of a new task.
     pub replies_to: Option<String>,
+    /// The issue the event is about, as it stands now (GitHub and GitLab issue events): what
+    /// two-way sync compares with the task linked to it.
+    pub issue: Option<Box<crate::sync::IssueState>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +154,7 @@ impl Interpretation {
             event_type: event_type.into(),
             action,
             replies_to: None,
+            issue: None,
         }
     }
 
@@ -160,6 +164,11 @@ impl Interpretation {
         draft: TaskDraft,
     ) -> Self {
         Self::new(delivery_id, event_type, Action::Task(Box::new(draft)))
+    }
+
+    pub fn about_issue(mut self, issue: crate::sync::IssueState) -> Self {
+        self.issue = Some(Box::new(issue));
+        self
     }
 
     pub fn replying_to(mut self, delivery_id: Option<String>) -> Self {

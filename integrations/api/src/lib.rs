@@ -9,6 +9,7 @@ mod inbound;
 mod plugin;
 mod report;
 pub mod secret;
+pub mod sync;
 pub mod text;
 pub mod verify;
 
@@ -20,3 +21,4 @@ pub use inbound::{
 pub use plugin::{BuildResult, Plugin, SourceSettings};
 pub use report::{Delivered, Moment, Report, ReportError, Reporter, ReporterResult};
 pub use secret::Secret;
+pub use sync::{IssueDraft, IssueState, OpenedIssue};

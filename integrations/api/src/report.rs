@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::draft::SourceRef;
+use crate::sync::{IssueDraft, OpenedIssue};
 
 /// What happened to the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -102,6 +103,19 @@ pub trait Reporter: Send + Sync {
 
     /// One attempt.
     async fn report(&self, report: &Report) -> Result<Delivered, ReportError>;
+
+    /// Opens an issue for a task exported by two-way sync (one attempt). Only issue trackers
+    /// (GitHub, GitLab) do; the others refuse.
+    async fn open_issue(&self, draft: &IssueDraft) -> Result<OpenedIssue, ReportError> {
+        Err(ReportError::Permanent {
+            status: None,
+            message: format!(
+                "`{}` cannot open issues (sync of {} needs github or gitlab)",
+                self.kind(),
+                draft.repository
+            ),
+        })
+    }
 }
 
 /// What a reporter's builder returns: `None` when it is not configured (no token: nothing

@@ -1,8 +1,10 @@
 //! What a verified GitHub delivery means for Hopper.
 
+use hopper_integration_api::sync;
 use hopper_integration_api::text::{clip, command, title};
 use hopper_integration_api::{
-    Action, InboundError, InboundRequest, Interpretation, Priority, SourceRef, TaskDraft,
+    Action, InboundError, InboundRequest, Interpretation, IssueState, Priority, SourceRef,
+    TaskDraft,
 };
 use std::borrow::Cow;
 
@@ -193,13 +195,49 @@ pub(crate) fn interpret(
         }
         Payload::Other => (event.clone(), None),
     };
-    Ok(match draft {
+    let issue = match &parsed {
+        Payload::Issues(p) => ctx.repo.as_ref().map(|repository| IssueState {
+            repository: repository.clone(),
+            number: p.issue.number.to_string(),
+            url: p.issue.html_url.clone(),
+            title: clip(&p.issue.title, 200),
+            body: clip(p.issue.body.as_deref().unwrap_or_default(), 20_000),
+            handle: json!({
+                "repository": repository,
+                "issue_number": p.issue.number,
+                "installation_id": ctx.installation,
+            }),
+            open: p.issue.state.as_deref() != Some("closed"),
+            labels: p.issue.labels.iter().map(|l| l.name.clone()).collect(),
+            updated_at: p.issue.updated_at.as_deref().and_then(millis),
+            actor: ctx.sender.clone(),
+            marked_task: p
+                .issue
+                .body
+                .as_deref()
+                .and_then(sync::marked_task)
+                .map(str::to_owned),
+        }),
+        _ => None,
+    };
+    let interpretation = match draft {
         Some(d) => Interpretation::task(delivery, event_type, d),
         None => {
             let reason = format!("`{event_type}` is not configured to create tasks");
             Interpretation::ignored(delivery, event_type, reason)
         }
+    };
+    Ok(match issue {
+        Some(i) => interpretation.about_issue(i),
+        None => interpretation,
     })
+}
+
+/// An RFC 3339 time in milliseconds since the epoch.
+fn millis(at: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn ci_failure(
@@ -273,6 +311,10 @@ struct IssueFields {
     title: String,
     body: Option<String>,
     html_url: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    updated_at: Option<String>,
     #[serde(default)]
     labels: Vec<Named>,
 }

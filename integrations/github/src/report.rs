@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hopper_integration_api::{
-    Delivered, Report, ReportError, Reporter, ReporterResult, Secret, SourceSettings,
+    Delivered, IssueDraft, OpenedIssue, Report, ReportError, Reporter, ReporterResult, Secret,
+    SourceSettings,
 };
 use octocrab::Octocrab;
 use serde::Deserialize;
@@ -137,14 +138,7 @@ impl GithubReporter {
         let handle = report.source.reply_handle.as_ref();
         let field = |k: &str| handle.and_then(|h| h.get(k)).filter(|v| !v.is_null());
         let repository = field("repository").and_then(Value::as_str).unwrap_or("");
-        let valid = repository.split('/').count() == 2
-            && repository.split('/').all(|p| {
-                !p.is_empty()
-                    && p != "."
-                    && p != ".."
-                    && p.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            });
+        let valid = valid_repository(repository);
         let number = field("issue_number").and_then(Value::as_u64);
         match (valid, number) {
             (true, Some(number)) => Ok(Target {
@@ -206,6 +200,52 @@ impl GithubReporter {
     }
 }
 
+/// `owner/name`, each part a plain path segment (it goes into request paths as is).
+pub fn valid_repository(repository: &str) -> bool {
+    repository.split('/').count() == 2
+        && repository.split('/').all(|p| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+impl GithubReporter {
+    /// An issue of `repository` whose body carries `marker`, among the 100 newest: what a
+    /// retried draft looks for before opening another.
+    async fn find_marked(
+        &self,
+        gh: &Octocrab,
+        draft: &IssueDraft,
+        marker: &str,
+    ) -> Result<Option<OpenedIssue>, ReportError> {
+        let mut uri = format!(
+            "/repos/{}/issues?state=all&sort=created&direction=desc&per_page=100",
+            draft.repository
+        );
+        if let Some(first) = draft.labels.first() {
+            uri.push_str(&format!("&labels={}", encode_segment(first)));
+        }
+        let r = gh._get(uri).await;
+        let (_, text) = check(gh, "looking for an issue opened before", r, false).await?;
+        let list: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+        Ok(list.iter().find_map(|i| {
+            let body = i.get("body")?.as_str()?;
+            if !body.contains(marker) {
+                return None;
+            }
+            let number = i.get("number")?.as_u64()?;
+            Some(OpenedIssue {
+                number: number.to_string(),
+                url: i.get("html_url")?.as_str()?.to_string(),
+                handle: json!({ "repository": draft.repository, "issue_number": number }),
+            })
+        }))
+    }
+}
+
 #[async_trait]
 impl Reporter for GithubReporter {
     fn kind(&self) -> &'static str {
@@ -242,5 +282,42 @@ impl Reporter for GithubReporter {
             status,
             detail: url,
         })
+    }
+
+    async fn open_issue(&self, draft: &IssueDraft) -> Result<OpenedIssue, ReportError> {
+        if !valid_repository(&draft.repository) {
+            return Err(permanent(
+                None,
+                format!("not a GitHub repository (owner/name): {}", draft.repository),
+            ));
+        }
+        let gh = self.client(None)?;
+        let marker = hopper_integration_api::sync::marker(&draft.task_id);
+        if draft.retried
+            && let Some(found) = self.find_marked(&gh, draft, &marker).await?
+        {
+            return Ok(found);
+        }
+        let body = json!({ "title": draft.title, "body": draft.body, "labels": draft.labels });
+        let uri = format!("/repos/{}/issues", draft.repository);
+        let r = gh._post(uri, Some(&body)).await;
+        let (_, text) = check(&gh, "opening an issue", r, false).await?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| retry(None, None, format!("GitHub's new issue did not parse: {e}")))?;
+        match (
+            v.get("number").and_then(Value::as_u64),
+            v.get("html_url").and_then(Value::as_str),
+        ) {
+            (Some(n), Some(url)) => Ok(OpenedIssue {
+                number: n.to_string(),
+                url: url.to_string(),
+                handle: json!({ "repository": draft.repository, "issue_number": n }),
+            }),
+            _ => Err(retry(
+                None,
+                None,
+                "GitHub's new issue has no number or html_url".into(),
+            )),
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod report;
 
 use std::time::Duration;
 
+use hopper_integration_api::sync::{self, IssueState};
 use hopper_integration_api::text::{Mapping, clip, command, title};
 use hopper_integration_api::verify::{StandardWebhook, fresh};
 use hopper_integration_api::{
@@ -241,12 +242,17 @@ impl InboundSource for GitlabSource {
             }
             _ => None,
         };
-        Ok(match draft {
+        let issue = (event == "Issue Hook").then(|| issue_state(&v)).flatten();
+        let interpretation = match draft {
             Some(d) => Interpretation::task(delivery, event_type, d),
             None => {
                 let reason = format!("`{event_type}` is not configured to create tasks");
                 Interpretation::ignored(delivery, event_type, reason)
             }
+        };
+        Ok(match issue {
+            Some(i) => interpretation.about_issue(i),
+            None => interpretation,
         })
     }
 
@@ -258,6 +264,44 @@ impl InboundSource for GitlabSource {
         stored.recorded_by(self.kind(), &[self.path()])?;
         self.interpret(&Verified::vouch(stored.request))
     }
+}
+
+/// The issue of an `Issue Hook`, as two-way sync reads it.
+fn issue_state(v: &Value) -> Option<IssueState> {
+    let attrs = &v["object_attributes"];
+    let repository = str_at(v, "/project/path_with_namespace")?;
+    let iid = attrs["iid"].as_u64()?;
+    let description = str_at(attrs, "/description").unwrap_or_default();
+    Some(IssueState {
+        repository,
+        number: iid.to_string(),
+        url: str_at(attrs, "/url").unwrap_or_default(),
+        title: clip(&str_at(attrs, "/title").unwrap_or_default(), 200),
+        body: clip(&description, 20_000),
+        handle: json!({ "project_id": v["project"]["id"], "noteable_type": "Issue", "iid": iid }),
+        open: str_at(attrs, "/state").as_deref() != Some("closed"),
+        labels: v["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["title"].as_str().map(str::to_owned))
+            .collect(),
+        updated_at: str_at(attrs, "/updated_at").and_then(|t| millis(&t)),
+        actor: str_at(v, "/user/username"),
+        marked_task: sync::marked_task(&description).map(str::to_owned),
+    })
+}
+
+/// GitLab writes times as RFC 3339 (`2026-12-06T10:00:00Z`) or, in older hooks, as
+/// `2026-12-06 10:00:00 UTC`.
+fn millis(at: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| t.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S UTC")
+                .map(|t| t.and_utc().timestamp_millis())
+        })
+        .ok()
 }
 
 fn str_at(v: &Value, pointer: &str) -> Option<String> {

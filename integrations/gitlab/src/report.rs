@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gitlab::api::projects::issues::notes::CreateIssueNote;
-use gitlab::api::projects::issues::{EditIssue, IssueStateEvent};
+use gitlab::api::projects::issues::{
+    CreateIssue, EditIssue, IssueSearchScope, IssueStateEvent, Issues,
+};
 use gitlab::api::projects::merge_requests::notes::CreateMergeRequestNote;
 use gitlab::api::projects::merge_requests::{EditMergeRequest, MergeRequestStateEvent};
 use gitlab::api::{self, ApiError, AsyncQuery};
 use gitlab::{AsyncGitlab, GitlabBuilder, GitlabError, RestError};
 use hopper_integration_api::{
-    Delivered, Report, ReportError, Reporter, ReporterResult, Secret, SourceSettings,
+    Delivered, IssueDraft, OpenedIssue, Report, ReportError, Reporter, ReporterResult, Secret,
+    SourceSettings,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -235,6 +238,83 @@ impl Reporter for GitlabReporter {
             status: 201,
             detail,
         })
+    }
+
+    async fn open_issue(&self, draft: &IssueDraft) -> Result<OpenedIssue, ReportError> {
+        let gl = self.client().await?;
+        let marker = hopper_integration_api::sync::marker(&draft.task_id);
+        if draft.retried
+            && let Some(found) = self.find_marked(gl, draft, &marker).await?
+        {
+            return Ok(found);
+        }
+        let step = "opening an issue";
+        let e = CreateIssue::builder()
+            .project(draft.repository.as_str())
+            .title(draft.title.as_str())
+            .description(draft.body.as_str())
+            .labels(draft.labels.iter().map(String::as_str))
+            .build()
+            .map_err(|e| permanent(None, format!("GitLab request {step}: {e}")))?;
+        let created: CreatedIssue = tokio::time::timeout(TIMEOUT, e.query_async(gl))
+            .await
+            .map_err(|_| timed_out(step))?
+            .map_err(|e| classify(step, e))?;
+        Ok(created.opened())
+    }
+}
+
+/// The parts of a GitLab issue an export needs.
+#[derive(Deserialize)]
+struct CreatedIssue {
+    iid: u64,
+    project_id: u64,
+    web_url: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+impl CreatedIssue {
+    fn opened(self) -> OpenedIssue {
+        OpenedIssue {
+            number: self.iid.to_string(),
+            url: self.web_url,
+            handle: serde_json::json!({
+                "project_id": self.project_id,
+                "noteable_type": "Issue",
+                "iid": self.iid,
+            }),
+        }
+    }
+}
+
+impl GitlabReporter {
+    /// The issue of `draft`'s project whose description carries `marker`: what a retried
+    /// export looks for before opening another.
+    async fn find_marked(
+        &self,
+        gl: &AsyncGitlab,
+        draft: &IssueDraft,
+        marker: &str,
+    ) -> Result<Option<OpenedIssue>, ReportError> {
+        let step = "looking for an issue opened before";
+        let e = Issues::builder()
+            .project(draft.repository.as_str())
+            .search(draft.task_id.as_str())
+            .search_in(IssueSearchScope::Description)
+            .build()
+            .map_err(|e| permanent(None, format!("GitLab request {step}: {e}")))?;
+        let found: Vec<CreatedIssue> = tokio::time::timeout(
+            TIMEOUT,
+            api::paged(e, api::Pagination::Limit(20)).query_async(gl),
+        )
+        .await
+        .map_err(|_| timed_out(step))?
+        .map_err(|e| classify(step, e))?;
+        Ok(found
+            .into_iter()
+            .find(|i| i.description.as_deref().is_some_and(|d| d.contains(marker)))
+            .map(CreatedIssue::opened))
     }
 }
 
