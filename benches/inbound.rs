@@ -10,6 +10,10 @@
 //! that long (`sqlite+llm`): routing can then no longer go into the recording commit, so this
 //! is what a slow model costs ingest (the tasks carry no project, in both runs, so the chain
 //! is what decides).
+//!
+//! `HOPPER_BENCH_REPORTING=1` adds, after each backend's run, the same run with reports flowing
+//! (`sqlite+rep`, `pg+rep`): `reports.github.on: [routed]` to a loopback GitHub, and the
+//! outbound workers running, so every routed task is commented on while ingest goes on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -58,8 +62,46 @@ async fn slow_llm(delay: Duration) -> String {
     url
 }
 
-async fn start(url: &str, dir: &std::path::Path, llm: Option<&str>) -> (String, hopper::Engine) {
+/// Comments the loopback GitHub has taken.
+static COMMENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A loopback GitHub taking issue comments (201, as GitHub shapes the answer's URL).
+async fn comment_sink() -> String {
+    let app = axum::Router::new().route(
+        "/repos/{owner}/{repo}/issues/{n}/comments",
+        post(|| async {
+            let n = COMMENTS.fetch_add(1, Ordering::Relaxed);
+            (
+                axum::http::StatusCode::CREATED,
+                axum::Json(serde_json::json!({
+                    "id": n, "html_url": format!("https://github.example/c/{n}")
+                })),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// What a run adds to plain ingest: a slow LLM in the routing chain, or reports flowing to a
+/// loopback GitHub (every routed task commented on, as `reports.github.on: [routed]` does).
+#[derive(Clone, Copy, Default)]
+struct Extra<'a> {
+    llm: Option<&'a str>,
+    github: Option<&'a str>,
+}
+
+async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, hopper::Engine) {
+    let llm = extra.llm;
     let mut c = ConfigSet::defaults();
+    if let Some(api) = extra.github {
+        c.root.reports = serde_json::from_value(serde_json::json!({
+            "github": { "api_url": api, "token": "ghp_bench", "on": ["routed"] }
+        }))
+        .unwrap();
+    }
     if let Some(llm) = llm {
         use hopper::config::ProviderKind;
         let i = &mut c.root.intelligence;
@@ -79,6 +121,11 @@ async fn start(url: &str, dir: &std::path::Path, llm: Option<&str>) -> (String, 
         .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err() && std::env::var("HOPPER_BENCH_SLOW_LLM_MS").is_err()} }));
     let gateway = Arc::new(Gateway::from_configs(&c).unwrap());
     let engine = hopper::Engine::open(c).await.unwrap();
+    if extra.github.is_some() {
+        // As `hopper serve` starts it; lives as long as the process.
+        let stop = tokio_util::sync::CancellationToken::new();
+        std::mem::forget(hopper::outbound::spawn(engine.clone(), stop).await.unwrap());
+    }
     let state = AppState {
         engine: engine.clone(),
         admin_token: Secret::new("bench"),
@@ -242,9 +289,9 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-async fn backend(label: &str, url: &str, s: &Scale, llm: Option<&str>) {
+async fn backend(label: &str, url: &str, s: &Scale, extra: Extra<'_>) {
     let dir = workdir();
-    let (base, engine) = start(url, dir.path(), llm).await;
+    let (base, engine) = start(url, dir.path(), extra).await;
     let body = Arc::new(payload());
     let sig = format!(
         "sha256={}",
@@ -280,6 +327,12 @@ async fn backend(label: &str, url: &str, s: &Scale, llm: Option<&str>) {
              no-op route {ceiling:>7.0}/s ({e0} errors); ratio {:.2}",
             body.len(),
             rate / ceiling
+        );
+    }
+    if extra.github.is_some() {
+        println!(
+            "{label:<9} reports: {} comments taken by the loopback GitHub during the runs",
+            COMMENTS.swap(0, Ordering::Relaxed)
         );
     }
     println!(
@@ -351,14 +404,36 @@ fn main() {
             Some(ms) => Some(slow_llm(Duration::from_millis(ms)).await),
             None => None,
         };
+        let github = match std::env::var("HOPPER_BENCH_REPORTING") {
+            Ok(_) => Some(comment_sink().await),
+            Err(_) => None,
+        };
+        let reporting = Extra {
+            llm: None,
+            github: github.as_deref(),
+        };
         if only.as_deref().is_none_or(|o| o == "sqlite") {
             let dir = workdir();
             let sqlite = format!("sqlite:{}", dir.path().join("inbound.db").display());
-            backend("sqlite", &sqlite, &s, None).await;
+            backend("sqlite", &sqlite, &s, Extra::default()).await;
+            if github.is_some() {
+                let dir = workdir();
+                let sqlite = format!("sqlite:{}", dir.path().join("inbound-rep.db").display());
+                backend("sqlite+rep", &sqlite, &s, reporting).await;
+            }
             if let Some(llm) = &llm {
                 let dir = workdir();
                 let sqlite = format!("sqlite:{}", dir.path().join("inbound-llm.db").display());
-                backend("sqlite+llm", &sqlite, &s, Some(llm)).await;
+                backend(
+                    "sqlite+llm",
+                    &sqlite,
+                    &s,
+                    Extra {
+                        llm: Some(llm),
+                        github: None,
+                    },
+                )
+                .await;
             }
             // The SQLite run leaves hundreds of MB dirty in the page cache: removed (unless
             // kept) and the rest flushed, so that its writeback does not land in the middle
@@ -372,11 +447,25 @@ fn main() {
         match std::env::var("HOPPER_BENCH_PG_URL") {
             Ok(admin) => {
                 let url = common::fresh_pg(&admin).await;
-                backend("postgres", &url, &s, None).await;
+                backend("postgres", &url, &s, Extra::default()).await;
                 common::drop_pg(&admin, &url).await;
+                if github.is_some() {
+                    let url = common::fresh_pg(&admin).await;
+                    backend("pg+rep", &url, &s, reporting).await;
+                    common::drop_pg(&admin, &url).await;
+                }
                 if let Some(llm) = &llm {
                     let url = common::fresh_pg(&admin).await;
-                    backend("pg+llm", &url, &s, Some(llm)).await;
+                    backend(
+                        "pg+llm",
+                        &url,
+                        &s,
+                        Extra {
+                            llm: Some(llm),
+                            github: None,
+                        },
+                    )
+                    .await;
                     common::drop_pg(&admin, &url).await;
                 }
             }

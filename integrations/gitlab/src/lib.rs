@@ -435,4 +435,32 @@ mod tests {
         };
         assert!(matches!(s.verify(request), Err(InboundError::Unauthorized)));
     }
+
+    #[test]
+    fn an_issue_hook_describes_its_issue_for_sync() {
+        let v = json!({
+            "object_kind": "issue",
+            "user": {"username": "maria"},
+            "project": {"id": 99, "path_with_namespace": "acme/widgets"},
+            "object_attributes": {
+                "iid": 12, "title": "Rotate keys", "state": "closed", "action": "close",
+                "description": format!("Soon.\n\n{}", sync::marker("tsk_1")),
+                "url": "https://gitlab.example.com/acme/widgets/-/issues/12",
+                "updated_at": "2026-12-06 10:00:00 UTC"
+            },
+            "labels": [{"title": "hopper"}, {"title": "priority:high"}]
+        });
+        let i = issue_state(&v).unwrap();
+        assert_eq!(
+            (i.repository.as_str(), i.number.as_str()),
+            ("acme/widgets", "12")
+        );
+        assert!(!i.open);
+        assert_eq!(i.labels, ["hopper", "priority:high"]);
+        assert_eq!(i.marked_task.as_deref(), Some("tsk_1"));
+        assert_eq!(i.actor.as_deref(), Some("maria"));
+        assert_eq!(i.handle["iid"], 12);
+        assert_eq!(i.updated_at, millis("2026-12-06T10:00:00Z"));
+        assert!(i.updated_at.is_some());
+    }
 }
