@@ -3,6 +3,8 @@
 //! attempt opened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Shared with the reporter tests, which use all of it.
+#[allow(dead_code)]
 mod support;
 
 use support::*;
