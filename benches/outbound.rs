@@ -14,7 +14,9 @@
 //!
 //! Full run (a quiet machine; HOPPER_BENCH_PG_URL adds PostgreSQL, HOPPER_BENCH_ONLY=ceiling
 //! or =sqlite/=postgres picks one part, HOPPER_BENCH_PARTS=burst,dead,paced,rss some figures,
-//! HOPPER_BENCH_RATE the paced rate, HOPPER_BENCH_SECONDS each ceiling run's length):
+//! HOPPER_BENCH_RATE the paced rate and HOPPER_BENCH_PACED_SECONDS its length (10 s, after one
+//! task per executor's project, unmeasured), HOPPER_BENCH_WAITING the messages of the RSS
+//! figure, HOPPER_BENCH_SECONDS each ceiling run's length):
 //!
 //! ```text
 //! HOPPER_BENCH_PG_URL=postgres://hopper:hopper@127.0.0.1:5432/hopper cargo bench --bench outbound

@@ -19,6 +19,10 @@
 //!   claimed; then all are completed, 16 at a time, and the figure is reports/s from the first
 //!   completion to the last first comment, with when 90% were in (a 502'd report waits out its
 //!   1 s retry, so a burst ends on that tail), the completions' own rate, lost and duplicates.
+//!   The 90% figure is the sustained rate: every 10th request fails, retries included, so the
+//!   last tenth waits out rounds of 1 s retries (10% of each round fails again) whatever the
+//!   worker's speed; with 20,000 (`HOPPER_BENCH_REPORTS=20000`) that tail weighs less in the
+//!   "to the last comment" figure than with the default 5,000.
 //!
 //! Full run (HOPPER_BENCH_PG_URL adds PostgreSQL; HOPPER_BENCH_ONLY=ceiling, =sqlite or
 //! =postgres picks one part):

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
 use hopper_integration_api::{Delivered, Report, ReportError};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{PREFIX, Reporters};
@@ -17,11 +17,18 @@ use crate::engine::Engine;
 use crate::outbound::next_delay;
 use crate::store::{AttemptRecord, ClaimedDelivery};
 
-/// Report rows claimed at once: reports come at the pace of task changes, and the remote APIs
-/// limit their rate anyway.
+/// Report rows claimed at once, and attempts in flight: reports come at the pace of task
+/// changes, and the remote APIs limit their rate anyway.
 const BATCH: i64 = 64;
+const IN_FLIGHT: usize = 64;
+/// Attempt results written per transaction.
+const WRITE_BATCH: usize = 256;
 
-/// Runs until `shutdown`.
+/// Runs until `shutdown`. Attempts run as claimed, up to [`IN_FLIGHT`], and their results
+/// are written in batches beside them, as the delivery worker does: a claimed batch no longer
+/// waits for its slowest answer (a remote taking its whole timeout held 63 others) and its
+/// write before the next claim. On a fast loopback remote the figures are the same
+/// (`benches/reports`, 20,000 with 10% 502s: the reports keep up with the completions).
 pub async fn run(
     engine: Engine,
     reporters: Arc<Reporters>,
@@ -35,12 +42,27 @@ pub async fn run(
         + i64::try_from(config.claim_margin_seconds.saturating_mul(1000)).unwrap_or(i64::MAX / 4);
     let wake = engine.delivery_signal();
     let root = engine.registry_store().clone();
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let (tx, rx) = mpsc::channel::<AttemptRecord>(IN_FLIGHT * 2);
+    let writer = tokio::spawn(write_results(engine.clone(), worker.clone(), rx));
+    let config = Arc::new(config);
     loop {
         if shutdown.is_cancelled() {
-            return;
+            break;
+        }
+        let free = slots.available_permits().min(BATCH as usize);
+        if free == 0 {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = slots.clone().acquire_owned() => drop(p),
+            }
+            continue;
         }
         let now = now_millis();
-        let claimed = match root.claim_reports(&worker, now, now + lock_ms, BATCH).await {
+        let claimed = match root
+            .claim_reports(&worker, now, now + lock_ms, free as i64)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming reports failed; retrying");
@@ -49,17 +71,41 @@ pub async fn run(
         };
         if claimed.is_empty() {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
             continue;
         }
-        let attempts = claimed
-            .iter()
-            .map(|d| attempt(&engine, &reporters, &config, timeout, d));
-        let records: Vec<AttemptRecord> = join_all(attempts).await;
-        if let Err(e) = root.record_attempts(&worker, &records).await {
+        for d in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (engine, reporters, config, tx) = (
+                engine.clone(),
+                reporters.clone(),
+                config.clone(),
+                tx.clone(),
+            );
+            tokio::spawn(async move {
+                let record = attempt(&engine, &reporters, &config, timeout, &d).await;
+                drop(permit);
+                let _ = tx.send(record).await;
+            });
+        }
+    }
+    // Attempts in flight finish (each within the timeout) and their results are written.
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Writes results as they come, many per transaction.
+async fn write_results(engine: Engine, worker: String, mut rx: mpsc::Receiver<AttemptRecord>) {
+    let root = engine.registry_store().clone();
+    let mut buf = Vec::with_capacity(WRITE_BATCH);
+    while rx.recv_many(&mut buf, WRITE_BATCH).await > 0 {
+        let batch = std::mem::take(&mut buf);
+        if let Err(e) = root.record_attempts(&worker, &batch).await {
             // Locked rows are claimed again when their lock runs out: at least once.
             tracing::warn!(error = %e, "recording report attempts failed");
         }

@@ -42,6 +42,8 @@ impl Store {
                 })
                 .await
             }
+            // Relaxed, as the delivery worker's claims are: a claim lost in a crash leaves the
+            // rows claimable again (at least once), and the attempt's durable write covers it.
             super::Backend::Postgres(b) => {
                 let q = format!(
                     "UPDATE deliveries SET locked_by = $1, locked_until = $2 WHERE id IN \
@@ -52,7 +54,7 @@ impl Store {
                     .bind(lock_until)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(b.pool())
+                    .fetch_all(b.relaxed())
                     .await?)
             }
         }

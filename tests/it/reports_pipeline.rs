@@ -132,15 +132,23 @@ async fn routed_and_completed_reach_the_source(backend: Backend) {
     assert_eq!(done.add_labels, ["hopper:done"]);
     assert!(done.close);
 
-    let rows = hopper::outbound::deliveries::list(
-        &engine,
-        &DeliveryFilter {
+    let rows = || async {
+        let f = DeliveryFilter {
             executor: Some("report:github".into()),
             ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+        };
+        hopper::outbound::deliveries::list(&engine, &f)
+            .await
+            .unwrap()
+    };
+    until("both attempts recorded", || async {
+        let r = rows().await;
+        r.len() == 2
+            && r.iter()
+                .all(|d| d.status == hopper::domain::DeliveryStatus::Delivered)
+    })
+    .await;
+    let rows = rows().await;
     assert_eq!(rows.len(), 2);
     assert!(
         rows.iter()
@@ -198,8 +206,12 @@ async fn retries_wait_and_refusals_are_dead(backend: Backend) {
                 .unwrap()
         }
     };
+    // The result is written beside the next attempts, a moment after the remote took it.
+    until("the attempt recorded", || async {
+        list(hopper::domain::DeliveryStatus::Delivered).await.len() == 1
+    })
+    .await;
     let delivered = list(hopper::domain::DeliveryStatus::Delivered).await;
-    assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].attempts, 2);
     let detail = hopper::outbound::deliveries::show(&engine, &delivered[0].id)
         .await

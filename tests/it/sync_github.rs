@@ -455,6 +455,13 @@ async fn a_lost_answer_opens_no_second_issue(backend: Backend) {
         1,
         "opened once"
     );
+    // The attempt's result is written a moment after the pair.
+    until("the export recorded", || async {
+        let rows = server.deliveries("report:github").await;
+        rows.iter()
+            .any(|d| d["event"] == "sync.export" && d["status"] == "delivered")
+    })
+    .await;
     let rows = server.deliveries("report:github").await;
     let export = rows.iter().find(|d| d["event"] == "sync.export").unwrap();
     assert_eq!(export["status"], "delivered", "{export}");
