@@ -1,0 +1,6 @@
+//! Memory: episodes (what happened to tasks, per instance) that routing learns from, and the
+//! nightly consolidation of them into readable files in a git repository.
+
+mod episode;
+
+pub use episode::{Episode, EpisodeKind};
