@@ -51,7 +51,10 @@ pub async fn run(
             break;
         }
         let free = slots.available_permits().min(BATCH as usize);
-        if free == 0 {
+        // A claim is a write transaction: while attempts are in flight, wait until a quarter
+        // of the slots are free rather than claim one row per transaction as each comes back.
+        let busy = slots.available_permits() < IN_FLIGHT;
+        if free == 0 || (busy && free < IN_FLIGHT / 4) {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 p = slots.clone().acquire_owned() => drop(p),
@@ -104,6 +107,17 @@ async fn write_results(engine: Engine, worker: String, mut rx: mpsc::Receiver<At
     let root = engine.registry_store().clone();
     let mut buf = Vec::with_capacity(WRITE_BATCH);
     while rx.recv_many(&mut buf, WRITE_BATCH).await > 0 {
+        // A few milliseconds buy a fuller transaction when results trickle in: each write
+        // rewrites the same pages whatever its size.
+        if buf.len() < WRITE_BATCH / 8 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            while buf.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => buf.push(r),
+                    Err(_) => break,
+                }
+            }
+        }
         let batch = std::mem::take(&mut buf);
         if let Err(e) = root.record_attempts(&worker, &batch).await {
             // Locked rows are claimed again when their lock runs out: at least once.
