@@ -320,6 +320,19 @@ impl HopperService for HopperClient {
         }
         self.call(Method::GET, &q, None).await
     }
+    async fn search_memory(
+        &self,
+        q: &crate::domain::MemoryQuery,
+    ) -> Result<Vec<crate::domain::MemoryHit>> {
+        let mut path = format!("/v1/memory/search?q={}", urlencode(&q.q));
+        if let Some(i) = &q.instance {
+            path.push_str(&format!("&instance={}", urlencode(i)));
+        }
+        if let Some(l) = q.limit {
+            path.push_str(&format!("&limit={l}"));
+        }
+        self.call(Method::GET, &path, None).await
+    }
     async fn get_event(&self, id: &str) -> Result<InboundEventView> {
         self.call(Method::GET, &format!("/v1/events/{}", urlencode(id)), None)
             .await

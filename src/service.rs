@@ -71,6 +71,11 @@ pub trait HopperService: Send + Sync {
     async fn list_events(&self, filter: &EventFilter) -> Result<Vec<InboundEventView>>;
     /// One inbound event with its raw body.
     async fn get_event(&self, id: &str) -> Result<InboundEventView>;
+    /// Episodes ranked by how well they match the query.
+    async fn search_memory(
+        &self,
+        q: &crate::domain::MemoryQuery,
+    ) -> Result<Vec<crate::domain::MemoryHit>>;
     /// Reads an inbound event again with the current configuration.
     async fn replay_event(&self, id: &str) -> Result<IngestReceipt>;
     /// Outbound deliveries, newest first.
@@ -276,6 +281,12 @@ impl HopperService for Engine {
     }
     async fn get_event(&self, id: &str) -> Result<InboundEventView> {
         Ok(Engine::get_event(self, id).await?.view(true))
+    }
+    async fn search_memory(
+        &self,
+        q: &crate::domain::MemoryQuery,
+    ) -> Result<Vec<crate::domain::MemoryHit>> {
+        Engine::search_memory(self, q).await
     }
     async fn replay_event(&self, id: &str) -> Result<IngestReceipt> {
         let sources = crate::inbound::Sources::from_configs(self.configs())?;

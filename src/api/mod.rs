@@ -10,6 +10,7 @@ mod executors;
 pub mod extract;
 mod health;
 mod instances;
+mod memory;
 mod openapi;
 mod routing;
 mod tasks;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::router())
         .merge(routing::router())
         .merge(events::router())
+        .merge(memory::router())
         .merge(deliveries::router())
         .merge(executors::router())
         .merge(tokens::router())

@@ -4,7 +4,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    AppState, deliveries, error, events, executors, health, instances, routing, tasks, tokens,
+    AppState, deliveries, error, events, executors, health, instances, memory, routing, tasks,
+    tokens,
 };
 use crate::domain;
 
@@ -21,6 +22,7 @@ use crate::domain;
         tasks::release, tasks::cancel,
         routing::explain, routing::reroute, routing::plan,
         events::list_events, events::get_event, events::replay_event,
+        memory::search,
         deliveries::list_deliveries, deliveries::get_delivery, deliveries::retry_delivery,
         deliveries::recover_executor,
         executors::register, executors::list, executors::show, executors::update,

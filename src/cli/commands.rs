@@ -156,6 +156,7 @@ async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
         }
         Command::Events(cmd) => super::inbound::events(s, cmd, json).await,
         Command::Deliveries(cmd) => super::deliveries::run(s, cmd, json).await,
+        Command::Memory(cmd) => super::memory::run(s, cmd, json).await,
         Command::Add(a) => add(s, a, json).await,
         Command::List(l) | Command::Tasks(l) => list(s, l, json).await,
         Command::Show { id } => {

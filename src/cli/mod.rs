@@ -6,6 +6,7 @@ mod deliveries;
 mod executors;
 mod inbound;
 mod logging;
+mod memory;
 mod output;
 mod routing;
 mod tokens;
@@ -154,6 +155,9 @@ pub enum Command {
     /// Inspect and retry outbound deliveries to executors.
     #[command(subcommand)]
     Deliveries(deliveries::DeliveriesCommand),
+    /// Search the episodes routing learns from.
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
     /// Post an email read on stdin to the server (for a Postfix/procmail pipe). Exits 75 on a
     /// temporary failure so the MTA retries.
     Mailgate {

@@ -238,16 +238,11 @@ impl ConfigSet {
                     ));
                 }
             }
-            for (key, b) in [
-                ("memory.episodic", &cfg.memory.episodic),
-                ("memory.consolidated", &cfg.memory.consolidated),
-            ] {
-                if let Some(b) = b {
-                    out.push(format!(
-                        "{who}: {key} backend `{}` is not enabled in this build",
-                        b.backend
-                    ));
-                }
+            if let Some(b) = &cfg.memory.consolidated {
+                out.push(format!(
+                    "{who}: memory.consolidated backend `{}` is not run by this build yet",
+                    b.backend
+                ));
             }
             let integ = &cfg.integrations;
             for (key, t) in [
@@ -305,6 +300,10 @@ fn load_file(path: &Path, expect: Option<Scope>) -> Result<HopperConfig, ConfigE
         let key = e.path().to_string();
         ConfigError::new(&file, key, e.into_inner().to_string())
     })?;
+    config
+        .memory
+        .validate()
+        .map_err(|(key, reason)| ConfigError::new(&file, key, reason))?;
     config.expanded = expanded;
     Ok(config)
 }

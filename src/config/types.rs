@@ -55,6 +55,38 @@ pub struct MemoryConfig {
     pub learning: bool,
 }
 
+impl MemoryConfig {
+    /// Whether episodes are recorded: unless `memory.episodic.backend` is `null`.
+    pub fn episodic_enabled(&self) -> bool {
+        self.episodic.as_ref().is_none_or(|b| b.backend != "null")
+    }
+
+    /// Start-up checks: `(key, reason)` of a backend this build does not have. Never a silent
+    /// fallback: a config naming one refuses to start.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(b) = &self.episodic
+            && !matches!(b.backend.as_str(), "sqlite" | "postgresql" | "null")
+        {
+            return Err((
+                "memory.episodic.backend".into(),
+                format!(
+                    "`{}` is not in this build: episodes live in the instance's database                      (`sqlite` or `postgresql`), or nowhere (`null`)",
+                    b.backend
+                ),
+            ));
+        }
+        if let Some(b) = &self.consolidated
+            && !matches!(b.backend.as_str(), "git" | "gitlab")
+        {
+            return Err((
+                "memory.consolidated.backend".into(),
+                format!("`{}`: expected `git` or `gitlab`", b.backend),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A memory backend (`sqlite`, `opensearch`, `gitlab`, `git`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

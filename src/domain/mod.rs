@@ -6,6 +6,7 @@ mod feedback;
 mod ids;
 mod inbound;
 mod instance;
+mod memory;
 mod task;
 
 pub use delivery::{Delivery, DeliveryAttempt, DeliveryDetail, DeliveryFilter, DeliveryStatus};
@@ -15,6 +16,7 @@ pub use hopper_integration_api::{Moment, Priority, SourceRef, TaskDraft};
 pub use ids::{InstanceId, TaskId, validate_child_name};
 pub use inbound::{EventFilter, InboundEventView, IngestReceipt};
 pub use instance::{Instance, InstanceFilter, InstanceStats, InstanceStatus, InstanceTree, Scope};
+pub use memory::{MemoryHit, MemoryQuery};
 pub use task::{Actor, Task, TaskEvent, TaskFilter, TaskStatus};
 
 /// Milliseconds since the Unix epoch: the one clock format stored in every table, so both SQL

@@ -10,6 +10,7 @@ mod idle;
 mod inbound;
 mod lifecycle;
 mod live;
+mod memory;
 mod names;
 mod nodes;
 mod outbox;
@@ -113,6 +114,7 @@ impl Engine {
         let mut stores = StoreSet::new();
         stores.sqlite_full_sync =
             configs.root.persistence.sqlite_synchronous == crate::config::SqliteSync::Full;
+        stores.memory = configs.root.memory.episodic_enabled();
         Self::open_with(configs, stores).await
     }
 

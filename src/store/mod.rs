@@ -23,6 +23,7 @@
 mod binds;
 mod delegations;
 mod deliveries;
+mod episodes;
 mod error;
 mod events;
 mod executors;
@@ -41,6 +42,7 @@ mod tests;
 mod tokens;
 
 pub use deliveries::{AttemptRecord, ClaimedDelivery};
+pub use episodes::EpisodeHit;
 pub use error::{StoreError, StoreResult};
 pub use executors::ExecutorFilter;
 pub use inbound::{Effect, InboundEvent, Recorded};

@@ -68,6 +68,9 @@ pub struct StoreSet {
     pub pool_size: Option<u32>,
     /// `synchronous=FULL` (true) or `NORMAL` for SQLite files.
     pub sqlite_full_sync: bool,
+    /// Whether the episode triggers record (`memory.episodic.backend` not `null`): set on each
+    /// store as it opens, either way, so turning memory off stops a database that recorded.
+    pub memory: bool,
     /// Whether the outbox triggers must record in every store of the set (an executor with a
     /// webhook exists): set by [`StoreSet::want_outbox`], and then given to each store `get`
     /// opens before anyone can write to it. Never cleared (see `Engine::want_outbox`).
@@ -80,6 +83,7 @@ impl Default for StoreSet {
             open: Arc::default(),
             pool_size: None,
             sqlite_full_sync: true,
+            memory: true,
             outbox_wanted: Arc::default(),
         }
     }
@@ -114,6 +118,10 @@ impl StoreSet {
         // store. SeqCst orders the two without more locking.
         if self.outbox_wanted.load(Ordering::SeqCst) {
             store.want_outbox().await?;
+        }
+        // A run's in-memory database is gone with the run: its episodes would be too.
+        if !matches!(key, StoreKey::Memory(_)) {
+            store.want_memory(self.memory).await?;
         }
         tracing::info!(store = %key.describe(), "store opened");
         open.insert(key.clone(), store.clone());

@@ -35,8 +35,7 @@ fn shipped_configs_load_and_follow_the_design() {
     let warnings = set.not_enabled_features().join("\n");
     for feature in [
         "llm routing provider",
-        "opensearch",
-        "gitlab",
+        "memory.consolidated",
         "integrations.mcp",
     ] {
         assert!(

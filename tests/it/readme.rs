@@ -91,6 +91,12 @@ async fn the_readme_tour_works_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(&format!("{}\n{}", blocks[0], blocks[1]), dir.path());
     assert!(out.contains("hopper-sark"), "{out}");
+    // `hopper memory search "sark mcp"` found the routing of the REST block's task.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("routed") && l.contains("sark")),
+        "{out}"
+    );
 
     // What the tour did is in the embedded default's database.
     let mut configs = hopper::config::ConfigSet::embedded();

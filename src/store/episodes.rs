@@ -1,0 +1,171 @@
+//! `episodes` (migration 15): read and searched here; written by triggers on `tasks` while
+//! `memory_wanted` has its row.
+
+use super::{Store, StoreResult, on_reader, on_writer};
+use crate::memory::{Episode, EpisodeKind};
+
+const COLUMNS: &str = "e.seq, e.instance_id, e.task_id, e.kind, e.at, e.project, e.from_project, \
+    e.decided_by, e.confidence, e.title, e.text, e.tags, e.quality, e.routing_correct, e.notes, \
+    e.duration_ms";
+
+#[derive(sqlx::FromRow)]
+struct EpisodeRow {
+    seq: i64,
+    instance_id: String,
+    task_id: String,
+    kind: String,
+    at: i64,
+    project: Option<String>,
+    from_project: Option<String>,
+    decided_by: Option<String>,
+    confidence: Option<f64>,
+    title: String,
+    text: String,
+    tags: String,
+    quality: Option<f64>,
+    routing_correct: Option<bool>,
+    notes: Option<String>,
+    duration_ms: Option<i64>,
+}
+
+impl From<EpisodeRow> for Episode {
+    fn from(r: EpisodeRow) -> Self {
+        let kind = match r.kind.as_str() {
+            "corrected" => EpisodeKind::Corrected,
+            "completed" => EpisodeKind::Completed,
+            "failed" => EpisodeKind::Failed,
+            _ => EpisodeKind::Routed,
+        };
+        Episode {
+            seq: r.seq,
+            instance_id: r.instance_id,
+            task_id: r.task_id,
+            kind,
+            at: r.at,
+            project: r.project,
+            from_project: r.from_project,
+            decided_by: r.decided_by,
+            confidence: r.confidence,
+            title: r.title,
+            text: r.text,
+            tags: serde_json::from_str(&r.tags).unwrap_or_default(),
+            quality: r.quality,
+            routing_correct: r.routing_correct,
+            notes: r.notes,
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HitRow {
+    #[sqlx(flatten)]
+    episode: EpisodeRow,
+    snippet: String,
+    score: f64,
+}
+
+/// A search result: the episode, a snippet with the matches in `[…]`, and its score (higher is
+/// better).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeHit {
+    pub episode: Episode,
+    pub snippet: String,
+    pub score: f64,
+}
+
+/// The words of a query, for either dialect's full-text syntax: letters and digits only, so
+/// nothing a user types is read as an operator.
+fn words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .take(32)
+        .collect()
+}
+
+impl Store {
+    /// Lets the episode triggers record here from now on (or stops them). Idempotent.
+    pub async fn want_memory(&self, on: bool) -> StoreResult<()> {
+        let q = match on {
+            true => "INSERT INTO memory_wanted (id) VALUES (1) ON CONFLICT DO NOTHING",
+            false => "DELETE FROM memory_wanted",
+        };
+        on_writer!(self, c => {
+            sqlx::query(q).execute(&mut *c).await?;
+            Ok(())
+        })
+    }
+
+    /// Episodes after `seq`, oldest first.
+    pub async fn episodes_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<Episode>> {
+        let q =
+            format!("SELECT {COLUMNS} FROM episodes e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2");
+        let rows: Vec<EpisodeRow> = on_reader!(self, p => sqlx::query_as(&q)
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(p)
+            .await?);
+        Ok(rows.into_iter().map(Episode::from).collect())
+    }
+
+    /// The episodes that best match `query` (any of its words; ranked by BM25 on SQLite and
+    /// `ts_rank` on PostgreSQL, the title weighing most).
+    pub async fn search_episodes(&self, query: &str, limit: i64) -> StoreResult<Vec<EpisodeHit>> {
+        let words = words(query);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<HitRow> = match &self.backend {
+            super::Backend::Sqlite(b) => {
+                let q = format!(
+                    "SELECT {COLUMNS}, snippet(episodes_fts, -1, '[', ']', '…', 12) AS snippet, \
+                     -bm25(episodes_fts, 4.0, 1.0, 2.0, 1.0) AS score \
+                     FROM episodes_fts JOIN episodes e ON e.seq = episodes_fts.rowid \
+                     WHERE episodes_fts MATCH $1 ORDER BY score DESC, e.seq DESC LIMIT $2"
+                );
+                let fts: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+                sqlx::query_as(&q)
+                    .bind(fts.join(" OR "))
+                    .bind(limit)
+                    .fetch_all(b.reader())
+                    .await?
+            }
+            super::Backend::Postgres(b) => {
+                let q = format!(
+                    "SELECT {COLUMNS}, ts_headline('simple', e.title || ' ' || e.text, q, \
+                     'StartSel=[, StopSel=], MaxWords=24, MinWords=8') AS snippet, \
+                     ts_rank(e.search, q)::float8 AS score \
+                     FROM episodes e, to_tsquery('simple', $1) q WHERE e.search @@ q \
+                     ORDER BY score DESC, e.seq DESC LIMIT $2"
+                );
+                sqlx::query_as(&q)
+                    .bind(words.join(" | "))
+                    .bind(limit)
+                    .fetch_all(b.pool())
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| EpisodeHit {
+                episode: r.episode.into(),
+                snippet: r.snippet,
+                score: r.score,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_words_carry_no_operators() {
+        assert_eq!(
+            super::words("auth* OR \"bypass\" -mcp (gate)"),
+            ["auth", "or", "bypass", "mcp", "gate"]
+        );
+        assert!(super::words("*** ---").is_empty());
+    }
+}
