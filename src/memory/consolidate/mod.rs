@@ -14,11 +14,17 @@
 //! nothing changed, and split failures into `Retry` and `Permanent` so the caller moves the
 //! watermark only after a commit succeeded and knows whether to try again next run.
 
+mod git;
+mod gitlab;
 mod profile;
 mod render;
+mod repo;
 
+pub use self::git::GitRepo;
+pub use self::gitlab::GitlabRepo;
 pub use self::profile::{
     Correction, FeedbackNote, KEEP_RECENT, PROFILE_VERSION, ProjectProfile, RoutingProfile,
     keywords,
 };
 pub use self::render::{Snapshot, files, human_duration, page_path, render};
+pub use self::repo::{MemoryRepo, RepoError, check_path};
