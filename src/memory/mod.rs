@@ -1,6 +1,7 @@
 //! Memory: episodes (what happened to tasks, per instance) that routing learns from, and the
 //! nightly consolidation of them into readable files in a git repository.
 
+pub mod consolidate;
 mod episode;
 
 pub use episode::{Episode, EpisodeKind};
