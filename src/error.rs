@@ -33,6 +33,13 @@ pub enum HopperError {
     },
     #[error("cannot reach the Hopper server: {0}")]
     Transport(String),
+    /// Somewhere Hopper writes to (the memory repository) is down or refused; the work is
+    /// retried later and nothing was lost.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Hopper's own stored data does not read back (a bug or a hand edit).
+    #[error("{0}")]
+    Internal(String),
     /// A fault injected by a test to simulate a crash at a precise point.
     #[error("injected fault: {0}")]
     InjectedFault(&'static str),

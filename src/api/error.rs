@@ -82,7 +82,8 @@ impl From<HopperError> for ApiError {
                 )
                 .retry_after(1);
             }
-            Store(_) | Config(_) | Transport(_) | InjectedFault(_) => {
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Store(_) | Config(_) | Transport(_) | Internal(_) | InjectedFault(_) => {
                 tracing::error!(error = %e, "internal error");
                 return Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -43,6 +43,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             say!("migrations applied");
             return Ok(());
         }
+        Command::Consolidate { instance, dry_run } => {
+            let engine = Engine::open(configs(&cli)?)
+                .await
+                .context("opening the database")?;
+            let done =
+                super::memory::consolidate(&engine, instance.as_deref(), *dry_run, cli.json).await;
+            engine.close().await;
+            return done;
+        }
         _ => {}
     }
     let service = connect(&cli).await?;
@@ -151,9 +160,10 @@ fn lease(seconds: &Option<u64>) -> LeaseRequest {
 async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
     let json = cli.json;
     match &cli.command {
-        Command::Serve { .. } | Command::Migrate | Command::Mailgate { .. } => {
-            unreachable_command()
-        }
+        Command::Serve { .. }
+        | Command::Migrate
+        | Command::Consolidate { .. }
+        | Command::Mailgate { .. } => unreachable_command(),
         Command::Events(cmd) => super::inbound::events(s, cmd, json).await,
         Command::Deliveries(cmd) => super::deliveries::run(s, cmd, json).await,
         Command::Memory(cmd) => super::memory::run(s, cmd, json).await,

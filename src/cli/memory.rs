@@ -56,3 +56,55 @@ pub async fn run(s: &dyn HopperService, cmd: &MemoryCommand, json: bool) -> anyh
     }
     Ok(())
 }
+
+/// `hopper consolidate`: one run on the local database, the count of episodes read shown on a
+/// terminal as it goes.
+pub async fn consolidate(
+    engine: &crate::engine::Engine,
+    instance: Option<&str>,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let instance = instance
+        .map(crate::domain::InstanceId::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--instance: {e}"))?;
+    let repo = crate::memory::job::repo(&engine.configs().root)?;
+    let tty = std::io::stderr().is_terminal();
+    let progress = move |n: u64| {
+        if tty {
+            eprint!("\rconsolidating: {n} episodes read");
+        }
+    };
+    let done = crate::memory::job::consolidate(
+        engine,
+        repo.as_ref(),
+        instance.as_ref(),
+        dry_run,
+        &progress,
+    )
+    .await?;
+    if tty {
+        eprintln!();
+    }
+    if json {
+        print_value(&done);
+        return Ok(());
+    }
+    say!(
+        "{} episodes folded in (watermark #{}) for {}",
+        done.episodes,
+        done.watermark,
+        done.instance
+    );
+    for (path, bytes) in &done.files {
+        say!("  {path}  {bytes} bytes");
+    }
+    match (&done.commit, dry_run) {
+        (_, true) => say!("dry run: nothing committed"),
+        (Some(c), _) => say!("committed {c}"),
+        (None, _) => say!("nothing changed: no commit"),
+    }
+    Ok(())
+}

@@ -63,6 +63,17 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Consolidate memory now: the episodes since the last run become the routing profile and
+    /// pages committed to the memory repository (`memory.consolidated`; by default the git
+    /// repository `memory/` in the data directory). On the local database.
+    Consolidate {
+        /// The instance whose episodes (the global one by default).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Render and list the files; commit nothing, move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Add a task (to the global instance unless --instance says otherwise).
     Add(AddArgs),
     /// List an instance's tasks.

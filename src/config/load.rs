@@ -238,12 +238,6 @@ impl ConfigSet {
                     ));
                 }
             }
-            if let Some(b) = &cfg.memory.consolidated {
-                out.push(format!(
-                    "{who}: memory.consolidated backend `{}` is not run by this build yet",
-                    b.backend
-                ));
-            }
             let integ = &cfg.integrations;
             for (key, t) in [
                 ("mcp", &integ.mcp),

@@ -102,6 +102,9 @@ pub struct BackendConfig {
     pub repository: Option<String>,
     #[serde(default)]
     pub consolidation_schedule: Option<String>,
+    /// The branch consolidated memory is committed to (`main` by default).
+    #[serde(default)]
+    pub branch: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,5 +3,6 @@
 
 pub mod consolidate;
 mod episode;
+pub mod job;
 
 pub use episode::{Episode, EpisodeKind};

@@ -110,6 +110,8 @@ pub async fn run(
         eprintln!("SMTP listening on {addr}");
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
+    let consolidation = crate::memory::job::spawn(engine.clone(), shutdown.clone())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let outbound = crate::outbound::spawn(engine.clone(), shutdown.clone())
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -118,6 +120,9 @@ pub async fn run(
     http::serve(listener, app, header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
+    if let Some(c) = consolidation {
+        let _ = c.await;
+    }
     if let Some(o) = outbound {
         o.join().await;
     }

@@ -29,6 +29,7 @@ mod events;
 mod executors;
 mod inbound;
 mod instances;
+mod memory_state;
 mod open;
 mod outbox;
 mod postgres;
@@ -47,6 +48,7 @@ pub use error::{StoreError, StoreResult};
 pub use executors::ExecutorFilter;
 pub use inbound::{Effect, InboundEvent, Recorded};
 pub use instances::NewInstance;
+pub use memory_state::MemoryState;
 pub use open::{StoreKey, StoreSet};
 pub use outbox::{DeliveryTarget, NewDelivery, OutboxEntry};
 pub use rows::{

@@ -176,6 +176,7 @@ async fn null_memory_records_nothing(backend: Backend) {
         path: None,
         repository: None,
         consolidation_schedule: None,
+        branch: None,
     });
     let engine = hopper::Engine::open(c).await.unwrap();
     engine
