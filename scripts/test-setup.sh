@@ -10,6 +10,14 @@ if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   apt-get install -y -qq postgresql >/dev/null
 fi
 
+# Memory consolidation commits to a local git repository (the default backend) with the CLI.
+if ! command -v git >/dev/null 2>&1; then
+  echo "installing git..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq git >/dev/null
+fi
+
 # The README tour test runs the README's shell blocks, which use curl and jq.
 if ! command -v jq >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   echo "installing jq and curl..."

@@ -31,6 +31,8 @@ const URL_PASSWORD: &str = "s3cr3t-urlpw-0d7b";
 /// From `${VAR}`s under keys whose names give nothing away.
 const MODEL: &str = "s3cr3t-model-a41f";
 const PROJECT_PATH: &str = "s3cr3t-projpath-48b0";
+/// `HOPPER_MEMORY_GITLAB_TOKEN`: consolidation's GitLab token, only in the environment.
+const MEMORY_TOKEN: &str = "s3cr3t-memory-7f21";
 /// `${VAR}` in the project template.
 const PROJECT_TOKEN: &str = "s3cr3t-proj-6e13";
 /// The password of the PostgreSQL URL the tests connect with (`hopper`).
@@ -50,6 +52,7 @@ memory:
   consolidated:
     backend: gitlab
     url: https://oauth2:s3cr3t-urlpw-0d7b@gitlab.example.com/hopper/memory.git
+    repository: hopper/memory
 child_instances:
   auto_create: true
   default_config: project.yaml
@@ -94,6 +97,7 @@ fn needles(backend: Backend) -> Vec<&'static str> {
         MODEL,
         PROJECT_PATH,
         PROJECT_TOKEN,
+        MEMORY_TOKEN,
     ];
     if backend == Backend::Postgres {
         n.push(PG_USERINFO);
@@ -135,6 +139,7 @@ fn hopper_cmd(dir: &Path, url: &str) -> Command {
         .env("HOPPER_TEST_SECRETS_MODEL", MODEL)
         .env("HOPPER_TEST_SECRETS_PROJECT_PATH", PROJECT_PATH)
         .env("HOPPER_TEST_SECRETS_PROJECT_TOKEN", PROJECT_TOKEN)
+        .env("HOPPER_MEMORY_GITLAB_TOKEN", MEMORY_TOKEN)
         .env("RUST_LOG", "debug");
     cmd
 }
