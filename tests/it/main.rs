@@ -18,6 +18,7 @@ mod inbound_sources;
 mod leases;
 mod memory_consolidate;
 mod memory_episodes;
+mod memory_learning;
 mod outbound_cli;
 mod outbound_delivery;
 mod outbound_dispatch;
