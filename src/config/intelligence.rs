@@ -249,3 +249,23 @@ impl Default for DecomposeLimits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_puts_memory_first_unless_the_chain_is_given() {
+        use ProviderKind as P;
+        let mut i = IntelligenceConfig::new(IntelligenceProvider::Hybrid);
+        assert_eq!(i.chain_learning(false), [P::Rules, P::Llm, P::Capabilities]);
+        assert_eq!(
+            i.chain_learning(true),
+            [P::Memory, P::Rules, P::Llm, P::Capabilities]
+        );
+        i.providers = Some(vec![P::Rules, P::Memory]);
+        assert_eq!(i.chain_learning(true), [P::Rules, P::Memory]);
+        i.providers = Some(vec![P::Rules]);
+        assert_eq!(i.chain_learning(true), [P::Rules]);
+    }
+}
