@@ -25,6 +25,9 @@ pub enum ProviderKind {
     Capabilities,
     Llm,
     Sage,
+    /// Where similar past tasks went well (`src/routing/memory.rs`); first in the default
+    /// chain when `memory.learning` is on.
+    Memory,
 }
 
 impl ProviderKind {
@@ -34,6 +37,7 @@ impl ProviderKind {
             ProviderKind::Capabilities => "capabilities",
             ProviderKind::Llm => "llm",
             ProviderKind::Sage => "sage",
+            ProviderKind::Memory => "memory",
         }
     }
 }
@@ -74,6 +78,9 @@ pub struct IntelligenceConfig {
     pub llm: LlmConfig,
     #[serde(default)]
     pub sage: SageConfig,
+    /// `intelligence.memory`: the `memory` provider's own settings.
+    #[serde(default)]
+    pub memory: MemoryRoutingConfig,
     #[serde(default)]
     pub decompose: DecomposeMode,
     #[serde(default)]
@@ -100,6 +107,7 @@ impl IntelligenceConfig {
             rules_reload_seconds: default_reload(),
             llm: LlmConfig::default(),
             sage: SageConfig::default(),
+            memory: MemoryRoutingConfig::default(),
             decompose: DecomposeMode::default(),
             decompose_limits: DecomposeLimits::default(),
         }
@@ -119,6 +127,17 @@ impl IntelligenceConfig {
             IntelligenceProvider::Sage => vec![P::Sage, P::Rules],
             IntelligenceProvider::Hybrid => vec![P::Rules, P::Llm, P::Capabilities],
         }
+    }
+
+    /// The chain with `memory.learning` applied: when `providers` is not given, learning puts
+    /// `memory` first (past outcomes before rules); an explicit `providers` list is taken as
+    /// written, so `memory` goes where it names it or nowhere.
+    pub fn chain_learning(&self, learning: bool) -> Vec<ProviderKind> {
+        let mut chain = self.chain();
+        if learning && self.providers.is_none() && !chain.contains(&ProviderKind::Memory) {
+            chain.insert(0, ProviderKind::Memory);
+        }
+        chain
     }
 }
 
@@ -206,6 +225,14 @@ impl Default for SageConfig {
     }
 }
 
+/// `intelligence.memory`: the `memory` routing provider.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryRoutingConfig {
+    /// Overrides `intelligence.min_confidence` for this provider.
+    pub min_confidence: Option<f64>,
+}
+
 /// Bounds on an LLM decomposition: an answer beyond them is refused (template instead).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -220,5 +247,25 @@ impl Default for DecomposeLimits {
             max_phases: 6,
             max_tasks_per_phase: 8,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_puts_memory_first_unless_the_chain_is_given() {
+        use ProviderKind as P;
+        let mut i = IntelligenceConfig::new(IntelligenceProvider::Hybrid);
+        assert_eq!(i.chain_learning(false), [P::Rules, P::Llm, P::Capabilities]);
+        assert_eq!(
+            i.chain_learning(true),
+            [P::Memory, P::Rules, P::Llm, P::Capabilities]
+        );
+        i.providers = Some(vec![P::Rules, P::Memory]);
+        assert_eq!(i.chain_learning(true), [P::Rules, P::Memory]);
+        i.providers = Some(vec![P::Rules]);
+        assert_eq!(i.chain_learning(true), [P::Rules]);
     }
 }

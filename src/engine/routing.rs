@@ -3,8 +3,8 @@
 //! least every [`EXECUTORS_TTL`] for changes made by other processes).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::Engine;
 use crate::config::{ConfigSet, ProviderKind};
 use crate::routing::{
-    CapabilitiesProvider, Chain, ExecutorInfo, LiveRules, LlmProvider, Provider, RulesProvider,
-    SageProvider,
+    CapabilitiesProvider, Chain, ExecutorInfo, LiveRules, LlmProvider, MemoryProvider, Provider,
+    RulesProvider, SageProvider,
 };
-use crate::store::ExecutorFilter;
+use crate::store::{ExecutorFilter, Store};
 
 /// How long another process's executor change may go unseen by routing.
 const EXECUTORS_TTL: Duration = Duration::from_secs(5);
@@ -24,6 +24,10 @@ const EXECUTORS_TTL: Duration = Duration::from_secs(5);
 pub(super) struct RoutingParts {
     pub rules: LiveRules,
     pub chain: Arc<Chain>,
+    /// The store the `memory` provider reads episodes from: the registry's, set on the first
+    /// [`Engine::refresh_routing_executors`] (which runs before every global decision), since
+    /// the parts are built before the engine they belong to.
+    episodes: Arc<OnceLock<Store>>,
     /// The LLM asked for orchestration plans (`intelligence.decompose: llm`).
     pub decomposer: Option<crate::routing::llm::LlmClient>,
     stale: AtomicBool,
@@ -36,12 +40,13 @@ impl RoutingParts {
     pub fn new(configs: &ConfigSet) -> Self {
         let rules = LiveRules::new(configs.rules.clone());
         let intelligence = &configs.root.intelligence;
-        let providers: Vec<Arc<dyn Provider>> = intelligence
-            .chain()
+        let kinds = intelligence.chain_learning(configs.root.memory.learning);
+        let episodes = Arc::new(OnceLock::new());
+        tracing::info!(chain = ?kinds, "global routing chain");
+        let providers: Vec<Arc<dyn Provider>> = kinds
             .into_iter()
-            .map(|kind| provider(kind, configs, &rules))
+            .map(|kind| provider(kind, configs, &rules, &episodes))
             .collect();
-        tracing::info!(chain = ?intelligence.chain(), "global routing chain");
         let chain = Arc::new(Chain::new(
             providers,
             intelligence.min_confidence,
@@ -73,6 +78,7 @@ impl RoutingParts {
         Self {
             rules,
             chain,
+            episodes,
             decomposer,
             stale: AtomicBool::new(true),
             loaded_at: std::sync::Mutex::new(None),
@@ -94,13 +100,22 @@ impl RoutingParts {
     }
 }
 
-fn provider(kind: ProviderKind, configs: &ConfigSet, rules: &LiveRules) -> Arc<dyn Provider> {
+fn provider(
+    kind: ProviderKind,
+    configs: &ConfigSet,
+    rules: &LiveRules,
+    episodes: &Arc<OnceLock<Store>>,
+) -> Arc<dyn Provider> {
     let i = &configs.root.intelligence;
     match kind {
         ProviderKind::Rules => Arc::new(RulesProvider::new(rules.clone())),
         ProviderKind::Capabilities => Arc::new(CapabilitiesProvider),
         ProviderKind::Llm => Arc::new(LlmProvider::from_config(i, rules.clone())),
         ProviderKind::Sage => Arc::new(SageProvider::from_config(i, rules.clone())),
+        ProviderKind::Memory => Arc::new(MemoryProvider::new(
+            episodes.clone(),
+            i.memory.min_confidence,
+        )),
     }
 }
 
@@ -109,6 +124,7 @@ impl Engine {
     /// older than [`EXECUTORS_TTL`]. One caller reloads; the others route with what is there.
     pub(super) async fn refresh_routing_executors(&self) {
         let parts = &self.inner.routing;
+        parts.episodes.get_or_init(|| self.inner.registry.clone());
         if !parts.due() {
             return;
         }

@@ -11,6 +11,7 @@ mod chain;
 mod explain;
 mod live_rules;
 pub mod llm;
+mod memory;
 mod priority;
 mod providers;
 pub mod remote;
@@ -25,6 +26,7 @@ pub use capabilities::CapabilitiesProvider;
 pub use chain::{Answer, Chain, Choice, Provider, Verdict};
 pub use explain::{Alternative, Explanation, Step, StepOutcome};
 pub use live_rules::{LiveRules, watch_rules};
+pub use memory::MemoryProvider;
 pub use priority::PriorityRouter;
 pub use providers::{LlmProvider, SageProvider, is_complex};
 
