@@ -8,6 +8,9 @@ const COLUMNS: &str = "e.seq, e.instance_id, e.task_id, e.kind, e.at, e.project,
     e.decided_by, e.confidence, e.title, e.text, e.tags, e.quality, e.routing_correct, e.notes, \
     e.duration_ms";
 
+/// Matches ranked per search, newest first.
+const WINDOW: i64 = 500;
+
 #[derive(sqlx::FromRow)]
 struct EpisodeRow {
     seq: i64,
@@ -111,7 +114,10 @@ impl Store {
     }
 
     /// The episodes that best match `query` (any of its words; ranked by BM25 on SQLite and
-    /// `ts_rank` on PostgreSQL, the title weighing most).
+    /// `ts_rank` on PostgreSQL, the title weighing most), among the [`WINDOW`] most recent
+    /// that match at all: ranking every match first made a common word cost the whole table
+    /// (100,000 episodes, 30-word vocabulary: p50 62 ms, p99 111 ms on SQLite), while the
+    /// newest matches come straight off the index in rowid order.
     pub async fn search_episodes(&self, query: &str, limit: i64) -> StoreResult<Vec<EpisodeHit>> {
         let words = words(query);
         if words.is_empty() {
@@ -120,10 +126,12 @@ impl Store {
         let rows: Vec<HitRow> = match &self.backend {
             super::Backend::Sqlite(b) => {
                 let q = format!(
-                    "SELECT {COLUMNS}, snippet(episodes_fts, -1, '[', ']', '…', 12) AS snippet, \
+                    "SELECT * FROM (SELECT {COLUMNS}, \
+                     snippet(episodes_fts, -1, '[', ']', '…', 12) AS snippet, \
                      -bm25(episodes_fts, 4.0, 1.0, 2.0, 1.0) AS score \
                      FROM episodes_fts JOIN episodes e ON e.seq = episodes_fts.rowid \
-                     WHERE episodes_fts MATCH $1 ORDER BY score DESC, e.seq DESC LIMIT $2"
+                     WHERE episodes_fts MATCH $1 ORDER BY episodes_fts.rowid DESC LIMIT {WINDOW}) \
+                     ORDER BY score DESC, seq DESC LIMIT $2"
                 );
                 let fts: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
                 sqlx::query_as(&q)
@@ -137,7 +145,9 @@ impl Store {
                     "SELECT {COLUMNS}, ts_headline('simple', e.title || ' ' || e.text, q, \
                      'StartSel=[, StopSel=], MaxWords=24, MinWords=8') AS snippet, \
                      ts_rank(e.search, q)::float8 AS score \
-                     FROM episodes e, to_tsquery('simple', $1) q WHERE e.search @@ q \
+                     FROM (SELECT * FROM episodes, to_tsquery('simple', $1) q0 \
+                           WHERE search @@ q0 ORDER BY seq DESC LIMIT {WINDOW}) e, \
+                          to_tsquery('simple', $1) q \
                      ORDER BY score DESC, e.seq DESC LIMIT $2"
                 );
                 sqlx::query_as(&q)
