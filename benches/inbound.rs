@@ -11,6 +11,8 @@
 //! is what a slow model costs ingest (the tasks carry no project, in both runs, so the chain
 //! is what decides).
 //!
+//! Episodes are recorded (the default); `HOPPER_BENCH_NO_MEMORY=1` turns them off to compare.
+//!
 //! `HOPPER_BENCH_REPORTING=1` adds, after each backend's run, the same run with reports flowing
 //! (`sqlite+rep`, `pg+rep`): `reports.github.on: [routed]` to a loopback GitHub, and the
 //! outbound workers running, so every routed task is commented on while ingest goes on.
@@ -96,6 +98,19 @@ struct Extra<'a> {
 async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, hopper::Engine) {
     let llm = extra.llm;
     let mut c = ConfigSet::defaults();
+    // HOPPER_BENCH_NO_MEMORY=1: episodes off (`memory.episodic.backend: null`), to compare
+    // ingest with and without them.
+    if std::env::var("HOPPER_BENCH_NO_MEMORY").is_ok() {
+        c.root.memory.episodic = Some(hopper::config::BackendConfig {
+            backend: "null".into(),
+            url: None,
+            index: None,
+            path: None,
+            repository: None,
+            consolidation_schedule: None,
+            branch: None,
+        });
+    }
     if let Some(api) = extra.github {
         c.root.reports = serde_json::from_value(serde_json::json!({
             "github": { "api_url": api, "token": "ghp_bench", "on": ["routed"] }
