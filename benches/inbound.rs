@@ -101,15 +101,7 @@ async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, h
     // HOPPER_BENCH_NO_MEMORY=1: episodes off (`memory.episodic.backend: null`), to compare
     // ingest with and without them.
     if std::env::var("HOPPER_BENCH_NO_MEMORY").is_ok() {
-        c.root.memory.episodic = Some(hopper::config::BackendConfig {
-            backend: "null".into(),
-            url: None,
-            index: None,
-            path: None,
-            repository: None,
-            consolidation_schedule: None,
-            branch: None,
-        });
+        c.root.memory.episodic = Some(hopper::config::BackendConfig::named("null"));
     }
     if let Some(api) = extra.github {
         c.root.reports = serde_json::from_value(serde_json::json!({

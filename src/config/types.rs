@@ -55,6 +55,21 @@ pub struct MemoryConfig {
     pub learning: bool,
 }
 
+impl BackendConfig {
+    /// `backend` with nothing else set (`null`, `git` at its default path, ...).
+    pub fn named(backend: &str) -> Self {
+        Self {
+            backend: backend.into(),
+            url: None,
+            index: None,
+            path: None,
+            repository: None,
+            consolidation_schedule: None,
+            branch: None,
+        }
+    }
+}
+
 impl MemoryConfig {
     /// Whether episodes are recorded: unless `memory.episodic.backend` is `null`.
     pub fn episodic_enabled(&self) -> bool {

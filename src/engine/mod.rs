@@ -126,7 +126,7 @@ impl Engine {
         registry
             .process_heartbeat(&boot_id, crate::domain::now_millis())
             .await?;
-        let routing = routing::RoutingParts::new(&configs);
+        let routing = routing::RoutingParts::new(&configs, &registry);
         let rules: Arc<dyn Router> = Arc::new(RulesRouter::new(routing.rules.clone()));
         let root = InstanceId::parse(&configs.root.instance_id)
             .map_err(|e| HopperError::Invalid(format!("instance_id: {e}")))?;

@@ -3,8 +3,8 @@
 //! least every [`EXECUTORS_TTL`] for changes made by other processes).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -24,10 +24,6 @@ const EXECUTORS_TTL: Duration = Duration::from_secs(5);
 pub(super) struct RoutingParts {
     pub rules: LiveRules,
     pub chain: Arc<Chain>,
-    /// The store the `memory` provider reads episodes from: the registry's, set on the first
-    /// [`Engine::refresh_routing_executors`] (which runs before every global decision), since
-    /// the parts are built before the engine they belong to.
-    episodes: Arc<OnceLock<Store>>,
     /// The LLM asked for orchestration plans (`intelligence.decompose: llm`).
     pub decomposer: Option<crate::routing::llm::LlmClient>,
     stale: AtomicBool,
@@ -37,15 +33,15 @@ pub(super) struct RoutingParts {
 }
 
 impl RoutingParts {
-    pub fn new(configs: &ConfigSet) -> Self {
+    /// `registry`: the store the `memory` provider reads episodes from.
+    pub fn new(configs: &ConfigSet, registry: &Store) -> Self {
         let rules = LiveRules::new(configs.rules.clone());
         let intelligence = &configs.root.intelligence;
         let kinds = intelligence.chain_learning(configs.root.memory.learning);
-        let episodes = Arc::new(OnceLock::new());
         tracing::info!(chain = ?kinds, "global routing chain");
         let providers: Vec<Arc<dyn Provider>> = kinds
             .into_iter()
-            .map(|kind| provider(kind, configs, &rules, &episodes))
+            .map(|kind| provider(kind, configs, &rules, registry))
             .collect();
         let chain = Arc::new(Chain::new(
             providers,
@@ -78,7 +74,6 @@ impl RoutingParts {
         Self {
             rules,
             chain,
-            episodes,
             decomposer,
             stale: AtomicBool::new(true),
             loaded_at: std::sync::Mutex::new(None),
@@ -104,7 +99,7 @@ fn provider(
     kind: ProviderKind,
     configs: &ConfigSet,
     rules: &LiveRules,
-    episodes: &Arc<OnceLock<Store>>,
+    registry: &Store,
 ) -> Arc<dyn Provider> {
     let i = &configs.root.intelligence;
     match kind {
@@ -113,7 +108,7 @@ fn provider(
         ProviderKind::Llm => Arc::new(LlmProvider::from_config(i, rules.clone())),
         ProviderKind::Sage => Arc::new(SageProvider::from_config(i, rules.clone())),
         ProviderKind::Memory => Arc::new(MemoryProvider::new(
-            episodes.clone(),
+            registry.clone(),
             i.memory.min_confidence,
         )),
     }
@@ -124,7 +119,6 @@ impl Engine {
     /// older than [`EXECUTORS_TTL`]. One caller reloads; the others route with what is there.
     pub(super) async fn refresh_routing_executors(&self) {
         let parts = &self.inner.routing;
-        parts.episodes.get_or_init(|| self.inner.registry.clone());
         if !parts.due() {
             return;
         }

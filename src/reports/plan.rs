@@ -42,13 +42,14 @@ pub async fn plan(
         if task.source.is_none() && !syncing {
             continue;
         }
+        // Looked up once per entry, for the export and the moment both.
+        let (project, in_project) = project_name(engine, task).await;
         if syncing && entry.event == events::TASK_AVAILABLE {
-            let (project, in_project) = project_name(engine, task).await;
             let export =
                 crate::sync::export_row(engine, entry, task, project.as_deref(), in_project);
             rows.extend(export.await?);
         }
-        let Some((moment, project)) = moment_of(engine, entry, task).await else {
+        let Some((moment, project)) = moment_of(entry, task, project, in_project) else {
             continue;
         };
         // A task paired with an issue it exported reports there, and closes it on success.
@@ -120,14 +121,14 @@ async fn project_name(engine: &Engine, task: &Task) -> (Option<String>, bool) {
     (name, in_project)
 }
 
-/// The moment an outbox event is, for `task`, with the project it concerns.
-async fn moment_of(
-    engine: &Engine,
+/// The moment an outbox event is, for `task` (in `project`; `in_project`: the copy in the
+/// project itself, not in one of its runs), with the project it concerns.
+fn moment_of(
     entry: &OutboxEntry,
     task: &Task,
+    project: Option<String>,
+    in_project: bool,
 ) -> Option<(Moment, Option<String>)> {
-    // The copy in the project itself, not in one of its runs.
-    let (project, in_project) = project_name(engine, task).await;
     let routed_to = || {
         task.routed_to.as_ref().map(|r| {
             r.as_str()

@@ -18,7 +18,6 @@
 //! database; the query is simpler and always current.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
@@ -42,14 +41,14 @@ const STOP: &[&str] = &[
     "when", "then", "than", "there", "their", "they", "you", "your", "also", "onto", "out",
 ];
 
-/// `memory` in the chain. The store is the registry's, handed over once the engine is open.
+/// `memory` in the chain, reading the registry's store.
 pub struct MemoryProvider {
-    store: Arc<OnceLock<Store>>,
+    store: Store,
     min_confidence: Option<f64>,
 }
 
 impl MemoryProvider {
-    pub fn new(store: Arc<OnceLock<Store>>, min_confidence: Option<f64>) -> Self {
+    pub fn new(store: Store, min_confidence: Option<f64>) -> Self {
         Self {
             store,
             min_confidence,
@@ -193,10 +192,7 @@ impl Provider for MemoryProvider {
         if words.is_empty() {
             return Answer::abstain("no words to compare with past tasks");
         }
-        let Some(store) = self.store.get() else {
-            return Answer::abstain("the episode store is not open yet");
-        };
-        match store.search_episodes(&words, MAX_EPISODES).await {
+        match self.store.search_episodes(&words, MAX_EPISODES).await {
             Ok(hits) => weigh(&hits, now_millis()),
             Err(e) => Answer::abstain(format!("could not read past episodes: {e}")),
         }

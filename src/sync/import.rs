@@ -183,8 +183,7 @@ async fn apply(
                 _ => format!("task {id} is {} already", task.status.as_str()),
             });
         }
-        let (work, work_node) = engine.work_task(id.clone(), node).await;
-        let _ = work_node;
+        let (work, _) = engine.work_task(id.clone(), node).await;
         engine.complete(&work, &Actor::System, None).await?;
         return handled(format!("issue closed by {by}: task {work} completed"));
     }

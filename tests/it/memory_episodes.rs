@@ -169,15 +169,7 @@ on_both!(the_api_searches_memory);
 async fn null_memory_records_nothing(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let mut c = env.configs();
-    c.root.memory.episodic = Some(hopper::config::BackendConfig {
-        backend: "null".into(),
-        url: None,
-        index: None,
-        path: None,
-        repository: None,
-        consolidation_schedule: None,
-        branch: None,
-    });
+    c.root.memory.episodic = Some(hopper::config::BackendConfig::named("null"));
     let engine = hopper::Engine::open(c).await.unwrap();
     engine
         .add_task(&InstanceId::global(), draft("Patch it", ""))
