@@ -155,7 +155,7 @@ async fn backend(label: &str, url: &str, n: usize) {
 
     let repo = GitRepo::new(dir.path().join("memory"), "main");
     let started = Instant::now();
-    let done = consolidate(&engine, &repo, None, false, &|_| {})
+    let done = consolidate(&engine, &repo, None, false, &|_, _| {})
         .await
         .unwrap();
     let took = started.elapsed();

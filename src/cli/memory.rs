@@ -57,8 +57,8 @@ pub async fn run(s: &dyn HopperService, cmd: &MemoryCommand, json: bool) -> anyh
     Ok(())
 }
 
-/// `hopper consolidate`: one run on the local database, the count of episodes read shown on a
-/// terminal as it goes.
+/// `hopper consolidate`: one run on the local database, with a progress bar of the episodes
+/// read on a terminal (none when stderr is a pipe or a file: logs and CI stay clean).
 pub async fn consolidate(
     engine: &crate::engine::Engine,
     instance: Option<&str>,
@@ -71,11 +71,20 @@ pub async fn consolidate(
         .transpose()
         .map_err(|e| anyhow::anyhow!("--instance: {e}"))?;
     let repo = crate::memory::job::repo(&engine.configs().root)?;
-    let tty = std::io::stderr().is_terminal();
-    let progress = move |n: u64| {
-        if tty {
-            eprint!("\rconsolidating: {n} episodes read");
-        }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template(
+            "consolidating {bar:30} {pos}/{len} episodes ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let progress = |read: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(read);
     };
     let done = crate::memory::job::consolidate(
         engine,
@@ -84,10 +93,9 @@ pub async fn consolidate(
         dry_run,
         &progress,
     )
-    .await?;
-    if tty {
-        eprintln!();
-    }
+    .await;
+    bar.finish_and_clear();
+    let done = done?;
     if json {
         print_value(&done);
         return Ok(());

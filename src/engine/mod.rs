@@ -173,6 +173,11 @@ impl Engine {
         &self.inner.stores
     }
 
+    /// The consolidated routing profile the `memory` provider leans on.
+    pub fn learned_profile(&self) -> &crate::memory::LearnedProfile {
+        &self.inner.routing.learned
+    }
+
     /// The root instance's store: the registry, executors and deliveries.
     pub fn registry_store(&self) -> &Store {
         &self.inner.registry

@@ -26,6 +26,8 @@ pub(super) struct RoutingParts {
     pub chain: Arc<Chain>,
     /// The LLM asked for orchestration plans (`intelligence.decompose: llm`).
     pub decomposer: Option<crate::routing::llm::LlmClient>,
+    /// The consolidated routing profile the `memory` provider leans on (loaded at start-up).
+    pub learned: crate::memory::LearnedProfile,
     stale: AtomicBool,
     loaded_at: std::sync::Mutex<Option<Instant>>,
     refreshing: tokio::sync::Mutex<()>,
@@ -39,9 +41,10 @@ impl RoutingParts {
         let intelligence = &configs.root.intelligence;
         let kinds = intelligence.chain_learning(configs.root.memory.learning);
         tracing::info!(chain = ?kinds, "global routing chain");
+        let learned = crate::memory::LearnedProfile::default();
         let providers: Vec<Arc<dyn Provider>> = kinds
             .into_iter()
-            .map(|kind| provider(kind, configs, &rules, registry))
+            .map(|kind| provider(kind, configs, &rules, registry, &learned))
             .collect();
         let chain = Arc::new(Chain::new(
             providers,
@@ -75,6 +78,7 @@ impl RoutingParts {
             rules,
             chain,
             decomposer,
+            learned,
             stale: AtomicBool::new(true),
             loaded_at: std::sync::Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
@@ -100,6 +104,7 @@ fn provider(
     configs: &ConfigSet,
     rules: &LiveRules,
     registry: &Store,
+    learned: &crate::memory::LearnedProfile,
 ) -> Arc<dyn Provider> {
     let i = &configs.root.intelligence;
     match kind {
@@ -110,6 +115,7 @@ fn provider(
         ProviderKind::Memory => Arc::new(MemoryProvider::new(
             registry.clone(),
             i.memory.min_confidence,
+            learned.clone(),
         )),
     }
 }

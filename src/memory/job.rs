@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::consolidate::{GitRepo, GitlabRepo, MemoryRepo, RoutingProfile, files};
+use super::consolidate::{GitRepo, GitlabRepo, MemoryRepo, PROFILE_FILE, RoutingProfile, files};
 use crate::config::HopperConfig;
 use crate::domain::{InstanceId, now_millis};
 use crate::engine::Engine;
@@ -101,13 +101,13 @@ pub fn schedule(expr: &str) -> Result<cron::Schedule> {
 }
 
 /// One run for `instance` (the global one by default) into `repo`. `progress` hears the
-/// number of episodes read so far.
+/// number of episodes read so far and how many there are to read.
 pub async fn consolidate(
     engine: &Engine,
     repo: &dyn MemoryRepo,
     instance: Option<&InstanceId>,
     dry_run: bool,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<Consolidated> {
     let id = instance.cloned().unwrap_or_else(|| engine.root().clone());
     let store = engine.node(&id).await?.store.clone();
@@ -128,7 +128,57 @@ pub async fn consolidate(
     {
         tracing::warn!(error = %e, "could not give the consolidation lease back");
     }
-    result
+    let (done, profile) = result?;
+    // Routing learns from what was just committed; a dry run changes nothing.
+    if !dry_run && id == *engine.root() {
+        engine.learned_profile().set(profile);
+    }
+    Ok(done)
+}
+
+/// The profile routing starts with: the database's last consolidation, or, when the database
+/// has none (new, or reset), the one committed in the memory repository. Never fails start-up:
+/// without a profile the `memory` provider still has the episodes.
+pub async fn load_learned(engine: &Engine, repo: &dyn MemoryRepo) {
+    let key = engine.root().as_str().to_owned();
+    let loaded = match engine.registry_store().memory_state(&key).await {
+        Ok(state) => match state.profile {
+            Some(json) => parse_profile(&json, "the database").map(Some),
+            None => repo_profile(repo).await,
+        },
+        Err(e) => Err(e.into()),
+    };
+    match loaded {
+        Ok(Some(profile)) => {
+            tracing::info!(
+                episodes = profile.episodes,
+                projects = profile.projects.len(),
+                "routing profile loaded"
+            );
+            engine.learned_profile().set(profile);
+        }
+        Ok(None) => tracing::debug!("no routing profile yet"),
+        Err(e) => {
+            tracing::warn!(error = %e, "routing profile not loaded; memory routes on episodes alone")
+        }
+    }
+}
+
+/// `profile.json` as the repository has it committed.
+async fn repo_profile(repo: &dyn MemoryRepo) -> Result<Option<RoutingProfile>> {
+    let Some(json) = repo
+        .read(PROFILE_FILE)
+        .await
+        .map_err(|e| HopperError::Unavailable(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    parse_profile(&json, "the memory repository").map(Some)
+}
+
+fn parse_profile(json: &str, from: &str) -> Result<RoutingProfile> {
+    serde_json::from_str(json)
+        .map_err(|e| HopperError::Invalid(format!("{PROFILE_FILE} in {from}: {e}")))
 }
 
 async fn run(
@@ -137,16 +187,32 @@ async fn run(
     key: &str,
     owner: &str,
     dry_run: bool,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Consolidated> {
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<(Consolidated, RoutingProfile)> {
     let state = store.memory_state(key).await?;
     let mut profile = match &state.profile {
         Some(p) => serde_json::from_str::<RoutingProfile>(p)
             .map_err(|e| HopperError::Internal(format!("the stored routing profile: {e}")))?,
-        None => RoutingProfile::new(),
+        // A database that never consolidated but a repository that has a profile: the database
+        // was reset (or is new beside an old repository). Carry on from what the repository
+        // learned rather than overwrite it; its watermark counted the old database's episodes,
+        // so every episode of this one is new to it.
+        None => match repo_profile(repo).await? {
+            Some(mut p) => {
+                tracing::info!(
+                    episodes = p.episodes,
+                    "consolidation continues from the profile in the memory repository"
+                );
+                p.watermark = 0;
+                p
+            }
+            None => RoutingProfile::new(),
+        },
     };
     let mut read = 0u64;
     let mut after = state.watermark.max(profile.watermark);
+    let total = u64::try_from(store.count_episodes_after(after).await?).unwrap_or(0);
+    progress(0, total);
     loop {
         let page = store.episodes_after(after, PAGE).await?;
         let Some(last) = page.last() else { break };
@@ -155,7 +221,7 @@ async fn run(
             profile.add(e);
         }
         read += page.len() as u64;
-        progress(read);
+        progress(read, total.max(read));
         if (page.len() as i64) < PAGE {
             break;
         }
@@ -171,7 +237,7 @@ async fn run(
         dry_run,
     };
     if dry_run {
-        return Ok(done);
+        return Ok((done, profile));
     }
     let message = format!(
         "Hopper memory of {key}: {read} new episodes, up to #{}",
@@ -195,7 +261,7 @@ async fn run(
             "consolidation lease lost before the watermark moved; the next run redoes it"
         );
     }
-    Ok(done)
+    Ok((done, profile))
 }
 
 /// Runs consolidation of the global instance on its schedule until `shutdown`. A failed run is
@@ -217,6 +283,7 @@ pub fn spawn(
     let schedule = schedule(&expr)?;
     let repo = repo(config)?;
     Ok(Some(tokio::spawn(async move {
+        load_learned(&engine, repo.as_ref()).await;
         loop {
             let Some(next) = schedule.upcoming(chrono::Utc).next() else {
                 return;
@@ -228,7 +295,7 @@ pub fn spawn(
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            match consolidate(&engine, repo.as_ref(), None, false, &|_| {}).await {
+            match consolidate(&engine, repo.as_ref(), None, false, &|_, _| {}).await {
                 Ok(c) => {
                     tracing::info!(episodes = c.episodes, commit = ?c.commit, "memory consolidated")
                 }

@@ -4,5 +4,7 @@
 pub mod consolidate;
 mod episode;
 pub mod job;
+mod learned;
 
 pub use episode::{Episode, EpisodeKind};
+pub use learned::{LearnedProfile, PRIOR_WEIGHT, affinity};

@@ -10,6 +10,10 @@
 //! project's share of all positive weight, scaled by how much evidence there is, so one routed
 //! task alone is not enough to decide.
 //!
+//! Besides the episodes it leans on the last consolidated routing profile
+//! ([`crate::memory::LearnedProfile`], loaded from the memory repository at start-up), a prior
+//! of at most one good task's weight per project: what was learned survives a database reset.
+//!
 //! Why it never decides "now": the episodes are in the database, and reading them inside the
 //! group commit that records a webhook would hold every other writer up for a query. Like `llm`
 //! and `sage` it returns `None` from `decide_now`, so a chain that reaches it routes after the
@@ -25,7 +29,7 @@ use super::Projects;
 use super::chain::{Answer, Choice, Provider};
 use super::explain::Alternative;
 use crate::domain::{Millis, TaskDraft, now_millis};
-use crate::memory::{Episode, EpisodeKind};
+use crate::memory::{Episode, EpisodeKind, LearnedProfile, affinity};
 use crate::store::{EpisodeHit, Store};
 
 /// The most episodes one decision reads.
@@ -45,14 +49,27 @@ const STOP: &[&str] = &[
 pub struct MemoryProvider {
     store: Store,
     min_confidence: Option<f64>,
+    learned: LearnedProfile,
 }
 
+/// How the consolidated profile is named among the things a decision leaned on.
+const PROFILE: &str = "the consolidated profile";
+
 impl MemoryProvider {
-    pub fn new(store: Store, min_confidence: Option<f64>) -> Self {
+    pub fn new(store: Store, min_confidence: Option<f64>, learned: LearnedProfile) -> Self {
         Self {
             store,
             min_confidence,
+            learned,
         }
+    }
+
+    /// The profile's `(project, weight)` for the task: none before any consolidation.
+    fn prior(&self, task: &TaskDraft) -> Vec<(String, f64)> {
+        self.learned
+            .get()
+            .map(|p| affinity(&p, &task.title, &task.tags))
+            .unwrap_or_default()
     }
 }
 
@@ -111,9 +128,9 @@ struct Tally {
     tasks: HashMap<String, f64>,
 }
 
-/// The decision from the hits (best match first).
-pub fn weigh(hits: &[EpisodeHit], now: Millis) -> Answer {
-    if hits.is_empty() {
+/// The decision from the hits (best match first) and the profile's prior.
+pub fn weigh(hits: &[EpisodeHit], prior: &[(String, f64)], now: Millis) -> Answer {
+    if hits.is_empty() && prior.is_empty() {
         return Answer::abstain("no similar past tasks");
     }
     let top = hits.iter().map(|h| h.score).fold(0.0f64, f64::max);
@@ -130,13 +147,25 @@ pub fn weigh(hits: &[EpisodeHit], now: Millis) -> Answer {
             }
         }
     }
+    for (project, w) in prior {
+        let t = by.entry(project.clone()).or_default();
+        t.net += w;
+        if *w > 0.0 {
+            *t.tasks.entry(PROFILE.to_owned()).or_default() += w;
+        }
+    }
     let positive: f64 = by.values().map(|t| t.net.max(0.0)).sum();
     let mut ranked: Vec<(&String, &Tally)> = by.iter().filter(|(_, t)| t.net > 0.0).collect();
     ranked.sort_by(|a, b| b.1.net.total_cmp(&a.1.net).then_with(|| a.0.cmp(b.0)));
     let Some((project, best)) = ranked.first() else {
         return Answer::abstain(format!(
-            "{} similar past episodes, none in favour of a project",
-            hits.len()
+            "{} similar past episodes{}, none in favour of a project",
+            hits.len(),
+            if prior.is_empty() {
+                ""
+            } else {
+                " and the consolidated profile"
+            }
         ));
     };
     let share = best.net / positive;
@@ -192,9 +221,17 @@ impl Provider for MemoryProvider {
         if words.is_empty() {
             return Answer::abstain("no words to compare with past tasks");
         }
+        let prior = self.prior(task);
         match self.store.search_episodes(&words, MAX_EPISODES).await {
-            Ok(hits) => weigh(&hits, now_millis()),
-            Err(e) => Answer::abstain(format!("could not read past episodes: {e}")),
+            Ok(hits) => weigh(&hits, &prior, now_millis()),
+            // The profile alone still knows something; without it, nothing to go on.
+            Err(e) if prior.is_empty() => {
+                Answer::abstain(format!("could not read past episodes: {e}"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "memory: episodes unreadable, deciding on the profile");
+                weigh(&[], &prior, now_millis())
+            }
         }
     }
 }
@@ -238,7 +275,7 @@ mod tests {
             hit("t3", EpisodeKind::Completed, "c", None),
             hit("t4", EpisodeKind::Completed, "b", None),
         ];
-        let Verdict::Decided(c) = weigh(&hits, 0).verdict else {
+        let Verdict::Decided(c) = weigh(&hits, &[], 0).verdict else {
             panic!("decides")
         };
         assert_eq!(c.project, "b");
@@ -248,7 +285,7 @@ mod tests {
             c.reason
         );
         assert!(c.confidence > 0.5 && c.confidence <= 1.0);
-        assert!(matches!(weigh(&[], 0).verdict, Verdict::Abstained(_)));
+        assert!(matches!(weigh(&[], &[], 0).verdict, Verdict::Abstained(_)));
     }
 
     #[test]

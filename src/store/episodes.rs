@@ -101,6 +101,17 @@ impl Store {
         })
     }
 
+    /// How many episodes there are after `seq` (what a consolidation run has to read).
+    pub async fn count_episodes_after(&self, seq: i64) -> StoreResult<i64> {
+        let n: i64 = on_reader!(self, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM episodes WHERE seq > $1",
+        )
+        .bind(seq)
+        .fetch_one(p)
+        .await?);
+        Ok(n)
+    }
+
     /// Episodes after `seq`, oldest first.
     pub async fn episodes_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<Episode>> {
         let q =

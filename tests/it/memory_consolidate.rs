@@ -65,6 +65,11 @@ async fn a_local_git_repository_commits_only_changes() {
     let path = tmp.path().join("data/memory");
     let repo = GitRepo::new(&path, "memory");
     let files = first_files();
+    assert_eq!(
+        repo.read("README.md").await.unwrap(),
+        None,
+        "no repository yet"
+    );
 
     let first = repo.commit(&files, "memory: 3 episodes").await.unwrap();
     let first = first.expect("a first commit");
@@ -78,6 +83,19 @@ async fn a_local_git_repository_commits_only_changes() {
         std::fs::read_to_string(path.join("projects/backend.md")).unwrap(),
         files["projects/backend.md"]
     );
+
+    // Reads give what is committed on the branch, not what the work tree has.
+    assert_eq!(
+        repo.read("projects/backend.md").await.unwrap().as_ref(),
+        Some(&files["projects/backend.md"])
+    );
+    std::fs::write(path.join("README.md"), "edited, not committed").unwrap();
+    assert_eq!(
+        repo.read("README.md").await.unwrap().as_ref(),
+        Some(&files["README.md"])
+    );
+    assert_eq!(repo.read("no/such.md").await.unwrap(), None);
+    assert!(repo.read("../escape.md").await.is_err());
 
     // The same files again: nothing to commit.
     assert_eq!(repo.commit(&files, "memory: again").await.unwrap(), None);
@@ -367,6 +385,13 @@ async fn gitlab_gets_one_commit_of_creates_then_only_the_updates() {
         .collect();
     assert_eq!(actions, expected);
     assert_eq!(remote.lock().unwrap().branches["memory"], files);
+    assert_eq!(
+        repo.read("README.md").await.unwrap().as_ref(),
+        Some(&files["README.md"]),
+        "read back through the files API"
+    );
+    assert_eq!(repo.read("no/such.md").await.unwrap(), None);
+    take_seen(&remote);
 
     // Nothing changed: files read, no commit.
     assert_eq!(repo.commit(&files, "memory: again").await.unwrap(), None);

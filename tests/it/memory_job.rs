@@ -66,6 +66,10 @@ impl MemoryRepo for LostAnswer {
         self.0.commit(files, message).await?;
         Err(RepoError::Retry("the answer was lost".into()))
     }
+
+    async fn read(&self, path: &str) -> Result<Option<String>, RepoError> {
+        self.0.read(path).await
+    }
 }
 
 async fn consolidation_commits_once_and_redoes_what_failed(backend: Backend) {
@@ -73,7 +77,7 @@ async fn consolidation_commits_once_and_redoes_what_failed(backend: Backend) {
     let engine = env.engine().await;
     let dir = tempfile::tempdir().unwrap();
     let repo = GitRepo::new(dir.path().join("memory"), "main");
-    let none = |_: u64| {};
+    let none = |_: u64, _: u64| {};
     work(&engine, "Patch the MCP gate").await;
 
     // A dry run renders, commits nothing and moves nothing.

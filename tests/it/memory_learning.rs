@@ -208,3 +208,62 @@ async fn with_nothing_similar_memory_abstains(backend: Backend) {
     engine.close().await;
 }
 on_both!(with_nothing_similar_memory_abstains);
+
+/// What was learned survives a database reset: release notes went well in waypoint and were
+/// consolidated into the memory repository; a server on a new, empty database first routes by
+/// the rules (no episodes), then, once it loaded the profile from the repository as `hopper
+/// serve` does at start-up, by `memory`, naming the profile. Its first consolidation carries the
+/// repository's counts on instead of starting over.
+async fn learning_survives_a_database_reset(backend: Backend) {
+    use hopper::memory::consolidate::{GitRepo, RoutingProfile};
+    use hopper::memory::job::{consolidate, load_learned};
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(repo_dir.path().join("memory"), "main");
+    let notes = |v: &str| draft(&format!("Write the release notes for {v}"), &["security"]);
+    let before = TestEnv::new(backend).await;
+    let engine = learning_engine(&before).await;
+    for v in ["v1.1", "v1.2", "v1.3"] {
+        run(&engine, notes(v).with_project("waypoint"), Some(5.0)).await;
+    }
+    let first = consolidate(&engine, &repo, None, false, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(first.commit.is_some());
+    engine.close().await;
+
+    let after = TestEnv::new(backend).await;
+    let engine = learning_engine(&after).await;
+    let t = engine
+        .add_task(&InstanceId::global(), notes("v2.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (routed_to(&engine, &t).await, decided(&engine, &t).await.0),
+        ("sark".to_owned(), "rules".to_owned()),
+        "an empty database alone knows nothing"
+    );
+    load_learned(&engine, &repo).await;
+    let t = engine
+        .add_task(&InstanceId::global(), notes("v2.1"))
+        .await
+        .unwrap();
+    assert_eq!(routed_to(&engine, &t).await, "waypoint");
+    let (by, memory) = decided(&engine, &t).await;
+    assert_eq!(by, "memory");
+    let reason = memory.unwrap().1;
+    assert!(reason.contains("consolidated profile"), "{reason}");
+
+    let next = consolidate(&engine, &repo, None, false, &|_, _| {})
+        .await
+        .unwrap();
+    let json = std::fs::read_to_string(repo_dir.path().join("memory/profile.json")).unwrap();
+    let profile: RoutingProfile = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        profile.episodes,
+        6 + next.episodes,
+        "the first database's six episodes (three routed, three completed) are kept"
+    );
+    assert_eq!(profile.projects["waypoint"].successes, 3);
+    engine.close().await;
+}
+on_both!(learning_survives_a_database_reset);

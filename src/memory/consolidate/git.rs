@@ -149,4 +149,31 @@ impl MemoryRepo for GitRepo {
             .await?;
         self.run(&["rev-parse", "HEAD"]).await.map(Some)
     }
+
+    /// From the branch's last commit, not the work tree: an edit nobody committed is not memory.
+    async fn read(&self, path: &str) -> Result<Option<String>, RepoError> {
+        check_path(path)?;
+        if !tokio::fs::try_exists(self.path.join(".git"))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(None);
+        }
+        let spec = format!("refs/heads/{}:{path}", self.branch);
+        // `cat-file -e` exits non-zero for a missing branch or file alike: both mean "none yet".
+        if !self.git(&["cat-file", "-e", &spec]).await?.status.success() {
+            return Ok(None);
+        }
+        let out = self.git(&["cat-file", "blob", &spec]).await?;
+        if !out.status.success() {
+            return Err(RepoError::Retry(format!(
+                "git cat-file {spec} in {}: {}",
+                self.path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        String::from_utf8(out.stdout)
+            .map(Some)
+            .map_err(|_| RepoError::Permanent(format!("{path} is not UTF-8")))
+    }
 }

@@ -123,7 +123,7 @@ impl GitlabRepo {
     }
 
     /// The file's content on `git_ref`, `None` when it does not exist there.
-    async fn read(
+    async fn read_at(
         &self,
         gl: &AsyncGitlab,
         path: &str,
@@ -202,7 +202,7 @@ impl MemoryRepo for GitlabRepo {
         let base = start.as_deref().unwrap_or(self.branch.as_str());
         let mut actions = Vec::new();
         for (path, content) in files {
-            let kind = match self.read(gl, path, base).await? {
+            let kind = match self.read_at(gl, path, base).await? {
                 Some(old) if old == content.as_bytes() => continue,
                 Some(_) => CommitActionType::Update,
                 None => CommitActionType::Create,
@@ -238,6 +238,17 @@ impl MemoryRepo for GitlabRepo {
             .map_err(|_| timed_out(step))?
             .map_err(|e| classify(step, e))?;
         Ok(Some(commit.id))
+    }
+
+    async fn read(&self, path: &str) -> Result<Option<String>, RepoError> {
+        check_path(path)?;
+        let gl = self.client().await?;
+        match self.read_at(gl, path, &self.branch).await? {
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| RepoError::Permanent(format!("{path} in GitLab is not UTF-8"))),
+            None => Ok(None),
+        }
     }
 }
 

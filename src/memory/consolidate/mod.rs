@@ -26,5 +26,5 @@ pub use self::profile::{
     Correction, FeedbackNote, KEEP_RECENT, PROFILE_VERSION, ProjectProfile, RoutingProfile,
     keywords,
 };
-pub use self::render::{Snapshot, files, human_duration, page_path, render};
+pub use self::render::{PROFILE_FILE, Snapshot, files, human_duration, page_path, render};
 pub use self::repo::{MemoryRepo, RepoError, check_path};

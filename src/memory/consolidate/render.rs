@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 use super::profile::{ProjectProfile, RoutingProfile};
 use crate::memory::Episode;
 
+/// The routing profile's file: what the `memory` provider loads at start-up.
+pub const PROFILE_FILE: &str = "profile.json";
+
 /// How many tags and keywords a page lists.
 const TOP: usize = 10;
 /// Notes and titles are people's text: clipped so one long note cannot swamp a page.
@@ -49,7 +52,7 @@ pub fn files(profile: &RoutingProfile) -> BTreeMap<String, String> {
     // keeps the signature infallible.
     let mut json = serde_json::to_string_pretty(profile).unwrap_or_else(|_| "{}".into());
     json.push('\n');
-    files.insert("profile.json".to_string(), json);
+    files.insert(PROFILE_FILE.to_string(), json);
     for (name, p) in &profile.projects {
         files.insert(page_path(name), project_page(name, p));
     }

@@ -33,6 +33,10 @@ pub trait MemoryRepo: Send + Sync {
         files: &BTreeMap<String, String>,
         message: &str,
     ) -> Result<Option<String>, RepoError>;
+
+    /// The committed content of `path` on the branch, `None` when the repository, the branch
+    /// or the file does not exist (yet).
+    async fn read(&self, path: &str) -> Result<Option<String>, RepoError>;
 }
 
 /// A path the backends accept: relative, `/`-separated, no empty, `.` or `..` parts, nothing
