@@ -128,6 +128,12 @@ async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, h
         .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err() && std::env::var("HOPPER_BENCH_SLOW_LLM_MS").is_err()} }));
     let gateway = Arc::new(Gateway::from_configs(&c).unwrap());
     let engine = hopper::Engine::open(c).await.unwrap();
+    // The episode indexer runs as in `hopper serve`: it fills SQLite's episode index after the
+    // commits, so that work is in the figures too.
+    std::mem::forget(hopper::engine::spawn_indexer(
+        engine.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    ));
     if extra.github.is_some() {
         // As `hopper serve` starts it; lives as long as the process.
         let stop = tokio_util::sync::CancellationToken::new();

@@ -8,6 +8,7 @@ mod decompose;
 mod executors;
 mod idle;
 mod inbound;
+mod indexer;
 mod lifecycle;
 mod live;
 mod memory;
@@ -38,6 +39,7 @@ pub use executors::{
     TokenRequest, token_hash,
 };
 pub use inbound::Ingest;
+pub use indexer::spawn_indexer;
 pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
 pub use reroute::{DecisionRecord, RerouteRequest, RoutingReport};

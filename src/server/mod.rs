@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::AppState;
 use crate::config::{ConfigSet, Secret};
-use crate::engine::{Engine, spawn_sweeper};
+use crate::engine::{Engine, spawn_indexer, spawn_sweeper};
 use crate::error::{HopperError, Result};
 use crate::gateway::Gateway;
 
@@ -110,6 +110,7 @@ pub async fn run(
         eprintln!("SMTP listening on {addr}");
     }
     let sweeper = spawn_sweeper(engine.clone(), shutdown.clone());
+    let indexer = spawn_indexer(engine.clone(), shutdown.clone());
     let consolidation = crate::memory::job::spawn(engine.clone(), shutdown.clone())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let outbound = crate::outbound::spawn(engine.clone(), shutdown.clone())
@@ -120,6 +121,7 @@ pub async fn run(
     http::serve(listener, app, header_timeout, shutdown.clone()).await;
     shutdown.cancel();
     let _ = sweeper.await;
+    let _ = indexer.await;
     if let Some(c) = consolidation {
         let _ = c.await;
     }

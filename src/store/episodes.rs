@@ -1,5 +1,9 @@
 //! `episodes` (migration 15): read and searched here; written by triggers on `tasks` while
 //! `memory_wanted` has its row.
+//!
+//! On SQLite the full-text index is filled after the commit, in batches
+//! ([`Store::index_episodes`], migration 17 says why); PostgreSQL keeps its `tsvector` column
+//! in the row, its GIN index already deferring the costly part (`fastupdate`'s pending list).
 
 use super::{Store, StoreResult, on_reader, on_writer};
 use crate::memory::{Episode, EpisodeKind};
@@ -10,6 +14,11 @@ const COLUMNS: &str = "e.seq, e.instance_id, e.task_id, e.kind, e.at, e.project,
 
 /// Matches ranked per search, newest first.
 const WINDOW: i64 = 500;
+/// Episodes a search indexes per statement before it reads, in small statements for the same
+/// reason as the indexer (`engine/indexer.rs`): the writer's other callers go between them.
+const CATCH_UP_BATCH: i64 = 1_000;
+/// At most this many (the indexer keeps the backlog to a fraction of one).
+const CATCH_UP_BATCHES: usize = 100;
 
 #[derive(sqlx::FromRow)]
 struct EpisodeRow {
@@ -101,6 +110,43 @@ impl Store {
         })
     }
 
+    /// Adds up to `limit` episodes that are not yet in SQLite's full-text index to it; whether
+    /// there were any. Not behind the durability barrier: the index is derived, and a lost
+    /// batch loses its mark with it (one statement), so it is simply done again. PostgreSQL
+    /// indexes in the row: always `false`.
+    pub async fn index_episodes(&self, limit: i64) -> StoreResult<bool> {
+        const PENDING: &str = "SELECT EXISTS (SELECT 1 FROM episodes \
+                               WHERE seq > (SELECT upto FROM episode_index))";
+        const ADVANCE: &str = "UPDATE episode_index SET upto = (SELECT max(seq) FROM \
+            (SELECT seq FROM episodes WHERE seq > episode_index.upto ORDER BY seq LIMIT $1)) \
+            WHERE EXISTS (SELECT 1 FROM episodes WHERE seq > episode_index.upto)";
+        let super::Backend::Sqlite(b) = &self.backend else {
+            return Ok(false);
+        };
+        // A reader answers "nothing to do" without queueing for the writer.
+        let pending: bool = sqlx::query_scalar(PENDING).fetch_one(b.reader()).await?;
+        if !pending {
+            return Ok(false);
+        }
+        b.write_unsynced(|c, _| {
+            Box::pin(async move {
+                let n = sqlx::query(ADVANCE).bind(limit).execute(&mut *c).await?;
+                Ok(n.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
+    /// Indexes what is pending (bounded), so that a search sees every episode recorded.
+    async fn catch_up_index(&self) -> StoreResult<()> {
+        for _ in 0..CATCH_UP_BATCHES {
+            if !self.index_episodes(CATCH_UP_BATCH).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// How many episodes there are after `seq` (what a consolidation run has to read).
     pub async fn count_episodes_after(&self, seq: i64) -> StoreResult<i64> {
         let n: i64 = on_reader!(self, p => sqlx::query_scalar(
@@ -134,6 +180,7 @@ impl Store {
         if words.is_empty() {
             return Ok(Vec::new());
         }
+        self.catch_up_index().await?;
         let rows: Vec<HitRow> = match &self.backend {
             super::Backend::Sqlite(b) => {
                 let q = format!(

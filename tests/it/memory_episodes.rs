@@ -198,3 +198,41 @@ fn opensearch_is_refused_at_start_up() {
         "{text}"
     );
 }
+
+/// On SQLite the full-text index is filled after the commit (the indexer, or a search first):
+/// episodes just recorded are pending, one batch at a time indexes them, a search finds all of
+/// them whatever is pending, and nothing is indexed twice. PostgreSQL indexes in the row.
+async fn episodes_are_indexed_after_the_commit_and_searches_miss_none(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let engine = env.engine().await;
+    let global = InstanceId::global();
+    for n in 0..5 {
+        engine
+            .add_task(
+                &global,
+                draft(&format!("Rotate the quokka keys {n}"), "Quokka vault."),
+            )
+            .await
+            .unwrap();
+    }
+    let store = engine.registry_store();
+    let sqlite = !store.is_postgres();
+    assert_eq!(store.index_episodes(2).await.unwrap(), sqlite, "pending");
+    let hits = store.search_episodes("quokka", 50).await.unwrap();
+    assert_eq!(hits.len(), 5, "every episode found: {hits:?}");
+    let mut seqs: Vec<i64> = hits.iter().map(|h| h.episode.seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 5, "each once");
+    assert!(!store.index_episodes(100).await.unwrap(), "nothing left");
+
+    // The indexer's round indexes new ones without a search.
+    engine
+        .add_task(&global, draft("Feed the quokka", "Quokka snacks."))
+        .await
+        .unwrap();
+    engine.index_episodes().await.unwrap();
+    assert!(!store.index_episodes(100).await.unwrap());
+    assert_eq!(store.search_episodes("quokka", 50).await.unwrap().len(), 6);
+    engine.close().await;
+}
+on_both!(episodes_are_indexed_after_the_commit_and_searches_miss_none);

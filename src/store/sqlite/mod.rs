@@ -37,7 +37,7 @@
 //! both backends share, followed by a barrier through the committer when it changed anything);
 //! both return once the write is durable. Nothing else reaches the writer connection, except
 //! [`SqliteBackend::write_unsynced`] for the delivery worker's claims (a lost claim is
-//! harmless: see there).
+//! harmless: see there) and the episodes' full-text index (derived, redone if lost).
 //!
 //! **Checkpoints** (`checkpoint`). The writer never checkpoints (`wal_autocheckpoint=0`): a
 //! background task runs a PASSIVE checkpoint every 50 ms on its own connection and syncs the
