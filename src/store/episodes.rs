@@ -7,7 +7,7 @@
 //! Computing it after the commit there too (a queue table of unindexed episodes, filled by a
 //! trigger and drained by the indexer, which concurrent commits need instead of a mark) made
 //! ingest slower, not faster: 2,194-2,779 vs 3,933-5,632 deliveries/s with episodes off,
-//! against 4,092 vs 4,635 in the row (the queue's dead tuples are scanned by every drain).
+//! against 4,092 vs 4,635 in the row (a guess: the drains scan the queue's dead tuples).
 
 use super::{Store, StoreResult, on_reader, on_writer};
 use crate::memory::{Episode, EpisodeKind};
