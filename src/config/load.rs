@@ -240,7 +240,6 @@ impl ConfigSet {
             }
             let integ = &cfg.integrations;
             for (key, t) in [
-                ("mcp", &integ.mcp),
                 ("github", &integ.github),
                 ("gitlab", &integ.gitlab),
             ] {

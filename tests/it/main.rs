@@ -19,6 +19,7 @@ mod leases;
 mod memory_consolidate;
 mod memory_episodes;
 mod memory_job;
+mod mcp;
 mod memory_learning;
 mod outbound_cli;
 mod outbound_delivery;
