@@ -70,7 +70,8 @@ async fn mcp_get(s: &Session, id: &str) {
     let r = s
         .peer()
         .call_tool(
-            CallToolRequestParams::new("get_task").with_arguments(args.as_object().unwrap().clone()),
+            CallToolRequestParams::new("get_task")
+                .with_arguments(args.as_object().unwrap().clone()),
         )
         .await
         .unwrap();

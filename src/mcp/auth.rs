@@ -87,9 +87,15 @@ impl Access {
 
     /// Who claims: an executor token's own executor, else the named one (or the default).
     pub fn claimant(&self, named: Option<String>) -> Result<String, ToolError> {
-        acting_as(&self.caller, named.or_else(|| self.default_executor.clone()))?.ok_or_else(
-            || ToolError::invalid("`executor` is required: who claims (or start `hopper mcp --executor NAME`)"),
-        )
+        acting_as(
+            &self.caller,
+            named.or_else(|| self.default_executor.clone()),
+        )?
+        .ok_or_else(|| {
+            ToolError::invalid(
+                "`executor` is required: who claims (or start `hopper mcp --executor NAME`)",
+            )
+        })
     }
 
     /// Who acts on a claimed task (`heartbeat`, `complete`, `fail`, `release`), as REST reads

@@ -85,11 +85,16 @@ pub async fn own_port(state: &AppState) -> std::io::Result<Option<(TcpListener, 
         return Ok(None);
     }
     let listener = TcpListener::bind(&addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("binding integrations.mcp.port {addr}: {e}"))
+        std::io::Error::new(
+            e.kind(),
+            format!("binding integrations.mcp.port {addr}: {e}"),
+        )
     })?;
     tracing::info!(addr = %addr, "MCP listening on its own port");
     let app = router(state.clone())
-        .layer(axum::extract::DefaultBodyLimit::max(root.server.body_limit_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            root.server.body_limit_bytes,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
     Ok(Some((listener, app)))
 }

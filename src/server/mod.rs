@@ -117,9 +117,11 @@ pub async fn run(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let header_timeout = engine.configs().root.server.header_read_timeout();
-    let mcp = crate::mcp::http::own_port(&state).await?.map(|(l, mcp_app)| {
-        tokio::spawn(http::serve(l, mcp_app, header_timeout, shutdown.clone()))
-    });
+    let mcp = crate::mcp::http::own_port(&state)
+        .await?
+        .map(|(l, mcp_app)| {
+            tokio::spawn(http::serve(l, mcp_app, header_timeout, shutdown.clone()))
+        });
     let app = app(state, Arc::new(gateway));
     http::serve(listener, app, header_timeout, shutdown.clone()).await;
     shutdown.cancel();

@@ -5,7 +5,9 @@
 //! the REST codes and the session goes on; foreign executor tokens and read tokens are refused
 //! as `/v1` refuses them; concurrent sessions each get their own task.
 
-use rmcp::model::{CallToolRequestParams, CallToolResult, ReadResourceRequestParams, ResourceContents};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ReadResourceRequestParams, ResourceContents,
+};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -52,9 +54,12 @@ async fn stdio(env: &TestEnv, args: &[&str]) -> Client {
         .env("HOPPER_DATABASE_URL", &env.url)
         .env_remove("HOPPER_URL")
         .env_remove("HOPPER_CONFIG")
-        .env_remove("HOPPER_TOKEN")
-        .stderr(std::process::Stdio::null());
-    ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap()
+        .env_remove("HOPPER_TOKEN");
+    let (child, _) = TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ().serve(child).await.unwrap()
 }
 
 async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
@@ -148,7 +153,10 @@ async fn tools_are_listed_with_their_schemas(backend: Backend) {
     // The feedback `complete` takes is the REST API's, defined inside the schema.
     let complete = tools.iter().find(|t| t.name == "complete").unwrap();
     let text = serde_json::to_string(&complete.input_schema).unwrap();
-    assert!(text.contains("#/$defs/Feedback") && text.contains("quality_score"), "{text}");
+    assert!(
+        text.contains("#/$defs/Feedback") && text.contains("quality_score"),
+        "{text}"
+    );
     let templates = c.peer().list_resource_templates(None).await.unwrap();
     let uris: Vec<&str> = templates
         .resource_templates
@@ -179,7 +187,10 @@ async fn an_executor_takes_and_finishes_work_over_http(backend: Backend) {
     let next = ok(&worker, "get_next", json!({"instance": "hopper-sark"})).await;
     let task = &next["task"];
     assert_eq!(task["title"], "Harden the MCP endpoint");
-    assert_eq!(task["claimed_by"], "sark-runner", "the token's executor acts");
+    assert_eq!(
+        task["claimed_by"], "sark-runner",
+        "the token's executor acts"
+    );
     let id = task["id"].as_str().unwrap().to_owned();
     let lease = task["lease_id"].as_str().unwrap().to_owned();
 
@@ -191,10 +202,17 @@ async fn an_executor_takes_and_finishes_work_over_http(backend: Backend) {
     .await;
     assert_eq!(beat["status"], "claimed");
     assert_eq!(
-        refused(&worker, "complete", json!({"task_id": id, "lease_id": "not-the-lease"})).await,
+        refused(
+            &worker,
+            "complete",
+            json!({"task_id": id, "lease_id": "not-the-lease"})
+        )
+        .await,
         (409, "lease_lost".into())
     );
-    let attached = read_resource(&worker, &format!("hopper://tasks/{id}")).await.unwrap();
+    let attached = read_resource(&worker, &format!("hopper://tasks/{id}"))
+        .await
+        .unwrap();
     assert_eq!(attached["task"]["id"], id.as_str());
     assert!(!attached["history"].as_array().unwrap().is_empty());
 
@@ -224,7 +242,10 @@ async fn an_executor_takes_and_finishes_work_over_http(backend: Backend) {
     let stats = ok(admin, "instance_stats", json!({"instance": "hopper-sark"})).await;
     assert_eq!(stats["tasks"]["done"], 1, "{stats}");
     let routing = ok(admin, "explain_routing", json!({"task_id": global_id})).await;
-    assert!(!routing["decisions"].as_array().unwrap().is_empty(), "{routing}");
+    assert!(
+        !routing["decisions"].as_array().unwrap().is_empty(),
+        "{routing}"
+    );
     let execs = ok(admin, "list_executors", json!({"project": "sark"})).await;
     assert_eq!(execs["executors"][0]["name"], "sark-runner");
     assert!(!execs.to_string().contains("whsec_"), "no secrets: {execs}");
@@ -241,15 +262,34 @@ async fn bad_arguments_are_tool_errors_and_the_session_goes_on(backend: Backend)
     assert_eq!(bad_id, (400, "bad_request".into()));
     let missing = refused(&c, "add_task", json!({"description": "no title"})).await;
     assert_eq!(missing, (422, "invalid".into()));
-    let unknown = refused(&c, "add_task", json!({"title": "x", "source": {"kind": "github"}})).await;
-    assert_eq!(unknown, (422, "invalid".into()), "provenance is not the caller's to set");
+    let unknown = refused(
+        &c,
+        "add_task",
+        json!({"title": "x", "source": {"kind": "github"}}),
+    )
+    .await;
+    assert_eq!(
+        unknown,
+        (422, "invalid".into()),
+        "provenance is not the caller's to set"
+    );
     let wrong_type = refused(&c, "list_tasks", json!({"limit": "ten"})).await;
     assert_eq!(wrong_type, (422, "invalid".into()));
-    let nowhere = refused(&c, "get_task", json!({"task_id": hopper::domain::TaskId::generate().to_string()})).await;
+    let nowhere = refused(
+        &c,
+        "get_task",
+        json!({"task_id": hopper::domain::TaskId::generate().to_string()}),
+    )
+    .await;
     assert_eq!(nowhere, (404, "not_found".into()));
     let no_tool = refused(&c, "drop_database", json!({})).await;
     assert_eq!(no_tool.0, 404);
-    let added = ok(&c, "add_task", json!({"title": "still here", "project": "docs"})).await;
+    let added = ok(
+        &c,
+        "add_task",
+        json!({"title": "still here", "project": "docs"}),
+    )
+    .await;
     let listed = ok(&c, "list_tasks", json!({"instance": "hopper-global"})).await;
     assert_eq!(listed["tasks"][0]["id"], added["id"]);
     assert_eq!(
@@ -263,7 +303,11 @@ async fn bad_arguments_are_tool_errors_and_the_session_goes_on(backend: Backend)
     assert_eq!(finished["status"], "done", "the admin may finish any task");
     let err = read_resource(&c, "hopper://tasks/nope").await.unwrap_err();
     assert!(err.contains("bad_request"), "{err}");
-    assert!(read_resource(&c, "hopper://instances/hopper-global").await.is_ok());
+    assert!(
+        read_resource(&c, "hopper://instances/hopper-global")
+            .await
+            .is_ok()
+    );
 }
 on_both!(bad_arguments_are_tool_errors_and_the_session_goes_on);
 
@@ -273,7 +317,12 @@ async fn foreign_and_read_tokens_are_refused(backend: Backend) {
     let sark = register(&server, "sark-runner", "sark", &[]).await;
     let other = register(&server, "other-runner", "other", &[]).await;
     let admin = http(&server, &server.token).await;
-    let task = ok(&admin, "add_task", json!({"instance": "hopper-sark", "title": "sark's"})).await;
+    let task = ok(
+        &admin,
+        "add_task",
+        json!({"instance": "hopper-sark", "title": "sark's"}),
+    )
+    .await;
     let id = task["id"].as_str().unwrap();
 
     let foreign = http(&server, other["token"].as_str().unwrap()).await;
@@ -293,19 +342,39 @@ async fn foreign_and_read_tokens_are_refused(backend: Backend) {
     }
     // Acting as another executor is refused too, even on its own instance.
     assert_eq!(
-        refused(&foreign, "get_next", json!({"instance": "hopper-other", "executor": "sark-runner"})).await,
+        refused(
+            &foreign,
+            "get_next",
+            json!({"instance": "hopper-other", "executor": "sark-runner"})
+        )
+        .await,
         forbidden
     );
-    assert!(read_resource(&foreign, "hopper://instances/hopper-sark").await.is_err());
-    assert!(read_resource(&foreign, &format!("hopper://tasks/{id}")).await.is_err());
+    assert!(
+        read_resource(&foreign, "hopper://instances/hopper-sark")
+            .await
+            .is_err()
+    );
+    assert!(
+        read_resource(&foreign, &format!("hopper://tasks/{id}"))
+            .await
+            .is_err()
+    );
     let visible = foreign.peer().list_resources(None).await.unwrap();
     let uris: Vec<&str> = visible.resources.iter().map(|r| r.uri.as_str()).collect();
-    assert!(!uris.contains(&"hopper://instances/hopper-sark"), "{uris:?}");
+    assert!(
+        !uris.contains(&"hopper://instances/hopper-sark"),
+        "{uris:?}"
+    );
     // Its own executor's work it may take.
     let own = http(&server, sark["token"].as_str().unwrap()).await;
     let got = ok(&own, "get_next", json!({"instance": "hopper-sark"})).await;
     assert_eq!(got["task"]["id"], id);
-    assert!(read_resource(&own, "hopper://instances/hopper-sark").await.is_ok());
+    assert!(
+        read_resource(&own, "hopper://instances/hopper-sark")
+            .await
+            .is_ok()
+    );
 
     let read = http(&server, &mint_read_token(&server).await).await;
     for (tool, args) in [
@@ -313,7 +382,10 @@ async fn foreign_and_read_tokens_are_refused(backend: Backend) {
         ("release", json!({"task_id": id})),
         ("complete", json!({"task_id": id})),
         ("route_task", json!({"task_id": id, "project": "other"})),
-        ("get_next", json!({"instance": "hopper-sark", "executor": "r"})),
+        (
+            "get_next",
+            json!({"instance": "hopper-sark", "executor": "r"}),
+        ),
     ] {
         assert_eq!(refused(&read, tool, args).await, forbidden, "{tool}");
     }
@@ -338,14 +410,24 @@ async fn concurrent_sessions_do_not_interfere(backend: Backend) {
     register(&server, "sark-runner", "sark", &[]).await;
     let admin = http(&server, &server.token).await;
     for i in 0..8 {
-        ok(&admin, "add_task", json!({"instance": "hopper-sark", "title": format!("job {i}")})).await;
+        ok(
+            &admin,
+            "add_task",
+            json!({"instance": "hopper-sark", "title": format!("job {i}")}),
+        )
+        .await;
     }
     let sessions = (0..8).map(|i| {
         let server = &server;
         async move {
             let c = http(server, &server.token).await;
             let name = format!("w{i}");
-            let next = ok(&c, "get_next", json!({"instance": "hopper-sark", "executor": name})).await;
+            let next = ok(
+                &c,
+                "get_next",
+                json!({"instance": "hopper-sark", "executor": name}),
+            )
+            .await;
             let t = &next["task"];
             assert_eq!(t["claimed_by"], name.as_str());
             let done = ok(
@@ -371,7 +453,12 @@ async fn stdio_on_the_local_database(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let c = stdio(&env, &["--executor", "me"]).await;
     assert_eq!(c.peer().list_all_tools().await.unwrap().len(), TOOLS.len());
-    let global = ok(&c, "add_task", json!({"title": "Fix the docs", "project": "docs"})).await;
+    let global = ok(
+        &c,
+        "add_task",
+        json!({"title": "Fix the docs", "project": "docs"}),
+    )
+    .await;
     assert_eq!(global["status"], "routed");
     assert_eq!(
         refused(&c, "get_next", json!({"instance": "hopper docs"})).await,
@@ -380,7 +467,12 @@ async fn stdio_on_the_local_database(backend: Backend) {
     let next = ok(&c, "get_next", json!({"instance": "hopper-docs"})).await;
     let t = &next["task"];
     assert_eq!(t["claimed_by"], "me", "the --executor default claims");
-    let done = ok(&c, "complete", json!({"task_id": t["id"], "lease_id": t["lease_id"]})).await;
+    let done = ok(
+        &c,
+        "complete",
+        json!({"task_id": t["id"], "lease_id": t["lease_id"]}),
+    )
+    .await;
     assert_eq!(done["status"], "done");
     let c = &c;
     let global_id = global["id"].clone();
@@ -401,11 +493,32 @@ async fn stdio_against_a_server_keeps_the_tokens_rules(backend: Backend) {
     let sark = register(&server, "sark-runner", "sark", &[]).await;
     register(&server, "other-runner", "other", &[]).await;
     let admin = http(&server, &server.token).await;
-    let theirs = ok(&admin, "add_task", json!({"instance": "hopper-other", "title": "not sark's"})).await;
-    ok(&admin, "add_task", json!({"instance": "hopper-sark", "title": "sark's"})).await;
+    let theirs = ok(
+        &admin,
+        "add_task",
+        json!({"instance": "hopper-other", "title": "not sark's"}),
+    )
+    .await;
+    ok(
+        &admin,
+        "add_task",
+        json!({"instance": "hopper-sark", "title": "sark's"}),
+    )
+    .await;
 
     let token = sark["token"].as_str().unwrap();
-    let c = stdio(&env, &["--server", &server.base, "--token", token, "--executor", "sark-runner"]).await;
+    let c = stdio(
+        &env,
+        &[
+            "--server",
+            &server.base,
+            "--token",
+            token,
+            "--executor",
+            "sark-runner",
+        ],
+    )
+    .await;
     let next = ok(&c, "get_next", json!({"instance": "hopper-sark"})).await;
     assert_eq!(next["task"]["title"], "sark's");
     assert_eq!(
