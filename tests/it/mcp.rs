@@ -535,3 +535,77 @@ async fn stdio_against_a_server_keeps_the_tokens_rules(backend: Backend) {
     assert_eq!(done["status"], "done");
 }
 on_both!(stdio_against_a_server_keeps_the_tokens_rules);
+
+/// A server whose configuration is `configs`, on a loopback port; its stop token.
+async fn serve_with(
+    configs: hopper::config::ConfigSet,
+) -> (String, tokio_util::sync::CancellationToken) {
+    let engine = hopper::Engine::open(configs).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(hopper::server::run(
+        engine,
+        hopper::config::Secret::new("test-admin-token".to_owned()),
+        listener,
+        stop.clone(),
+    ));
+    (base, stop)
+}
+
+/// `integrations.mcp.port` adds a listener serving only `/mcp`; `enabled: false` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_on_its_own_port_and_off() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut configs = env.configs();
+    configs.root.integrations.mcp = Some(hopper::config::ToggleConfig {
+        enabled: true,
+        port: Some(port),
+        ..Default::default()
+    });
+    let (base, stop) = serve_with(configs).await;
+    let own = format!("http://127.0.0.1:{port}");
+    let c = eventually(|| async {
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{own}/mcp"))
+            .auth_header("test-admin-token".to_owned());
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .ok()
+    })
+    .await;
+    let tree = ok(&c, "instances_tree", json!({})).await;
+    assert_eq!(tree["instance_id"], "hopper-global");
+    let get = |url: String| async move {
+        reqwest::Client::new()
+            .get(url)
+            .bearer_auth("test-admin-token")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        get(format!("{own}/v1/instances/tree")).await,
+        404,
+        "only /mcp there"
+    );
+    assert_eq!(get(format!("{base}/v1/instances/tree")).await, 200);
+    stop.cancel();
+
+    let mut off = env.configs();
+    off.root.integrations.mcp = Some(hopper::config::ToggleConfig::default());
+    let (base, stop) = serve_with(off).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .bearer_auth("test-admin-token")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404, "enabled: false turns MCP off");
+    stop.cancel();
+}
