@@ -40,6 +40,13 @@ impl From<HopperError> for ToolError {
                 code,
                 message: excerpt(message),
             },
+            // `hopper mcp --server` cannot reach its server: the assistant's user needs to
+            // know that, not "internal error" (nothing of a server's is in the message).
+            HopperError::Transport(_) => Self {
+                status: 502,
+                code: "unreachable".into(),
+                message: excerpt(e.to_string()),
+            },
             other => ApiError::from(other).into(),
         }
     }
@@ -105,5 +112,8 @@ mod tests {
         }
         .into();
         assert_eq!((remote.status, remote.code.as_str()), (403, "forbidden"));
+        let down: ToolError = HopperError::Transport("connection refused".into()).into();
+        assert_eq!((down.status, down.code.as_str()), (502, "unreachable"));
+        assert!(down.message.contains("connection refused"));
     }
 }
