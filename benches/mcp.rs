@@ -164,7 +164,7 @@ async fn run(s: &Scale) {
     };
 
     println!(
-        "get_task over loopback, SQLite, {} sequential calls each (alternated), then {} concurrent callers for {:.0} s",
+        "get_task over loopback, SQLite, {} sequential calls each (alternated), then {} concurrent callers for {:.1} s",
         s.latency_calls, s.sessions, s.seconds
     );
     println!(
