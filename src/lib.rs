@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod gateway;
 pub mod inbound;
+pub mod mcp;
 pub mod memory;
 pub mod outbound;
 pub mod reports;

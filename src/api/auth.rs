@@ -47,27 +47,9 @@ pub async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let caller = match given {
-        Some(token) if state.admin_token.matches(token) => Some(Caller::Admin),
-        // Minted tokens all start so; anything else is not worth a database lookup.
-        Some(token) if token.starts_with("hop_") => match state.engine.resolve_token(token).await {
-            Ok(c) => c,
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        _ => None,
-    };
-    let Some(caller) = caller else {
-        metrics::counter!("hopper_auth_failures_total").increment(1);
-        return ApiError::unauthorized().into_response();
+    let caller = match resolve(&state, req.headers()).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
     };
     let route = req
         .extensions()
@@ -79,6 +61,29 @@ pub async fn require_token(
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The caller a request's bearer token names: 401 without one Hopper knows. Also what the
+/// MCP endpoint (`mcp::http`) authenticates with.
+pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<Caller> {
+    let given = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let caller = match given {
+        Some(token) if state.admin_token.matches(token) => Some(Caller::Admin),
+        // Minted tokens all start so; anything else is not worth a database lookup.
+        Some(token) if token.starts_with("hop_") => state.engine.resolve_token(token).await?,
+        _ => None,
+    };
+    caller.ok_or_else(|| {
+        metrics::counter!("hopper_auth_failures_total").increment(1);
+        ApiError::unauthorized()
+    })
 }
 
 /// Whether `caller` may call `method route` at all (the resource is the handler's to check).
@@ -162,5 +167,29 @@ pub fn acting_as(caller: &Caller, named: Option<String>) -> ApiResult<Option<Str
             _ => Ok(Some(e.name.clone())),
         },
         _ => Ok(named),
+    }
+}
+
+/// Who acts on a claimed task: an executor under the lease its claim returned, or (with
+/// neither) the admin holding the token. With an executor token the executor is the token's,
+/// and acting as the admin (no lease) is not open to it.
+pub fn actor(
+    caller: &Caller,
+    executor: Option<String>,
+    lease_id: Option<String>,
+) -> ApiResult<crate::domain::Actor> {
+    use crate::domain::Actor;
+    use crate::error::HopperError;
+    let executor = acting_as(caller, executor)?;
+    match (executor, lease_id) {
+        (None, None) => Ok(Actor::Admin),
+        (Some(name), Some(lease)) => Ok(Actor::Executor { name, lease }),
+        (Some(_), None) => Err(HopperError::Invalid(
+            "`lease_id` is required with `executor`: send the one the claim returned".into(),
+        )
+        .into()),
+        (None, Some(_)) => {
+            Err(HopperError::Invalid("`executor` is required with `lease_id`".into()).into())
+        }
     }
 }

@@ -123,7 +123,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// that sent 10 KB of bad JSON needs the position, not its own body back.
 const MAX_MESSAGE_BYTES: usize = 300;
 
-fn excerpt(mut message: String) -> String {
+pub(crate) fn excerpt(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_BYTES {
         let mut cut = MAX_MESSAGE_BYTES;
         while !message.is_char_boundary(cut) {

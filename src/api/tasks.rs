@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{Caller, acting_as, check_task};
-use super::error::{ApiError, ApiResult};
+use super::auth::{Caller, acting_as, actor, check_task};
+use super::error::ApiResult;
 use super::extract::{Body, task_id};
 use crate::domain::{Actor, Feedback, Task, TaskEvent};
 use crate::engine::LeaseRequest;
@@ -117,27 +117,6 @@ pub struct ActorRequest {
     executor: Option<String>,
     #[serde(default)]
     lease_id: Option<String>,
-}
-
-/// With an executor token the executor is the token's, and acting as the admin (no lease) is
-/// not open to it.
-fn actor(
-    caller: &Caller,
-    executor: Option<String>,
-    lease_id: Option<String>,
-) -> Result<Actor, ApiError> {
-    let executor = acting_as(caller, executor)?;
-    match (executor, lease_id) {
-        (None, None) => Ok(Actor::Admin),
-        (Some(name), Some(lease)) => Ok(Actor::Executor { name, lease }),
-        (Some(_), None) => Err(HopperError::Invalid(
-            "`lease_id` is required with `executor`: send the one the claim returned".into(),
-        )
-        .into()),
-        (None, Some(_)) => {
-            Err(HopperError::Invalid("`executor` is required with `lease_id`".into()).into())
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -52,6 +52,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             engine.close().await;
             return done;
         }
+        Command::Mcp { executor } => {
+            let service = connect(&cli).await?;
+            return crate::mcp::serve_stdio(service, executor.clone()).await;
+        }
         _ => {}
     }
     let service = connect(&cli).await?;
@@ -163,6 +167,7 @@ async fn dispatch(cli: &Cli, s: &dyn HopperService) -> anyhow::Result<()> {
         Command::Serve { .. }
         | Command::Migrate
         | Command::Consolidate { .. }
+        | Command::Mcp { .. }
         | Command::Mailgate { .. } => unreachable_command(),
         Command::Events(cmd) => super::inbound::events(s, cmd, json).await,
         Command::Deliveries(cmd) => super::deliveries::run(s, cmd, json).await,

@@ -23,8 +23,9 @@ pub fn init_logging() -> Result<(), String> {
             return Err("HOPPER_LOG_FORMAT is not valid UTF-8; expected `text` or `json`".into());
         }
     };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // rmcp logs every MCP request (each one, over stateless HTTP) at info.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rmcp=warn"));
     // Colours only for a person at a terminal: in a file or a journal the escape codes would
     // be noise around every level and field name (NO_COLOR turns them off there too).
     let colour = std::io::stderr().is_terminal()

@@ -169,6 +169,13 @@ pub enum Command {
     /// Search the episodes routing learns from.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// Serve MCP (Model Context Protocol) on stdin/stdout for a coding assistant: on the local
+    /// database, or against a server with --server and --token (whose rules then apply).
+    Mcp {
+        /// Who claims when a tool call names no executor.
+        #[arg(long)]
+        executor: Option<String>,
+    },
     /// Post an email read on stdin to the server (for a Postfix/procmail pipe). Exits 75 on a
     /// temporary failure so the MTA retries.
     Mailgate {

@@ -239,11 +239,7 @@ impl ConfigSet {
                 }
             }
             let integ = &cfg.integrations;
-            for (key, t) in [
-                ("mcp", &integ.mcp),
-                ("github", &integ.github),
-                ("gitlab", &integ.gitlab),
-            ] {
+            for (key, t) in [("github", &integ.github), ("gitlab", &integ.gitlab)] {
                 if t.as_ref().is_some_and(|t| t.enabled) {
                     out.push(format!(
                         "{who}: integrations.{key} is not enabled in this build"

@@ -27,6 +27,7 @@ pub fn app(state: AppState, gateway: Arc<Gateway>) -> Router {
     let limit = state.engine.configs().root.server.body_limit_bytes;
     let webhooks = crate::gateway::router(state.engine.clone(), gateway);
     Router::new()
+        .merge(crate::mcp::http::router(state.clone()))
         .merge(crate::api::router(state))
         // Webhooks carry their own signatures (no bearer token) and their own body limits.
         .merge(webhooks.layer(DefaultBodyLimit::disable()))
@@ -117,9 +118,17 @@ pub async fn run(
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let header_timeout = engine.configs().root.server.header_read_timeout();
+    let mcp = crate::mcp::http::own_port(&state)
+        .await?
+        .map(|(l, mcp_app)| {
+            tokio::spawn(http::serve(l, mcp_app, header_timeout, shutdown.clone()))
+        });
     let app = app(state, Arc::new(gateway));
     http::serve(listener, app, header_timeout, shutdown.clone()).await;
     shutdown.cancel();
+    if let Some(m) = mcp {
+        let _ = m.await;
+    }
     let _ = sweeper.await;
     let _ = indexer.await;
     if let Some(c) = consolidation {

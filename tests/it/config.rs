@@ -33,12 +33,13 @@ fn shipped_configs_load_and_follow_the_design() {
     assert_eq!(set.orchestration.child_instances.max_depth, 2);
     assert!(!set.rules.projects.is_empty(), "routing rules loaded");
     let warnings = set.not_enabled_features().join("\n");
-    for feature in ["llm routing provider", "integrations.mcp"] {
+    for feature in ["llm routing provider", "integrations.github"] {
         assert!(
             warnings.contains(feature),
             "{feature} not reported in {warnings}"
         );
     }
+    assert!(!warnings.contains("integrations.mcp"), "MCP is built in");
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod inbound_github;
 mod inbound_module;
 mod inbound_sources;
 mod leases;
+mod mcp;
 mod memory_consolidate;
 mod memory_episodes;
 mod memory_job;
