@@ -57,13 +57,11 @@ pub async fn require_token(
         })
         .map(str::trim);
     let caller = match given {
-        Some(token) if state.admin_token.matches(token) => Some(Caller::Admin),
-        // Minted tokens all start so; anything else is not worth a database lookup.
-        Some(token) if token.starts_with("hop_") => match state.engine.resolve_token(token).await {
+        Some(token) => match resolve(&state, token).await {
             Ok(c) => c,
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => return e.into_response(),
         },
-        _ => None,
+        None => None,
     };
     let Some(caller) = caller else {
         metrics::counter!("hopper_auth_failures_total").increment(1);
@@ -79,6 +77,19 @@ pub async fn require_token(
     }
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Who `token` is: the admin token (compared in constant time), a minted token (by its hash),
+/// or nobody. The dashboard's sign-in (`ui::session`) resolves its cookie here too.
+pub async fn resolve(state: &AppState, token: &str) -> ApiResult<Option<Caller>> {
+    if state.admin_token.matches(token) {
+        return Ok(Some(Caller::Admin));
+    }
+    // Minted tokens all start so; anything else is not worth a database lookup.
+    if token.starts_with("hop_") {
+        return Ok(state.engine.resolve_token(token).await?);
+    }
+    Ok(None)
 }
 
 /// Whether `caller` may call `method route` at all (the resource is the handler's to check).

@@ -27,6 +27,7 @@ pub fn app(state: AppState, gateway: Arc<Gateway>) -> Router {
     let limit = state.engine.configs().root.server.body_limit_bytes;
     let webhooks = crate::gateway::router(state.engine.clone(), gateway);
     Router::new()
+        .merge(crate::ui::router(state.clone()))
         .merge(crate::api::router(state))
         // Webhooks carry their own signatures (no bearer token) and their own body limits.
         .merge(webhooks.layer(DefaultBodyLimit::disable()))

@@ -44,4 +44,6 @@ mod stopping;
 mod support;
 mod sync_github;
 mod two_processes;
+mod ui;
+mod ui_browser;
 mod untested;
