@@ -53,7 +53,7 @@ async fn fill(url: &str, n: usize) {
         let mut query = sqlx::query(&q);
         for &i in chunk {
             let instance = match i % 10 {
-                0 => "global",
+                0 => "hopper-global",
                 1 | 2 => "hopper-other",
                 _ => "hopper-sark",
             };

@@ -4,7 +4,7 @@
 use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
 use axum::response::{Html, IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use super::session::Session;
 use crate::domain::{Millis, TaskStatus, now_millis};
@@ -21,7 +21,6 @@ pub enum Nav {
 
 fn head(title: &str) -> Markup {
     html! {
-        (DOCTYPE)
         meta charset="utf-8";
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · Hopper" }
@@ -33,6 +32,7 @@ fn head(title: &str) -> Markup {
 /// A page outside a session (sign-in, errors).
 pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
+        (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body { (body) }
@@ -48,6 +48,7 @@ pub fn page(title: &str, nav: Nav, session: &Session, body: Markup) -> Response 
         }
     };
     let markup = html! {
+        (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body {
@@ -184,9 +185,4 @@ pub async fn security_headers(mut r: Response) -> Response {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     r
-}
-
-/// Raw text, for the few places that need it (never user data).
-pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
-    PreEscaped(s)
 }

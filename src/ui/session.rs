@@ -141,7 +141,7 @@ struct CsrfField {
     csrf: String,
 }
 
-impl<T: DeserializeOwned> FromRequest<UiState> for Form<T> {
+impl<T: DeserializeOwned + Send> FromRequest<UiState> for Form<T> {
     type Rejection = UiError;
 
     async fn from_request(req: Request, state: &UiState) -> UiResult<Self> {

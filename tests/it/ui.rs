@@ -87,6 +87,10 @@ pub fn csrf(html: &str) -> String {
 }
 
 async fn add(server: &TestServer, instance: &str, body: serde_json::Value) -> String {
+    if let Some(project) = instance.strip_prefix("hopper-").filter(|p| *p != "global") {
+        let global = hopper::domain::InstanceId::global();
+        server.engine.child(&global, project, None).await.unwrap();
+    }
     let (s, t) = call(
         server,
         "POST",
@@ -120,7 +124,7 @@ async fn sign_in_pages_csrf_and_sign_out(backend: Backend) {
     assert!(!set.contains(&server.token), "the cookie is encoded: {set}");
 
     // The tree shows a routed task's project; the task page its routing and history.
-    let id = add(&server, "global", json!({"title": "audit the MCP server", "tags": ["security"]})).await;
+    let id = add(&server, "hopper-global", json!({"title": "audit the MCP server", "tags": ["security"]})).await;
     let (s, html) = ui.get("/ui").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("hopper-sark") && html.contains("Instances"), "{html}");
@@ -135,20 +139,20 @@ async fn sign_in_pages_csrf_and_sign_out(backend: Backend) {
     assert_eq!(ui.post(&cancel, Some("forged"), &[], None).await.status(), StatusCode::FORBIDDEN);
     let evil = ui.post(&cancel, Some(&token), &[], Some("http://evil.example")).await;
     assert_eq!(evil.status(), StatusCode::FORBIDDEN);
-    assert_eq!(server.engine.get_task(&id.parse().unwrap()).await.unwrap().status.as_str(), "routed");
+    assert_eq!(server.engine.get_task(&hopper::domain::TaskId::parse(&id).unwrap()).await.unwrap().status.as_str(), "routed");
     let own_origin = server.base.clone();
     let r = ui.post(&cancel, Some(&token), &[], Some(&own_origin)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(r.headers()[LOCATION].to_str().unwrap().ends_with("done=cancelled"));
-    assert_eq!(server.engine.get_task(&id.parse().unwrap()).await.unwrap().status.as_str(), "cancelled");
+    assert_eq!(server.engine.get_task(&hopper::domain::TaskId::parse(&id).unwrap()).await.unwrap().status.as_str(), "cancelled");
 
     // Bad input is a 4xx page, never a 5xx.
     for (path, want) in [
         ("/ui/tasks/nope", 400),
         ("/ui/tasks/task_0123456789abcdef0123456789abcdef", 404),
         ("/ui/instances/Not%20An%20Id", 400),
-        ("/ui/instances/global?status=bogus", 400),
-        ("/ui/instances/global?after=xyz", 400),
+        ("/ui/instances/hopper-global?status=bogus", 400),
+        ("/ui/instances/hopper-global?after=xyz", 400),
         ("/ui/instances/nowhere", 404),
         ("/ui/events/evt_missing", 404),
         ("/ui/memory?page=nothing.md", 400),
@@ -158,7 +162,7 @@ async fn sign_in_pages_csrf_and_sign_out(backend: Backend) {
         assert!(html.contains("<h1>"), "{path}: an HTML page");
     }
     // Every page renders.
-    for path in ["/ui/events", "/ui/executors", "/ui/memory?q=audit", "/ui/instances/global"] {
+    for path in ["/ui/events", "/ui/executors", "/ui/memory?q=audit", "/ui/instances/hopper-global"] {
         let (s, html) = ui.get(path).await;
         assert_eq!(s, StatusCode::OK, "{path}: {html}");
     }
@@ -191,7 +195,7 @@ async fn a_read_token_sees_but_cannot_act() {
         let r = ui.post(&format!("/ui/tasks/{id}/{action}"), Some(&token), &[("project", "other")], None).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{action}");
     }
-    assert_eq!(server.engine.get_task(&id.parse().unwrap()).await.unwrap().status.as_str(), "pending");
+    assert_eq!(server.engine.get_task(&hopper::domain::TaskId::parse(&id).unwrap()).await.unwrap().status.as_str(), "pending");
     let (s, _) = ui.get("/ui/executors").await;
     assert_eq!(s, StatusCode::OK, "a read token reads executors");
 }
@@ -209,13 +213,13 @@ async fn an_executor_token_sees_only_its_instances() {
     let (s, html) = ui.get("/ui").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("/ui/instances/hopper-sark"), "{html}");
-    assert!(!html.contains("/ui/instances/hopper-other") && !html.contains("/ui/instances/global"), "{html}");
+    assert!(!html.contains("/ui/instances/hopper-other") && !html.contains("/ui/instances/hopper-global"), "{html}");
     assert!(!html.contains("Dead letters"), "{html}");
     assert_eq!(ui.get("/ui/instances/hopper-sark").await.0, StatusCode::OK);
     assert_eq!(ui.get(&format!("/ui/tasks/{mine}")).await.0, StatusCode::OK);
     for path in [
         "/ui/instances/hopper-other".to_owned(),
-        "/ui/instances/global".into(),
+        "/ui/instances/hopper-global".into(),
         format!("/ui/tasks/{theirs}"),
         "/ui/events".into(),
         "/ui/executors".into(),

@@ -175,6 +175,14 @@ async fn the_dashboard_in_a_real_browser() {
     let exec = executor(&server.engine, "sark-hook", &hook.url, &whsec, false).await;
     let receipt = alert(&server, "msg_1", "Disk almost full on db-1").await;
     let task_id = receipt["task_id"].as_str().unwrap().to_owned();
+    // Dead-lettered first, so the deliveries that follow (the re-route's cancellation) find
+    // the endpoint answering 204.
+    let dead = eventually(|| async {
+        let list = server.deliveries(exec.id.as_str()).await;
+        list.into_iter().find(|d| d["status"] == "dead")
+    })
+    .await;
+    let did = dead["id"].as_str().unwrap().to_owned();
 
     let b = Browser::start().await;
     let base = &server.base;
@@ -195,7 +203,7 @@ async fn the_dashboard_in_a_real_browser() {
     // The webhook's task, in its project's queue.
     b.click("a[href='/ui/instances/hopper-sark']").await;
     b.shot("instance").await;
-    let own = server.engine.list_tasks(&"hopper-sark".parse().unwrap(), &Default::default()).await.unwrap();
+    let own = server.engine.list_tasks(&hopper::domain::InstanceId::parse("hopper-sark").unwrap(), &Default::default()).await.unwrap();
     let child = own.first().expect("the routed task in sark").id.to_string();
     b.click(&format!("a[href='/ui/tasks/{child}']")).await;
     assert!(b.text().await.contains("Disk almost full on db-1"));
@@ -207,7 +215,7 @@ async fn the_dashboard_in_a_real_browser() {
     b.type_in("#reroute-reason", "belongs to other").await;
     b.click("#reroute").await;
     assert!(b.text().await.contains("Re-routed."), "{}", b.text().await);
-    let t = server.engine.get_task(&task_id.parse().unwrap()).await.unwrap();
+    let t = server.engine.get_task(&hopper::domain::TaskId::parse(&task_id).unwrap()).await.unwrap();
     assert_eq!(t.routed_to.map(|r| r.to_string()).as_deref(), Some("hopper-other"));
     b.shot("task-rerouted").await;
 
@@ -232,12 +240,6 @@ async fn the_dashboard_in_a_real_browser() {
     assert!(b.text().await.contains("Replayed"), "{}", b.text().await);
 
     // Resend the dead-lettered delivery.
-    let dead = eventually(|| async {
-        let list = server.deliveries(exec.id.as_str()).await;
-        list.into_iter().find(|d| d["status"] == "dead")
-    })
-    .await;
-    let did = dead["id"].as_str().unwrap().to_owned();
     b.client.goto(&format!("{base}/ui/executors")).await.unwrap();
     b.shot("executors").await;
     b.click(&format!("a[href='/ui/executors/{}']", exec.id)).await;

@@ -41,6 +41,7 @@ async fn list(
         .engine()
         .list_events(given(&f.source), given(&f.status), 100)
         .await?;
+    let events: Vec<_> = events.iter().map(|e| e.view(false)).collect();
     let sel = |v: &Option<String>, o: &str| given(v) == Some(o);
     let body = html! {
         form method="get" action="/ui/events" class="filters" aria-label="Filter events" {

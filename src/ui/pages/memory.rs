@@ -106,7 +106,7 @@ async fn page(
                 }
                 ul class="chips" {
                     @for name in pages.keys() {
-                        li { a href={ "/ui/memory?page=" (name) } aria-current=[(Some(name.as_str()) == given(&p.page)).then_some("page")] { (name) } }
+                        li { a href={ "/ui/memory?" (url::form_urlencoded::Serializer::new(String::new()).append_pair("page", name).finish()) } aria-current=[(Some(name.as_str()) == given(&p.page)).then_some("page")] { (name) } }
                     }
                 }
             }
