@@ -47,7 +47,16 @@ async fn fill(url: &str, n: usize) {
             q.push_str(&format!(
                 "{}(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
                 if k == 0 { "" } else { ", " },
-                b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
             ));
         }
         let mut query = sqlx::query(&q);
@@ -66,12 +75,20 @@ async fn fill(url: &str, n: usize) {
             };
             // Spread over the last 30 days, oldest first.
             let created = now - 30 * 86_400_000 + (i as i64 * 30 * 86_400_000 / n as i64);
-            let finished = matches!(status, "done" | "failed" | "cancelled").then_some(created + 60_000);
+            let finished =
+                matches!(status, "done" | "failed" | "cancelled").then_some(created + 60_000);
             query = query
-                .bind(format!("task_{:032x}", 0x0190_0000_0000_0000_0000_0000_0000_0000u128 + i as u128))
+                .bind(format!(
+                    "task_{:032x}",
+                    0x0190_0000_0000_0000_0000_0000_0000_0000u128 + i as u128
+                ))
                 .bind(instance)
                 .bind(format!("bench task {i}"))
-                .bind(if i % 7 == 0 { "[\"security\"]" } else { "[\"ops\"]" })
+                .bind(if i % 7 == 0 {
+                    "[\"security\"]"
+                } else {
+                    "[\"ops\"]"
+                })
                 .bind((i % 4) as i64)
                 .bind(status)
                 .bind((status == "claimed").then_some("runner"))
@@ -164,23 +181,58 @@ fn main() {
         let assets = {
             let mut total = 0;
             for a in ["/ui/assets/app.css", "/ui/assets/app.js"] {
-                total += client.get(format!("{base}{a}")).send().await.unwrap().bytes().await.unwrap().len();
+                total += client
+                    .get(format!("{base}{a}"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap()
+                    .len();
             }
             total
         };
         let bearer = format!("Bearer {TOKEN}");
         let rows = [
-            ("overview  GET /ui", format!("{base}/ui"), ("cookie", cookie.as_str()), true),
-            ("instance  GET /ui/instances/hopper-sark", format!("{base}/ui/instances/hopper-sark"), ("cookie", cookie.as_str()), true),
-            ("filtered  GET /ui/instances/hopper-sark?status=pending&tag=security", format!("{base}/ui/instances/hopper-sark?status=pending&tag=security"), ("cookie", cookie.as_str()), true),
-            ("peer      GET /v1/instances/hopper-sark/tasks?limit=50", format!("{base}/v1/instances/hopper-sark/tasks?limit=50"), ("authorization", bearer.as_str()), false),
+            (
+                "overview  GET /ui",
+                format!("{base}/ui"),
+                ("cookie", cookie.as_str()),
+                true,
+            ),
+            (
+                "instance  GET /ui/instances/hopper-sark",
+                format!("{base}/ui/instances/hopper-sark"),
+                ("cookie", cookie.as_str()),
+                true,
+            ),
+            (
+                "filtered  GET /ui/instances/hopper-sark?status=pending&tag=security",
+                format!("{base}/ui/instances/hopper-sark?status=pending&tag=security"),
+                ("cookie", cookie.as_str()),
+                true,
+            ),
+            (
+                "peer      GET /v1/instances/hopper-sark/tasks?limit=50",
+                format!("{base}/v1/instances/hopper-sark/tasks?limit=50"),
+                ("authorization", bearer.as_str()),
+                false,
+            ),
         ];
         println!("{n} tasks on SQLite, {rounds} sequential requests each (loopback HTTP)");
-        println!("{:<72} {:>9} {:>9} {:>10} {:>12}", "page", "p50 ms", "p99 ms", "bytes", "+css+js");
+        println!(
+            "{:<72} {:>9} {:>9} {:>10} {:>12}",
+            "page", "p50 ms", "p99 ms", "bytes", "+css+js"
+        );
         for (label, url, auth, page) in rows {
             measure(&client, &url, auth, 3).await; // warm
             let (p50, p99, bytes) = measure(&client, &url, auth, rounds).await;
-            let with = if page { (bytes + assets).to_string() } else { "-".into() };
+            let with = if page {
+                (bytes + assets).to_string()
+            } else {
+                "-".into()
+            };
             println!("{label:<72} {p50:>9.2} {p99:>9.2} {bytes:>10} {with:>12}");
         }
         stop.cancel();

@@ -204,7 +204,11 @@ pub async fn list_tasks(
         status: q.status,
         hierarchy: q.hierarchy,
         limit: q.limit,
-        after: q.after.as_deref().map(super::extract::task_id).transpose()?,
+        after: q
+            .after
+            .as_deref()
+            .map(super::extract::task_id)
+            .transpose()?,
     };
     Ok(Json(s.engine.list_tasks(&id, &filter).await?))
 }

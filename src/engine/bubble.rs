@@ -102,7 +102,10 @@ impl Engine {
         if run_node.store.count_open(&ids).await? > 0 {
             return Ok(());
         }
-        let tasks = run_node.store.list_tasks(&ids, None, None, i64::MAX).await?;
+        let tasks = run_node
+            .store
+            .list_tasks(&ids, None, None, i64::MAX)
+            .await?;
         let Some(root) = tasks
             .iter()
             .find(|t| t.parent_task_id.is_some() && &t.instance_id == run)

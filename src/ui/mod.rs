@@ -60,7 +60,10 @@ const JS: &str = include_str!("assets/app.js");
 pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/ui/", get(|| async { Redirect::to("/ui") }))
-        .route("/ui/assets/app.css", get(|| async { asset(CSS, "text/css") }))
+        .route(
+            "/ui/assets/app.css",
+            get(|| async { asset(CSS, "text/css") }),
+        )
         .route(
             "/ui/assets/app.js",
             get(|| async { asset(JS, "text/javascript") }),

@@ -55,8 +55,7 @@ impl Session {
 
     /// [`Self::may`] as a 403.
     pub fn must(&self, method: &Method, route: &str) -> UiResult<()> {
-        auth::permitted(&self.caller, method, route)
-            .map_err(|e| UiError::Forbidden(e.message))
+        auth::permitted(&self.caller, method, route).map_err(|e| UiError::Forbidden(e.message))
     }
 
     pub fn role(&self) -> String {
@@ -125,7 +124,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let origin = origin.to_str().ok();
     match (origin, host) {
         (Some(o), Some(h)) => {
-            o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")) == Some(h)
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                == Some(h)
         }
         _ => false,
     }

@@ -81,7 +81,9 @@ impl Ui {
 
 /// The CSRF token in a page's forms.
 pub fn csrf(html: &str) -> String {
-    let at = html.find("name=\"_csrf\" value=\"").expect("a form with a CSRF token");
+    let at = html
+        .find("name=\"_csrf\" value=\"")
+        .expect("a form with a CSRF token");
     let rest = &html[at + 20..];
     rest[..rest.find('"').unwrap()].to_owned()
 }
@@ -124,27 +126,69 @@ async fn sign_in_pages_csrf_and_sign_out(backend: Backend) {
     assert!(!set.contains(&server.token), "the cookie is encoded: {set}");
 
     // The tree shows a routed task's project; the task page its routing and history.
-    let id = add(&server, "hopper-global", json!({"title": "audit the MCP server", "tags": ["security"]})).await;
+    let id = add(
+        &server,
+        "hopper-global",
+        json!({"title": "audit the MCP server", "tags": ["security"]}),
+    )
+    .await;
     let (s, html) = ui.get("/ui").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(html.contains("hopper-sark") && html.contains("Instances"), "{html}");
+    assert!(
+        html.contains("hopper-sark") && html.contains("Instances"),
+        "{html}"
+    );
     let (s, html) = ui.get(&format!("/ui/tasks/{id}")).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(html.contains("audit the MCP server") && html.contains("Provider chain"), "{html}");
+    assert!(
+        html.contains("audit the MCP server") && html.contains("Provider chain"),
+        "{html}"
+    );
     let token = csrf(&html);
 
     // Forms: no token, a wrong one, or another origin are refused; the right one acts.
     let cancel = format!("/ui/tasks/{id}/cancel");
-    assert_eq!(ui.post(&cancel, None, &[], None).await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(ui.post(&cancel, Some("forged"), &[], None).await.status(), StatusCode::FORBIDDEN);
-    let evil = ui.post(&cancel, Some(&token), &[], Some("http://evil.example")).await;
+    assert_eq!(
+        ui.post(&cancel, None, &[], None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ui.post(&cancel, Some("forged"), &[], None).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let evil = ui
+        .post(&cancel, Some(&token), &[], Some("http://evil.example"))
+        .await;
     assert_eq!(evil.status(), StatusCode::FORBIDDEN);
-    assert_eq!(server.engine.get_task(&hopper::domain::TaskId::parse(&id).unwrap()).await.unwrap().status.as_str(), "routed");
+    assert_eq!(
+        server
+            .engine
+            .get_task(&hopper::domain::TaskId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "routed"
+    );
     let own_origin = server.base.clone();
     let r = ui.post(&cancel, Some(&token), &[], Some(&own_origin)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(r.headers()[LOCATION].to_str().unwrap().ends_with("done=cancelled"));
-    assert_eq!(server.engine.get_task(&hopper::domain::TaskId::parse(&id).unwrap()).await.unwrap().status.as_str(), "cancelled");
+    assert!(
+        r.headers()[LOCATION]
+            .to_str()
+            .unwrap()
+            .ends_with("done=cancelled")
+    );
+    assert_eq!(
+        server
+            .engine
+            .get_task(&hopper::domain::TaskId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "cancelled"
+    );
 
     // Bad input is a 4xx page, never a 5xx.
     for (path, want) in [
@@ -162,17 +206,30 @@ async fn sign_in_pages_csrf_and_sign_out(backend: Backend) {
         assert!(html.contains("<h1>"), "{path}: an HTML page");
     }
     // Every page renders.
-    for path in ["/ui/events", "/ui/executors", "/ui/memory?q=audit", "/ui/instances/hopper-global"] {
+    for path in [
+        "/ui/events",
+        "/ui/executors",
+        "/ui/memory?q=audit",
+        "/ui/instances/hopper-global",
+    ] {
         let (s, html) = ui.get(path).await;
         assert_eq!(s, StatusCode::OK, "{path}: {html}");
     }
 
     // Signing out needs the token too, and drops the cookie.
     let (_, html) = ui.get("/ui").await;
-    assert_eq!(ui.post("/ui/logout", None, &[], None).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        ui.post("/ui/logout", None, &[], None).await.status(),
+        StatusCode::FORBIDDEN
+    );
     let r = ui.post("/ui/logout", Some(&csrf(&html)), &[], None).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(r.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(
+        r.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
 }
 on_both!(sign_in_pages_csrf_and_sign_out);
 
@@ -180,22 +237,53 @@ on_both!(sign_in_pages_csrf_and_sign_out);
 async fn a_read_token_sees_but_cannot_act() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let server = TestServer::start(&env).await;
-    let (s, minted) = call(&server, "POST", "/v1/tokens", &server.token, Some(json!({"role": "read"}))).await;
+    let (s, minted) = call(
+        &server,
+        "POST",
+        "/v1/tokens",
+        &server.token,
+        Some(json!({"role": "read"})),
+    )
+    .await;
     assert_eq!(s, 201, "{minted}");
-    let id = add(&server, "hopper-sark", json!({"title": "look, don't touch"})).await;
+    let id = add(
+        &server,
+        "hopper-sark",
+        json!({"title": "look, don't touch"}),
+    )
+    .await;
     let mut ui = Ui::new(&server);
     ui.sign_in(minted["token"].as_str().unwrap()).await;
     let (s, html) = ui.get(&format!("/ui/tasks/{id}")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("look, don't touch") && html.contains("read-only"));
-    assert!(!html.contains("Cancel task") && !html.contains("Re-route"), "{html}");
+    assert!(
+        !html.contains("Cancel task") && !html.contains("Re-route"),
+        "{html}"
+    );
     // The page still has the sign-out form, so a valid token to forge with.
     let token = csrf(&html);
     for action in ["cancel", "reroute", "release"] {
-        let r = ui.post(&format!("/ui/tasks/{id}/{action}"), Some(&token), &[("project", "other")], None).await;
+        let r = ui
+            .post(
+                &format!("/ui/tasks/{id}/{action}"),
+                Some(&token),
+                &[("project", "other")],
+                None,
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{action}");
     }
-    assert_eq!(server.engine.get_task(&hopper::domain::TaskId::parse(&id).unwrap()).await.unwrap().status.as_str(), "pending");
+    assert_eq!(
+        server
+            .engine
+            .get_task(&hopper::domain::TaskId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "pending"
+    );
     let (s, _) = ui.get("/ui/executors").await;
     assert_eq!(s, StatusCode::OK, "a read token reads executors");
 }
@@ -213,7 +301,11 @@ async fn an_executor_token_sees_only_its_instances() {
     let (s, html) = ui.get("/ui").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("/ui/instances/hopper-sark"), "{html}");
-    assert!(!html.contains("/ui/instances/hopper-other") && !html.contains("/ui/instances/hopper-global"), "{html}");
+    assert!(
+        !html.contains("/ui/instances/hopper-other")
+            && !html.contains("/ui/instances/hopper-global"),
+        "{html}"
+    );
     assert!(!html.contains("Dead letters"), "{html}");
     assert_eq!(ui.get("/ui/instances/hopper-sark").await.0, StatusCode::OK);
     assert_eq!(ui.get(&format!("/ui/tasks/{mine}")).await.0, StatusCode::OK);
@@ -233,12 +325,21 @@ async fn an_executor_token_sees_only_its_instances() {
 async fn secrets_are_never_rendered() {
     let mut env = TestEnv::new(Backend::Sqlite).await;
     let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    env.inbound.insert("http".into(), json!({ "alerts": { "secret": whsec, "title": "/title" } }));
+    env.inbound.insert(
+        "http".into(),
+        json!({ "alerts": { "secret": whsec, "title": "/title" } }),
+    );
     let server = TestServer::start(&env).await;
-    let body = json!({"title": "db down", "api_token": "tok-in-the-body", "nested": {"secret": "s3cr3t"}}).to_string();
+    let body =
+        json!({"title": "db down", "api_token": "tok-in-the-body", "nested": {"secret": "s3cr3t"}})
+            .to_string();
     let ts = hopper_integration_api::verify::unix_now().to_string();
     let sig = hopper_integration_api::verify::StandardWebhook::sign(
-        &hopper_integration_api::Secret::new(whsec), "msg_1", &ts, body.as_bytes());
+        &hopper_integration_api::Secret::new(whsec),
+        "msg_1",
+        &ts,
+        body.as_bytes(),
+    );
     let r = reqwest::Client::new()
         .post(format!("{}/webhooks/http/alerts", server.base))
         .header("content-type", "application/json")
@@ -253,10 +354,21 @@ async fn secrets_are_never_rendered() {
     let receipt: serde_json::Value = r.json().await.unwrap();
     let mut ui = Ui::new(&server);
     ui.sign_in(&server.token).await;
-    let (s, html) = ui.get(&format!("/ui/events/{}", receipt["event_id"].as_str().unwrap())).await;
+    let (s, html) = ui
+        .get(&format!(
+            "/ui/events/{}",
+            receipt["event_id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("db down"), "{html}");
-    for secret in [whsec, "tok-in-the-body", "s3cr3t", sig.as_str(), server.token.as_str()] {
+    for secret in [
+        whsec,
+        "tok-in-the-body",
+        "s3cr3t",
+        sig.as_str(),
+        server.token.as_str(),
+    ] {
         assert!(!html.contains(secret), "{secret} rendered");
     }
 }
@@ -265,9 +377,18 @@ async fn keyset_pages_and_filters(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let server = TestServer::start(&env).await;
     for i in 0..120 {
-        let tags = if i % 10 == 0 { json!(["db_x"]) } else { json!(["web"]) };
+        let tags = if i % 10 == 0 {
+            json!(["db_x"])
+        } else {
+            json!(["web"])
+        };
         let priority = if i % 3 == 0 { "high" } else { "low" };
-        add(&server, "hopper-sark", json!({"title": format!("t{i:03}"), "tags": tags, "priority": priority})).await;
+        add(
+            &server,
+            "hopper-sark",
+            json!({"title": format!("t{i:03}"), "tags": tags, "priority": priority}),
+        )
+        .await;
     }
     let mut ui = Ui::new(&server);
     ui.sign_in(&server.token).await;
@@ -276,9 +397,14 @@ async fn keyset_pages_and_filters(backend: Backend) {
     loop {
         let (s, html) = ui.get(&path).await;
         assert_eq!(s, StatusCode::OK);
-        let titles: Vec<String> = html.match_indices("<td>t").map(|(at, _)| html[at + 4..at + 8].to_owned()).collect();
+        let titles: Vec<String> = html
+            .match_indices("<td>t")
+            .map(|(at, _)| html[at + 4..at + 8].to_owned())
+            .collect();
         seen.extend(titles);
-        let Some(at) = html.find("id=\"next-page\" href=\"") else { break };
+        let Some(at) = html.find("id=\"next-page\" href=\"") else {
+            break;
+        };
         let rest = &html[at + 21..];
         path = rest[..rest.find('"').unwrap()].replace("&amp;", "&");
         assert!(path.contains("after=task_"), "{path}");
@@ -286,16 +412,34 @@ async fn keyset_pages_and_filters(backend: Backend) {
     let want: Vec<String> = (0..120).map(|i| format!("t{i:03}")).collect();
     assert_eq!(seen, want, "every task once, in order, over three pages");
     // Filters combine, and `_` in a tag is literal, not a wildcard.
-    let (_, html) = ui.get("/ui/instances/hopper-sark?tag=db_x&priority=high").await;
+    let (_, html) = ui
+        .get("/ui/instances/hopper-sark?tag=db_x&priority=high")
+        .await;
     assert_eq!(html.matches("<td>t").count(), 4, "{html}"); // 0, 30, 60, 90
     let (_, html) = ui.get("/ui/instances/hopper-sark?tag=db%25").await;
     assert_eq!(html.matches("<td>t").count(), 0);
-    let (_, html) = ui.get("/ui/instances/hopper-sark?status=pending&priority=low").await;
+    let (_, html) = ui
+        .get("/ui/instances/hopper-sark?status=pending&priority=low")
+        .await;
     assert_eq!(html.matches("<td>t").count(), 50, "a full first page");
     // The REST list pages the same way.
-    let (_, first) = call(&server, "GET", "/v1/instances/hopper-sark/tasks?limit=100", &server.token, None).await;
+    let (_, first) = call(
+        &server,
+        "GET",
+        "/v1/instances/hopper-sark/tasks?limit=100",
+        &server.token,
+        None,
+    )
+    .await;
     let last = first[99]["id"].as_str().unwrap();
-    let (_, rest) = call(&server, "GET", &format!("/v1/instances/hopper-sark/tasks?after={last}"), &server.token, None).await;
+    let (_, rest) = call(
+        &server,
+        "GET",
+        &format!("/v1/instances/hopper-sark/tasks?after={last}"),
+        &server.token,
+        None,
+    )
+    .await;
     assert_eq!(rest.as_array().unwrap().len(), 20);
 }
 on_both!(keyset_pages_and_filters);

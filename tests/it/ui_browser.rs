@@ -203,25 +203,45 @@ async fn the_dashboard_in_a_real_browser() {
     // The webhook's task, in its project's queue.
     b.click("a[href='/ui/instances/hopper-sark']").await;
     b.shot("instance").await;
-    let own = server.engine.list_tasks(&hopper::domain::InstanceId::parse("hopper-sark").unwrap(), &Default::default()).await.unwrap();
+    let own = server
+        .engine
+        .list_tasks(
+            &hopper::domain::InstanceId::parse("hopper-sark").unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
     let child = own.first().expect("the routed task in sark").id.to_string();
     b.click(&format!("a[href='/ui/tasks/{child}']")).await;
     assert!(b.text().await.contains("Disk almost full on db-1"));
     b.shot("task").await;
 
     // Re-route the task from the global instance's page.
-    b.client.goto(&format!("{base}/ui/tasks/{task_id}")).await.unwrap();
+    b.client
+        .goto(&format!("{base}/ui/tasks/{task_id}"))
+        .await
+        .unwrap();
     b.type_in("#reroute-project", "other").await;
     b.type_in("#reroute-reason", "belongs to other").await;
     b.click("#reroute").await;
     assert!(b.text().await.contains("Re-routed."), "{}", b.text().await);
-    let t = server.engine.get_task(&hopper::domain::TaskId::parse(&task_id).unwrap()).await.unwrap();
-    assert_eq!(t.routed_to.map(|r| r.to_string()).as_deref(), Some("hopper-other"));
+    let t = server
+        .engine
+        .get_task(&hopper::domain::TaskId::parse(&task_id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        t.routed_to.map(|r| r.to_string()).as_deref(),
+        Some("hopper-other")
+    );
     b.shot("task-rerouted").await;
 
     // A form whose CSRF token was taken out is refused.
     b.client
-        .execute("document.querySelectorAll('input[name=_csrf]').forEach(e => e.remove());", vec![])
+        .execute(
+            "document.querySelectorAll('input[name=_csrf]').forEach(e => e.remove());",
+            vec![],
+        )
         .await
         .unwrap();
     b.click("#signout").await;
@@ -240,16 +260,24 @@ async fn the_dashboard_in_a_real_browser() {
     assert!(b.text().await.contains("Replayed"), "{}", b.text().await);
 
     // Resend the dead-lettered delivery.
-    b.client.goto(&format!("{base}/ui/executors")).await.unwrap();
+    b.client
+        .goto(&format!("{base}/ui/executors"))
+        .await
+        .unwrap();
     b.shot("executors").await;
-    b.click(&format!("a[href='/ui/executors/{}']", exec.id)).await;
+    b.click(&format!("a[href='/ui/executors/{}']", exec.id))
+        .await;
     b.shot("executor").await;
     b.click(&format!("a[href='/ui/deliveries/{did}']")).await;
-    assert!(b.text().await.contains("500"), "attempts with their answers");
+    assert!(
+        b.text().await.contains("500"),
+        "attempts with their answers"
+    );
     b.shot("delivery").await;
     b.click("form[action$='/resend'] button").await;
     assert!(b.text().await.contains("Sent again."), "{}", b.text().await);
-    eventually(|| async { (server.delivery(&did).await["status"] == "delivered").then_some(()) }).await;
+    eventually(|| async { (server.delivery(&did).await["status"] == "delivered").then_some(()) })
+        .await;
 
     b.client.goto(&format!("{base}/ui/memory")).await.unwrap();
     b.shot("memory").await;

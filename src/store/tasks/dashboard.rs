@@ -97,7 +97,11 @@ impl Store {
     /// `ix_tasks_instance_status`, limited, and the ranges merged: a page costs `limit` rows
     /// per status whatever the table holds (the tag, priority and executor filters are checked
     /// on those rows).
-    pub async fn task_page(&self, instance: &InstanceId, page: &TaskPage) -> StoreResult<Vec<Task>> {
+    pub async fn task_page(
+        &self,
+        instance: &InstanceId,
+        page: &TaskPage,
+    ) -> StoreResult<Vec<Task>> {
         let limit = page.limit.clamp(1, 500);
         let mut conds = String::new();
         let mut n = 1; // $1 is the instance
@@ -105,12 +109,17 @@ impl Store {
             n += 1;
             n
         };
-        let after = page.after.as_ref().map(|_| format!(" AND id > ${}", next()));
+        let after = page
+            .after
+            .as_ref()
+            .map(|_| format!(" AND id > ${}", next()));
         let tag = page
             .tag
             .as_ref()
             .map(|_| format!(" AND tags LIKE ${} ESCAPE '\\'", next()));
-        let priority = page.priority.map(|_| format!(" AND priority = ${}", next()));
+        let priority = page
+            .priority
+            .map(|_| format!(" AND priority = ${}", next()));
         let executor = page.executor.as_ref().map(|_| {
             let i = next();
             format!(" AND (claimed_by = ${i} OR executor = ${i})")
@@ -137,10 +146,12 @@ impl Store {
             "SELECT * FROM ({}) u ORDER BY id LIMIT {limit}",
             parts.join(" UNION ALL ")
         );
-        let tag_pattern = page
-            .tag
-            .as_ref()
-            .map(|t| format!("%{}%", like_literal(&serde_json::Value::from(t.as_str()).to_string())));
+        let tag_pattern = page.tag.as_ref().map(|t| {
+            format!(
+                "%{}%",
+                like_literal(&serde_json::Value::from(t.as_str()).to_string())
+            )
+        });
         let rows: Vec<TaskRow> = on_reader!(self, p => {
             let mut query = sqlx::query_as(&q).bind(instance.as_str());
             if let Some(a) = &page.after {

@@ -118,7 +118,12 @@ async fn show(
         h2 { "Body " span class="muted" { "(" (e.body_bytes) " bytes)" } }
         pre tabindex="0" id="raw-body" { (redact::body(e.body.as_deref().unwrap_or(""))) }
     };
-    Ok(layout::page(&format!("Event {}", e.id), Nav::Events, &session, body))
+    Ok(layout::page(
+        &format!("Event {}", e.id),
+        Nav::Events,
+        &session,
+        body,
+    ))
 }
 
 #[derive(Deserialize)]

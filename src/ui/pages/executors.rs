@@ -157,10 +157,20 @@ async fn show(
             (delivery_table(&list))
         }
     };
-    Ok(layout::page(&format!("Executor {}", e.name), Nav::Executors, &session, body))
+    Ok(layout::page(
+        &format!("Executor {}", e.name),
+        Nav::Executors,
+        &session,
+        body,
+    ))
 }
 
-async fn delivery(State(s): State<UiState>, session: Session, Id(id): Id, Query(q): Query<Done>) -> UiResult<Response> {
+async fn delivery(
+    State(s): State<UiState>,
+    session: Session,
+    Id(id): Id,
+    Query(q): Query<Done>,
+) -> UiResult<Response> {
     session.must(&Method::GET, "/v1/deliveries/{id}")?;
     let d = deliveries::show(s.engine(), &id).await?;
     let may_resend = session.may(&Method::POST, "/v1/deliveries/{id}/retry");
@@ -190,19 +200,32 @@ async fn delivery(State(s): State<UiState>, session: Session, Id(id): Id, Query(
         h2 { "Payload" }
         (layout::pretty(&super::super::redact::value(&d.payload).to_string()))
     };
-    Ok(layout::page(&format!("Delivery {}", d.delivery.id), Nav::Executors, &session, body))
+    Ok(layout::page(
+        &format!("Delivery {}", d.delivery.id),
+        Nav::Executors,
+        &session,
+        body,
+    ))
 }
 
 #[derive(Deserialize)]
 struct Nothing {}
 
-async fn resend(State(s): State<UiState>, Id(id): Id, Form(session, Nothing {}): Form<Nothing>) -> UiResult<Response> {
+async fn resend(
+    State(s): State<UiState>,
+    Id(id): Id,
+    Form(session, Nothing {}): Form<Nothing>,
+) -> UiResult<Response> {
     session.must(&Method::POST, "/v1/deliveries/{id}/retry")?;
     deliveries::retry(s.engine(), &id).await?;
     Ok(Redirect::to(&format!("/ui/deliveries/{id}?done=resent")).into_response())
 }
 
-async fn enable(State(s): State<UiState>, Id(id): Id, Form(session, Nothing {}): Form<Nothing>) -> UiResult<Response> {
+async fn enable(
+    State(s): State<UiState>,
+    Id(id): Id,
+    Form(session, Nothing {}): Form<Nothing>,
+) -> UiResult<Response> {
     session.must(&Method::POST, "/v1/executors/{id}/enable")?;
     let e = s.engine().enable_executor(&id).await?;
     Ok(Redirect::to(&format!("/ui/executors/{}?done=enabled", e.id)).into_response())
@@ -214,7 +237,11 @@ struct DisableForm {
     reason: String,
 }
 
-async fn disable(State(s): State<UiState>, Id(id): Id, Form(session, f): Form<DisableForm>) -> UiResult<Response> {
+async fn disable(
+    State(s): State<UiState>,
+    Id(id): Id,
+    Form(session, f): Form<DisableForm>,
+) -> UiResult<Response> {
     session.must(&Method::POST, "/v1/executors/{id}/disable")?;
     let reason = Some(f.reason.trim()).filter(|r| !r.is_empty());
     let e = s.engine().disable_executor(&id, reason).await?;
@@ -227,7 +254,11 @@ struct RecoverForm {
     since: String,
 }
 
-async fn recover(State(s): State<UiState>, Id(id): Id, Form(session, f): Form<RecoverForm>) -> UiResult<Response> {
+async fn recover(
+    State(s): State<UiState>,
+    Id(id): Id,
+    Form(session, f): Form<RecoverForm>,
+) -> UiResult<Response> {
     session.must(&Method::POST, "/v1/executors/{id}/recover")?;
     if f.since.trim().is_empty() {
         return Err(UiError::BadRequest("say since when (RFC 3339)".into()));
@@ -238,7 +269,11 @@ async fn recover(State(s): State<UiState>, Id(id): Id, Form(session, f): Form<Re
 
 /// The answer to the POST is the only place the new secret appears (`Cache-Control:
 /// no-store`, like every dashboard page).
-async fn rotate(State(s): State<UiState>, Id(id): Id, Form(session, Nothing {}): Form<Nothing>) -> UiResult<Response> {
+async fn rotate(
+    State(s): State<UiState>,
+    Id(id): Id,
+    Form(session, Nothing {}): Form<Nothing>,
+) -> UiResult<Response> {
     session.must(&Method::POST, "/v1/executors/{id}/rotate-secret")?;
     let e = s.engine().get_executor(&id).await?;
     let r = s.engine().rotate_executor_secret(&id).await?;
@@ -248,5 +283,10 @@ async fn rotate(State(s): State<UiState>, Id(id): Id, Form(session, Nothing {}):
         p { "The previous secret also signs until " (r.previous_secret_until) "." }
         p { a href={ "/ui/executors/" (e.id) } { "Back to the executor" } }
     };
-    Ok(layout::page("New signing secret", Nav::Executors, &session, body))
+    Ok(layout::page(
+        "New signing secret",
+        Nav::Executors,
+        &session,
+        body,
+    ))
 }

@@ -49,7 +49,13 @@ async fn page(
         None => None,
     };
     let root = s.engine().root().clone();
-    let state = s.engine().node(&root).await?.store.memory_state(root.as_str()).await?;
+    let state = s
+        .engine()
+        .node(&root)
+        .await?
+        .store
+        .memory_state(root.as_str())
+        .await?;
     let pages = match &state.profile {
         Some(text) => match serde_json::from_str::<RoutingProfile>(text) {
             Ok(profile) => files(&profile),

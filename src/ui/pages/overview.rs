@@ -32,7 +32,10 @@ struct Row {
 
 /// The instances `session` may see, in tree order (depth first, children by name).
 async fn rows(s: &UiState, session: &Session) -> UiResult<Vec<Row>> {
-    let all = s.engine().list_instances(&InstanceFilter::default()).await?;
+    let all = s
+        .engine()
+        .list_instances(&InstanceFilter::default())
+        .await?;
     let mut out = Vec::new();
     // Depth-first from the roots; `list_instances` is small (one row per instance).
     let children = |parent: &Option<InstanceId>| {
@@ -44,7 +47,8 @@ async fn rows(s: &UiState, session: &Session) -> UiResult<Vec<Row>> {
         c
     };
     let mut order: Vec<(&Instance, usize)> = Vec::new();
-    let mut pending: Vec<(&Instance, usize)> = children(&None).into_iter().map(|i| (i, 0)).collect();
+    let mut pending: Vec<(&Instance, usize)> =
+        children(&None).into_iter().map(|i| (i, 0)).collect();
     while let Some((i, depth)) = pending.pop() {
         order.push((i, depth));
         for c in children(&Some(i.instance_id.clone())) {

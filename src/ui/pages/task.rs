@@ -215,7 +215,12 @@ async fn page(
             }
         }
     };
-    Ok(layout::page(&format!("Task {}", task.id), Nav::Overview, &session, body))
+    Ok(layout::page(
+        &format!("Task {}", task.id),
+        Nav::Overview,
+        &session,
+        body,
+    ))
 }
 
 fn back(id: &str, done: &str) -> Response {
@@ -238,7 +243,9 @@ async fn reroute(
     let tid = task_id(&id)?;
     session.must(&Method::POST, "/v1/tasks/{id}/route")?;
     if f.project.trim().is_empty() {
-        return Err(UiError::BadRequest("name the project to re-route to".into()));
+        return Err(UiError::BadRequest(
+            "name the project to re-route to".into(),
+        ));
     }
     let req = RerouteRequest {
         project: f.project.trim().to_owned(),
@@ -280,7 +287,12 @@ async fn release(
                     name: e.name.clone(),
                     lease: lease.clone(),
                 },
-                _ => return Err(UiError::Forbidden(format!("executor `{}` does not hold this task", e.name))),
+                _ => {
+                    return Err(UiError::Forbidden(format!(
+                        "executor `{}` does not hold this task",
+                        e.name
+                    )));
+                }
             }
         }
         _ => Actor::Admin,
