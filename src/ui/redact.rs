@@ -73,6 +73,24 @@ pub fn headers(h: &Value) -> Vec<(String, String)> {
     rows
 }
 
+/// A URL without what may carry a credential: its user info and its query (`?token=…`).
+pub fn url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) => {
+            let had_query = parsed.query().is_some();
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            let mut shown = parsed.to_string();
+            if had_query {
+                shown.push_str("?…");
+            }
+            shown
+        }
+        Err(_) => REDACTED.to_owned(),
+    }
+}
+
 /// A raw body for display: pretty JSON with secrets redacted, or the text as received (a
 /// form or an email) with nothing to parse.
 pub fn body(raw: &str) -> String {
@@ -97,5 +115,9 @@ mod tests {
         let h = headers(&serde_json::json!({"X-Hub-Signature-256": "sha256=1", "x-a": "b"}));
         assert!(h.iter().all(|(_, v)| v != "sha256=1"));
         assert!(h.contains(&("x-a".into(), "b".into())));
+        assert_eq!(
+            url("https://bot:pw@hooks.example/in?token=abc"),
+            "https://hooks.example/in?…"
+        );
     }
 }

@@ -108,7 +108,9 @@ impl Browser {
 
     async fn click(&self, css: &str) {
         self.client
-            .find(Locator::Css(css))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"))
             .click()
@@ -117,7 +119,13 @@ impl Browser {
     }
 
     async fn type_in(&self, css: &str, text: &str) {
-        let el = self.client.find(Locator::Css(css)).await.unwrap();
+        let el = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap();
         el.clear().await.unwrap();
         el.send_keys(text).await.unwrap();
     }
@@ -134,6 +142,33 @@ impl Browser {
 
     async fn url(&self) -> String {
         self.client.current_url().await.unwrap().to_string()
+    }
+
+    /// Waits (10 s at most) for the page to say `needle`: a click that submits a form may
+    /// return before the next page has loaded.
+    async fn until_text(&self, needle: &str) {
+        for _ in 0..100 {
+            if self.text().await.contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "no `{needle}` on {}: {}",
+            self.url().await,
+            self.text().await
+        );
+    }
+
+    /// Waits (10 s at most) for the browser to be at a URL ending with `suffix`.
+    async fn until_url(&self, suffix: &str) {
+        for _ in 0..100 {
+            if self.url().await.ends_with(suffix) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("not at `{suffix}` but at {}", self.url().await);
     }
 }
 
@@ -189,15 +224,15 @@ async fn the_dashboard_in_a_real_browser() {
 
     // A wrong token is refused; the right one opens the overview.
     b.client.goto(&format!("{base}/ui")).await.unwrap();
-    assert!(b.url().await.ends_with("/ui/login"), "{}", b.url().await);
+    b.until_url("/ui/login").await;
     b.shot("login").await;
     b.type_in("#token", "wrong-token").await;
     b.click("button[type=submit]").await;
-    assert!(b.text().await.contains("That token is not valid."));
+    b.until_text("That token is not valid.").await;
     b.type_in("#token", TOKEN).await;
     b.click("button[type=submit]").await;
-    assert!(b.url().await.ends_with("/ui"), "{}", b.url().await);
-    assert!(b.text().await.contains("hopper-sark"));
+    b.until_url("/ui").await;
+    b.until_text("hopper-sark").await;
     b.shot("overview").await;
 
     // The webhook's task, in its project's queue.
@@ -213,7 +248,7 @@ async fn the_dashboard_in_a_real_browser() {
         .unwrap();
     let child = own.first().expect("the routed task in sark").id.to_string();
     b.click(&format!("a[href='/ui/tasks/{child}']")).await;
-    assert!(b.text().await.contains("Disk almost full on db-1"));
+    b.until_text("Disk almost full on db-1").await;
     b.shot("task").await;
 
     // Re-route the task from the global instance's page.
@@ -224,7 +259,7 @@ async fn the_dashboard_in_a_real_browser() {
     b.type_in("#reroute-project", "other").await;
     b.type_in("#reroute-reason", "belongs to other").await;
     b.click("#reroute").await;
-    assert!(b.text().await.contains("Re-routed."), "{}", b.text().await);
+    b.until_text("Re-routed.").await;
     let t = server
         .engine
         .get_task(&hopper::domain::TaskId::parse(&task_id).unwrap())
@@ -245,7 +280,7 @@ async fn the_dashboard_in_a_real_browser() {
         .await
         .unwrap();
     b.click("#signout").await;
-    assert!(b.text().await.contains("CSRF"), "{}", b.text().await);
+    b.until_text("CSRF").await;
     b.client.back().await.unwrap();
 
     // Replay the inbound event.
@@ -253,11 +288,11 @@ async fn the_dashboard_in_a_real_browser() {
     b.shot("events").await;
     let event = receipt["event_id"].as_str().unwrap();
     b.click(&format!("a[href='/ui/events/{event}']")).await;
-    assert!(b.text().await.contains("Disk almost full on db-1"));
+    b.until_text("Disk almost full on db-1").await;
     assert!(!b.text().await.contains(WHSEC));
     b.shot("event").await;
     b.click("form[action$='/replay'] button").await;
-    assert!(b.text().await.contains("Replayed"), "{}", b.text().await);
+    b.until_text("Replayed").await;
 
     // Resend the dead-lettered delivery.
     b.client
@@ -269,13 +304,10 @@ async fn the_dashboard_in_a_real_browser() {
         .await;
     b.shot("executor").await;
     b.click(&format!("a[href='/ui/deliveries/{did}']")).await;
-    assert!(
-        b.text().await.contains("500"),
-        "attempts with their answers"
-    );
+    b.until_text("500").await;
     b.shot("delivery").await;
     b.click("form[action$='/resend'] button").await;
-    assert!(b.text().await.contains("Sent again."), "{}", b.text().await);
+    b.until_text("Sent again.").await;
     eventually(|| async { (server.delivery(&did).await["status"] == "delivered").then_some(()) })
         .await;
 
@@ -284,8 +316,8 @@ async fn the_dashboard_in_a_real_browser() {
 
     // Sign out: the session is gone.
     b.click("#signout").await;
-    assert!(b.url().await.ends_with("/ui/login"));
+    b.until_url("/ui/login").await;
     b.client.goto(&format!("{base}/ui")).await.unwrap();
-    assert!(b.url().await.ends_with("/ui/login"));
+    b.until_url("/ui/login").await;
     b.client.close().await.unwrap();
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::super::UiState;
 use super::super::error::{UiError, UiResult};
 use super::super::layout::{self, Nav};
+use super::super::redact;
 use super::super::session::{Form, Session};
 use super::{Id, Query, done_message, given};
 use crate::domain::{Delivery, DeliveryFilter};
@@ -76,7 +77,7 @@ async fn list(State(s): State<UiState>, session: Session) -> UiResult<Response> 
                             td { (e.project) }
                             td { (e.kind.as_str()) }
                             td { (health(e)) }
-                            td { (e.webhook_url.as_deref().unwrap_or("—")) }
+                            td { (e.webhook_url.as_deref().map(redact::url).unwrap_or_default()) }
                             td { (e.capabilities.join(", ")) }
                         }
                     }
@@ -125,7 +126,7 @@ async fn show(
         dl class="fields" {
             div { dt { "Health" } dd { (health(&e)) } }
             div { dt { "Project" } dd { a href={ "/ui/instances/" (e.project) } { (e.project) } } }
-            div { dt { "Webhook" } dd { (e.webhook_url.as_deref().unwrap_or("—")) } }
+            div { dt { "Webhook" } dd { (e.webhook_url.as_deref().map(redact::url).unwrap_or_default()) } }
             div { dt { "Events" } dd { (e.events.join(", ")) } }
             div { dt { "Auto-claim" } dd { (e.auto_claim) } }
             div { dt { "Capabilities" } dd { (e.capabilities.join(", ")) } }
@@ -198,7 +199,7 @@ async fn delivery(
             }
         }
         h2 { "Payload" }
-        (layout::pretty(&super::super::redact::value(&d.payload).to_string()))
+        (layout::pretty(&redact::value(&d.payload).to_string()))
     };
     Ok(layout::page(
         &format!("Delivery {}", d.delivery.id),

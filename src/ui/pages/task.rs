@@ -151,7 +151,12 @@ async fn page(
     check_task(s.engine(), &session.caller, &id).await?;
     let task = s.engine().get_task(&id).await?;
     let history = s.engine().task_history(&id).await?;
-    let report = s.engine().explain_routing(&id).await.ok();
+    // The explanation names other projects: only for callers the API would show it to.
+    let report = if session.may(&Method::GET, "/v1/tasks/{id}/routing") {
+        s.engine().explain_routing(&id).await.ok()
+    } else {
+        None
+    };
     let handed = match s.engine().node(&task.instance_id).await {
         Ok(node) => node.store.delegation_of(&id).await?,
         Err(_) => None,
