@@ -123,6 +123,21 @@ async fn sign_in_pages_csrf_and_sign_out(backend: Backend) {
         assert!(set.contains(attr), "{set}");
     }
     assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let tls = ui
+        .client
+        .post(format!("{}/ui/login", server.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", server.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tls.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
     assert!(!set.contains(&server.token), "the cookie is encoded: {set}");
 
     // The tree shows a routed task's project; the task page its routing and history.
