@@ -57,7 +57,7 @@ pub async fn require_token(
         })
         .map(str::trim);
     let caller = match given {
-        Some(token) => match resolve(&state, token).await {
+        Some(token) => match caller_for_token(&state, token).await {
             Ok(c) => c,
             Err(e) => return e.into_response(),
         },
@@ -81,7 +81,7 @@ pub async fn require_token(
 
 /// Who `token` is: the admin token (compared in constant time), a minted token (by its hash),
 /// or nobody. The dashboard's sign-in (`ui::session`) resolves its cookie here too.
-pub async fn resolve(state: &AppState, token: &str) -> ApiResult<Option<Caller>> {
+pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Option<Caller>> {
     if state.admin_token.matches(token) {
         return Ok(Some(Caller::Admin));
     }

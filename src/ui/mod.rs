@@ -7,7 +7,7 @@
 //!   `data-live` parts of a page in place. Assets are compiled into the binary: no build step,
 //!   no CDN.
 //! - No policy of its own: a session is a bearer token kept in a cookie (`session`), resolved
-//!   by the REST API's `api::auth::resolve`, and every page and action asks
+//!   by the REST API's `api::auth::caller_for_token`, and every page and action asks
 //!   `api::auth::permitted` about the `/v1` route it mirrors, then `check_instance` /
 //!   `check_task` about the resource. A read token sees the same pages without buttons, an
 //!   executor token only its own instances.

@@ -2,8 +2,8 @@
 //!
 //! The session is the API token itself, kept in an `HttpOnly; SameSite=Strict; Path=/ui`
 //! cookie (`Secure` when the request came over TLS), base64 so any token fits a cookie. It is
-//! resolved on every request by `api::auth::resolve`, so a revoked token ends its sessions at
-//! once and the dashboard has no session table to keep.
+//! resolved on every request by `api::auth::caller_for_token`, so a revoked token ends its
+//! sessions at once and the dashboard has no session table to keep.
 //!
 //! CSRF: each form carries `_csrf`, an HMAC of the cookie value under a per-process random
 //! key; [`Form`] checks it on every POST, after refusing a request whose `Origin` (or
@@ -98,7 +98,7 @@ impl FromRequestParts<UiState> for Session {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(UiError::SignIn)?;
-        let caller = auth::resolve(&state.app, &token)
+        let caller = auth::caller_for_token(&state.app, &token)
             .await?
             .ok_or(UiError::SignIn)?;
         Ok(Session {
@@ -237,7 +237,7 @@ async fn login(State(state): State<UiState>, req: Request) -> UiResult<Response>
     let caller = if token.is_empty() {
         None
     } else {
-        auth::resolve(&state.app, token).await?
+        auth::caller_for_token(&state.app, token).await?
     };
     if caller.is_none() {
         metrics::counter!("hopper_auth_failures_total").increment(1);
