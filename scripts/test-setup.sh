@@ -26,6 +26,14 @@ if ! command -v jq >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
   apt-get install -y -qq jq curl >/dev/null
 fi
 
+# The dashboard's browser test drives Debian's headless Chromium through chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 version=$(ls /etc/postgresql | sort -n | tail -n 1)
 if ! pg_lsclusters -h | grep -q "^${version} *main .* online"; then
   pg_ctlcluster "${version}" main start

@@ -179,6 +179,9 @@ impl HopperService for HopperClient {
         if let Some(l) = filter.limit {
             q.push_str(&format!("&limit={l}"));
         }
+        if let Some(a) = &filter.after {
+            q.push_str(&format!("&after={a}"));
+        }
         self.call(Method::GET, &q, None).await
     }
     async fn claim(&self, task: &TaskId, executor: &str, lease: LeaseRequest) -> Result<Task> {

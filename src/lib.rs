@@ -21,6 +21,7 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod sync;
+pub mod ui;
 
 pub use engine::Engine;
 pub use error::{HopperError, Result};

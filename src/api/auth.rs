@@ -75,15 +75,26 @@ pub async fn resolve(state: &AppState, headers: &axum::http::HeaderMap) -> ApiRe
         })
         .map(str::trim);
     let caller = match given {
-        Some(token) if state.admin_token.matches(token) => Some(Caller::Admin),
-        // Minted tokens all start so; anything else is not worth a database lookup.
-        Some(token) if token.starts_with("hop_") => state.engine.resolve_token(token).await?,
-        _ => None,
+        Some(token) => caller_for_token(state, token).await?,
+        None => None,
     };
     caller.ok_or_else(|| {
         metrics::counter!("hopper_auth_failures_total").increment(1);
         ApiError::unauthorized()
     })
+}
+
+/// Who `token` is: the admin token (compared in constant time), a minted token (by its hash),
+/// or nobody. The dashboard's sign-in (`ui::session`) resolves its cookie here too.
+pub async fn caller_for_token(state: &AppState, token: &str) -> ApiResult<Option<Caller>> {
+    if state.admin_token.matches(token) {
+        return Ok(Some(Caller::Admin));
+    }
+    // Minted tokens all start so; anything else is not worth a database lookup.
+    if token.starts_with("hop_") {
+        return Ok(state.engine.resolve_token(token).await?);
+    }
+    Ok(None)
 }
 
 /// Whether `caller` may call `method route` at all (the resource is the handler's to check).

@@ -186,6 +186,8 @@ pub struct ListTasksQuery {
     #[serde(default)]
     hierarchy: bool,
     limit: Option<i64>,
+    /// The last task id of the previous page (keyset pagination, in id order).
+    after: Option<String>,
 }
 
 /// Tasks of an instance (with `hierarchy=true`, of its descendants too).
@@ -202,6 +204,11 @@ pub async fn list_tasks(
         status: q.status,
         hierarchy: q.hierarchy,
         limit: q.limit,
+        after: q
+            .after
+            .as_deref()
+            .map(super::extract::task_id)
+            .transpose()?,
     };
     Ok(Json(s.engine.list_tasks(&id, &filter).await?))
 }

@@ -323,6 +323,7 @@ async fn list(s: &dyn HopperService, l: &ListArgs, json: bool) -> anyhow::Result
             .map_err(anyhow::Error::msg)?,
         hierarchy: l.hierarchy,
         limit: l.limit,
+        after: None,
     };
     let tasks = s.list_tasks(&iid(&l.instance)?, &filter).await?;
     if json {

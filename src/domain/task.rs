@@ -179,6 +179,9 @@ pub struct TaskFilter {
     /// Include the tasks of every descendant instance.
     pub hierarchy: bool,
     pub limit: Option<i64>,
+    /// Keyset pagination: only tasks whose id sorts after this one (the last of the previous
+    /// page; ids sort by creation time).
+    pub after: Option<TaskId>,
 }
 
 impl Task {

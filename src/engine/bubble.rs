@@ -102,7 +102,10 @@ impl Engine {
         if run_node.store.count_open(&ids).await? > 0 {
             return Ok(());
         }
-        let tasks = run_node.store.list_tasks(&ids, None, i64::MAX).await?;
+        let tasks = run_node
+            .store
+            .list_tasks(&ids, None, None, i64::MAX)
+            .await?;
         let Some(root) = tasks
             .iter()
             .find(|t| t.parent_task_id.is_some() && &t.instance_id == run)
@@ -141,7 +144,7 @@ impl Engine {
         }
         let subtree = self.subtree(id).await;
         let ids: Vec<InstanceId> = subtree.iter().map(|n| n.id().clone()).collect();
-        for t in node.store.list_tasks(&ids, None, i64::MAX).await? {
+        for t in node.store.list_tasks(&ids, None, None, i64::MAX).await? {
             if !t.status.is_terminal() {
                 let ev = EventRecord::new("cancelled", "hopper")
                     .with(json!({ "reason": "run archived" }));
@@ -164,7 +167,7 @@ impl Engine {
             self.maybe_finish_run(id).await?;
         }
         if let Ok(still) = self.node(id).await {
-            let tasks = still.store.list_tasks(&ids, None, i64::MAX).await?;
+            let tasks = still.store.list_tasks(&ids, None, None, i64::MAX).await?;
             let summary = run_summary(id, &tasks, run_outcome(&tasks));
             self.archive(&subtree, &ids, summary).await?;
         }
@@ -231,7 +234,7 @@ impl Engine {
             .ok_or_else(|| HopperError::Conflict(format!("`{instance}` has no parent")))?;
         let parent = self.node(parent_id).await?;
         let ids = [instance.clone()];
-        let tasks = node.store.list_tasks(&ids, None, 1000).await?;
+        let tasks = node.store.list_tasks(&ids, None, None, 1000).await?;
         let Some(parent_task) = tasks.iter().find_map(|t| t.parent_task_id.clone()) else {
             return Err(HopperError::Conflict(format!(
                 "`{instance}` holds no delegated task to report on"

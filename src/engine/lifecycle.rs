@@ -469,7 +469,12 @@ impl Engine {
         if !filter.hierarchy {
             return Ok(node
                 .store
-                .list_tasks(std::slice::from_ref(instance), filter.status, limit)
+                .list_tasks(
+                    std::slice::from_ref(instance),
+                    filter.status,
+                    filter.after.as_ref(),
+                    limit,
+                )
                 .await?);
         }
         // Descendants may live in other stores: ask each store for its own instances.
@@ -482,7 +487,11 @@ impl Engine {
         }
         let mut out = Vec::new();
         for (store, ids) in by_store {
-            out.extend(store.list_tasks(&ids, filter.status, limit).await?);
+            out.extend(
+                store
+                    .list_tasks(&ids, filter.status, filter.after.as_ref(), limit)
+                    .await?,
+            );
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.truncate(limit as usize);

@@ -156,6 +156,9 @@ pub struct ListTasks {
     pub hierarchy: bool,
     #[serde(default)]
     pub limit: Option<i64>,
+    /// The next page: tasks after this id (the last one of the previous page).
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// One task by id (`get_task`, `explain_routing`).

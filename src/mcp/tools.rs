@@ -198,6 +198,7 @@ pub async fn call(
                 status: a.status,
                 hierarchy: a.hierarchy,
                 limit: a.limit,
+                after: a.after.as_deref().map(task_id).transpose()?,
             };
             answer(Tasks {
                 tasks: svc.list_tasks(&instance, &filter).await?,

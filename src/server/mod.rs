@@ -28,6 +28,7 @@ pub fn app(state: AppState, gateway: Arc<Gateway>) -> Router {
     let webhooks = crate::gateway::router(state.engine.clone(), gateway);
     Router::new()
         .merge(crate::mcp::http::router(state.clone()))
+        .merge(crate::ui::router(state.clone()))
         .merge(crate::api::router(state))
         // Webhooks carry their own signatures (no bearer token) and their own body limits.
         .merge(webhooks.layer(DefaultBodyLimit::disable()))

@@ -56,7 +56,7 @@ pub use rows::{
     NewInboundEvent, NewTask, NewTaskRow, RoutedNow,
 };
 pub use sync::SyncLink;
-pub use tasks::FinishRequest;
+pub use tasks::{COUNT_CAP, FinishRequest, InstanceCounts, TaskPage};
 pub use tokens::NewToken;
 
 use postgres::PgBackend;

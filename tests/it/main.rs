@@ -45,4 +45,6 @@ mod stopping;
 mod support;
 mod sync_github;
 mod two_processes;
+mod ui;
+mod ui_browser;
 mod untested;

@@ -1,7 +1,7 @@
 //! Reading tasks in bulk and removing them: listings, counts, the end of a run, retention.
 
 use super::sql::placeholders;
-use crate::domain::{InstanceId, Millis, Task, TaskStatus};
+use crate::domain::{InstanceId, Millis, Task, TaskId, TaskStatus};
 use crate::store::rows::{TASK_COLUMNS, TaskRow};
 use crate::store::{Store, StoreResult, on_reader, on_writer};
 use sqlx::Connection as _;
@@ -11,6 +11,7 @@ impl Store {
         &self,
         instances: &[InstanceId],
         status: Option<TaskStatus>,
+        after: Option<&TaskId>,
         limit: i64,
     ) -> StoreResult<Vec<Task>> {
         if instances.is_empty() {
@@ -19,15 +20,22 @@ impl Store {
         let status_clause = status
             .map(|s| format!("AND status = '{}'", s.as_str()))
             .unwrap_or_default();
+        // Keyset pagination: the page after the last id seen (ids sort by creation time).
+        let after_clause = after
+            .map(|_| format!("AND id > ${}", instances.len() + 1))
+            .unwrap_or_default();
         let q = format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE instance_id IN ({}) {status_clause} \
-             ORDER BY id LIMIT {limit}",
+             {after_clause} ORDER BY id LIMIT {limit}",
             placeholders(1, instances.len())
         );
         let rows: Vec<TaskRow> = on_reader!(self, p => {
             let mut query = sqlx::query_as(&q);
             for i in instances {
                 query = query.bind(i.as_str());
+            }
+            if let Some(a) = after {
+                query = query.bind(a.as_str());
             }
             query.fetch_all(p).await?
         });

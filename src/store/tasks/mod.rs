@@ -13,8 +13,11 @@ use super::{Backend, Store, StoreResult, on_reader, on_writer};
 use crate::domain::{Feedback, InstanceId, Millis, Task, TaskId, TaskStatus};
 use sqlx::Connection as _;
 
+mod dashboard;
 mod listing;
 mod sql;
+
+pub use dashboard::{COUNT_CAP, InstanceCounts, TaskPage};
 
 use sql::{
     CLAIM_NEXT_CAPS_PG_EV, CLAIM_NEXT_CAPS_SQLITE, CLAIM_NEXT_PG_EV, CLAIM_NEXT_SQLITE, CLAIM_ONE,
