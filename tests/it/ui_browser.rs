@@ -130,14 +130,21 @@ impl Browser {
         el.send_keys(text).await.unwrap();
     }
 
+    /// The page's text. A navigation or a live refresh can replace the body between finding
+    /// it and reading it (seen under a loaded full suite: "stale element"), so try again.
     async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        let mut last = None;
+        for _ in 0..50 {
+            match self.client.find(Locator::Css("body")).await {
+                Ok(body) => match body.text().await {
+                    Ok(t) => return t,
+                    Err(e) => last = Some(e.to_string()),
+                },
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the page's text could not be read: {last:?}")
     }
 
     async fn url(&self) -> String {

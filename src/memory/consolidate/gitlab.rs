@@ -42,7 +42,7 @@ pub struct GitlabRepo {
 impl fmt::Debug for GitlabRepo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitlabRepo")
-            .field("url", &self.url)
+            .field("url", &shown(&self.url))
             .field("project", &self.project)
             .field("branch", &self.branch)
             .field("token", &"<redacted>")
@@ -95,12 +95,14 @@ impl GitlabRepo {
                     (true, rest)
                 } else {
                     return Err(RepoError::Permanent(format!(
-                        "GitLab url is not an http(s) URL: {url}"
+                        "GitLab url is not an http(s) URL: {}",
+                        shown(url)
                     )));
                 };
                 if host.is_empty() || host.contains(['?', '#', '@', ' ']) {
                     return Err(RepoError::Permanent(format!(
-                        "GitLab url is not an http(s) URL: {url}"
+                        "GitLab url is not an http(s) URL: {}",
+                        shown(url)
                     )));
                 }
                 let mut builder = GitlabBuilder::new(host, self.token.as_str());
@@ -252,6 +254,17 @@ impl MemoryRepo for GitlabRepo {
     }
 }
 
+/// `url` fit for a log or an error: credentials someone put in it (`https://user:pw@host`)
+/// are replaced, since the token belongs in the environment and the URL may be printed.
+fn shown(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://<credentials>@{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
 /// The file API answers base64 (GitLab's default) or text.
 fn decode(f: &FileContent) -> Result<Vec<u8>, base64::DecodeError> {
     match f.encoding.as_deref() {
@@ -296,4 +309,18 @@ fn timed_out(step: &str) -> RepoError {
 
 fn clip(e: &ApiError<RestError>) -> String {
     e.to_string().chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_the_url_are_never_shown() {
+        let s = super::shown("https://oauth2:s3cr3t@gitlab.example.com/group/memory.git");
+        assert_eq!(
+            s,
+            "https://<credentials>@gitlab.example.com/group/memory.git"
+        );
+        assert_eq!(super::shown("http://gl.local:8080"), "http://gl.local:8080");
+        assert!(!super::shown("user:pw@host/x").contains("pw"));
+    }
 }
