@@ -122,7 +122,17 @@ pub async fn consolidate(
             "consolidation of {id} is running elsewhere (its lease has not run out)"
         )));
     }
-    let result = run(&store, repo, key, &owner, dry_run, progress).await;
+    // Which database this is (the instance's creation time changes with a reset): what lets a
+    // run tell the repository's profile of a reset database from its own, committed by a run
+    // that died before it saved the watermark. Only the root's profile is in the repository.
+    let origin = match id == *engine.root() {
+        true => Some(format!(
+            "{id}@{}",
+            engine.get_instance(&id).await?.created_at
+        )),
+        false => None,
+    };
+    let result = run(&store, repo, key, &owner, origin, dry_run, progress).await;
     if (result.is_err() || dry_run)
         && let Err(e) = store.release_memory_lease(key, &owner).await
     {
@@ -186,6 +196,7 @@ async fn run(
     repo: &dyn MemoryRepo,
     key: &str,
     owner: &str,
+    origin: Option<String>,
     dry_run: bool,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(Consolidated, RoutingProfile)> {
@@ -193,22 +204,28 @@ async fn run(
     let mut profile = match &state.profile {
         Some(p) => serde_json::from_str::<RoutingProfile>(p)
             .map_err(|e| HopperError::Internal(format!("the stored routing profile: {e}")))?,
-        // A database that never consolidated but a repository that has a profile: the database
-        // was reset (or is new beside an old repository). Carry on from what the repository
-        // learned rather than overwrite it; its watermark counted the old database's episodes,
-        // so every episode of this one is new to it.
-        None => match repo_profile(repo).await? {
+        // No profile saved here, one in the repository: either this database's own, committed
+        // by a run that died before it saved the watermark (same origin: carry on from its
+        // watermark), or another database's (reset, or new beside an old repository: carry on
+        // from what it learned, all of this database's episodes being new to it).
+        None if origin.is_some() => match repo_profile(repo).await? {
             Some(mut p) => {
-                tracing::info!(
-                    episodes = p.episodes,
-                    "consolidation continues from the profile in the memory repository"
-                );
-                p.watermark = 0;
+                if p.origin != origin {
+                    tracing::info!(
+                        episodes = p.episodes,
+                        "consolidation continues from another database's profile"
+                    );
+                    p.watermark = 0;
+                }
                 p
             }
             None => RoutingProfile::new(),
         },
+        None => RoutingProfile::new(),
     };
+    if origin.is_some() {
+        profile.origin = origin;
+    }
     let mut read = 0u64;
     let mut after = state.watermark.max(profile.watermark);
     let total = u64::try_from(store.count_episodes_after(after).await?).unwrap_or(0);

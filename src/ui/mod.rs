@@ -32,7 +32,7 @@ use crate::api::AppState;
 
 pub use error::UiError;
 
-/// What every dashboard handler gets: the API's state and this process's CSRF key.
+/// What every dashboard handler gets: the API's state and the CSRF key.
 #[derive(Clone)]
 pub struct UiState {
     pub app: AppState,
@@ -40,11 +40,26 @@ pub struct UiState {
 }
 
 impl UiState {
+    /// The CSRF key is derived from the admin token, a secret every server of one deployment
+    /// shares: behind a load balancer a form served by one server is accepted by another, and
+    /// forms stay valid across a restart. A random key per process refused about half of all
+    /// actions with two servers.
     pub fn new(app: AppState) -> Self {
-        use rand::Rng;
+        use hmac::{Hmac, Mac};
+        let key = Hmac::<sha2::Sha256>::new_from_slice(app.admin_token.expose().as_bytes())
+            .map(|mut m| {
+                m.update(b"hopper-ui-csrf-v1");
+                let mut k = [0u8; 32];
+                k.copy_from_slice(&m.finalize().into_bytes());
+                k
+            })
+            .unwrap_or_else(|_| {
+                use rand::Rng;
+                rand::rng().random()
+            });
         Self {
             app,
-            key: Arc::new(rand::rng().random()),
+            key: Arc::new(key),
         }
     }
 

@@ -20,6 +20,8 @@ const SECRET_WORDS: &[&str] = &[
     "private",
     "credential",
     "hmac",
+    // Slack's slash-command `response_url` lets whoever holds it post to the channel.
+    "response_url",
 ];
 
 /// Whether a header or field of this name may carry a secret.
@@ -91,18 +93,58 @@ pub fn url(u: &str) -> String {
     }
 }
 
-/// A raw body for display: pretty JSON with secrets redacted, or the text as received (a
-/// form or an email) with nothing to parse.
+/// A raw body for display: pretty JSON with secrets redacted; a form (Slack's slash commands,
+/// GitHub's form mode) as `name=value` lines with secret values redacted and a JSON `payload`
+/// field redacted as JSON; anything else (an email) as received.
 pub fn body(raw: &str) -> String {
-    match serde_json::from_str::<Value>(raw) {
-        Ok(v) => serde_json::to_string_pretty(&value(&v)).unwrap_or_default(),
-        Err(_) => raw.to_owned(),
+    if let Ok(v) = serde_json::from_str::<Value>(raw) {
+        return serde_json::to_string_pretty(&value(&v)).unwrap_or_default();
+    }
+    let looks_like_form = !raw.contains(char::is_whitespace) && raw.contains('=');
+    match serde_urlencoded::from_str::<Vec<(String, String)>>(raw) {
+        Ok(pairs) if looks_like_form && !pairs.is_empty() => pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let shown = if is_secret_name(&k) {
+                    REDACTED.to_owned()
+                } else if k == "payload" {
+                    body(&v)
+                } else {
+                    v
+                };
+                format!("{k}={shown}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => raw.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_bodies_are_redacted_too() {
+        let slack = "token=gIkuvaNzQIHg97ATvDxqgjtO&team_id=T1&text=deploy&response_url=\
+                     https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1%2F2";
+        let shown = body(slack);
+        assert!(
+            !shown.contains("gIkuvaNz") && !shown.contains("hooks.slack.com"),
+            "{shown}"
+        );
+        assert!(shown.contains("text=deploy"), "{shown}");
+        let github = "payload=%7B%22hook%22%3A%7B%22secret%22%3A%22whsec_x%22%7D%7D";
+        let shown = body(github);
+        assert!(
+            !shown.contains("whsec_x") && shown.contains("hook"),
+            "{shown}"
+        );
+        assert_eq!(
+            body("Subject: hi\n\nplain mail"),
+            "Subject: hi\n\nplain mail"
+        );
+    }
 
     #[test]
     fn secrets_are_replaced_wherever_they_sit() {

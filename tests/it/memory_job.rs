@@ -180,3 +180,30 @@ fn five_field_schedules_parse_and_bad_ones_are_named() {
     let e = hopper::memory::job::schedule("every night").unwrap_err();
     assert!(e.to_string().contains("consolidation_schedule"), "{e}");
 }
+
+/// The very first run commits, then dies before it saves the watermark: the database has no
+/// profile but the repository has this database's own. The next run carries on from its
+/// watermark instead of counting the same episodes again.
+async fn a_first_run_lost_before_its_save_counts_nothing_twice(backend: Backend) {
+    use hopper::memory::consolidate::RoutingProfile;
+    let env = TestEnv::new(backend).await;
+    let engine = env.engine().await;
+    let dir = tempfile::tempdir().unwrap();
+    let none = |_: u64, _: u64| {};
+    work(&engine, "Patch the MCP gate").await;
+    let lost = LostAnswer(GitRepo::new(dir.path().join("memory"), "main"));
+    consolidate(&engine, &lost, None, false, &none)
+        .await
+        .unwrap_err();
+    let repo = GitRepo::new(dir.path().join("memory"), "main");
+    let redo = consolidate(&engine, &repo, None, false, &none)
+        .await
+        .unwrap();
+    assert_eq!(redo.episodes, 0, "nothing above the committed watermark");
+    assert!(redo.commit.is_none(), "the same files: no second commit");
+    let json = std::fs::read_to_string(dir.path().join("memory/profile.json")).unwrap();
+    let profile: RoutingProfile = serde_json::from_str(&json).unwrap();
+    assert_eq!(profile.episodes, 2, "routed and completed, once each");
+    engine.close().await;
+}
+on_both!(a_first_run_lost_before_its_save_counts_nothing_twice);

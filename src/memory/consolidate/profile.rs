@@ -42,6 +42,10 @@ pub struct RoutingProfile {
     #[serde(default)]
     pub last_at: Option<String>,
     pub projects: BTreeMap<String, ProjectProfile>,
+    /// The database the watermark counts in (`<root>@<its creation time>`): a database reset
+    /// starts counting again from its own first episode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
