@@ -196,6 +196,9 @@ async fn excerpt(mut response: reqwest::Response, max: usize) -> String {
 
 /// A transport error in a line, with its cause (reqwest's own message hides it).
 fn describe(e: reqwest::Error) -> String {
+    // The URL is the executor's, known already; its query may carry a token (`?token=…`) and
+    // this text is stored, listed by `hopper deliveries` and shown on the dashboard.
+    let e = e.without_url();
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -210,4 +213,19 @@ fn describe(e: reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    /// An executor's URL may carry a token in its query; a failed attempt's stored text does
+    /// not repeat it.
+    #[tokio::test]
+    async fn a_failed_attempt_does_not_repeat_the_url() {
+        let e = reqwest::get("http://127.0.0.1:9/hook?token=sekrit-q")
+            .await
+            .unwrap_err();
+        let text = super::describe(e);
+        assert!(text.starts_with("could not connect"), "{text}");
+        assert!(!text.contains("sekrit-q"), "{text}");
+    }
 }

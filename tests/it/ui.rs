@@ -437,6 +437,11 @@ async fn keyset_pages_and_filters(backend: Backend) {
         .get("/ui/instances/hopper-sark?tag=db_x&priority=high")
         .await;
     assert_eq!(html.matches("<td>t").count(), 4, "{html}"); // 0, 30, 60, 90
+    // Tags match whatever their case, on both databases alike.
+    let (_, html) = ui
+        .get("/ui/instances/hopper-sark?tag=DB_X&priority=high")
+        .await;
+    assert_eq!(html.matches("<td>t").count(), 4, "{html}");
     let (_, html) = ui.get("/ui/instances/hopper-sark?tag=db%25").await;
     assert_eq!(html.matches("<td>t").count(), 0);
     let (_, html) = ui

@@ -116,7 +116,7 @@ impl Store {
         let tag = page
             .tag
             .as_ref()
-            .map(|_| format!(" AND tags LIKE ${} ESCAPE '\\'", next()));
+            .map(|_| format!(" AND lower(tags) LIKE lower(${}) ESCAPE '\\'", next()));
         let priority = page
             .priority
             .map(|_| format!(" AND priority = ${}", next()));
