@@ -27,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use super::UiState;
 use super::error::{UiError, UiResult};
+use super::pages::Nothing;
 use crate::api::auth::{self, Caller};
 
 const COOKIE_NAME: &str = "hopper_ui";
@@ -247,9 +248,6 @@ async fn login(State(state): State<UiState>, req: Request) -> UiResult<Response>
     let cookie = set_cookie(&B64.encode(token.as_bytes()), None, secure)?;
     Ok(([(SET_COOKIE, cookie)], Redirect::to("/ui")).into_response())
 }
-
-#[derive(Deserialize)]
-struct Nothing {}
 
 /// Signing out is a form too (CSRF-checked): the cookie is dropped.
 async fn logout(

@@ -14,7 +14,7 @@ use super::super::error::UiResult;
 use super::super::layout::{self, Nav};
 use super::super::redact;
 use super::super::session::{Form, Session};
-use super::{Id, Query, done_message, given};
+use super::{Done, Id, Nothing, Query, done_message, given};
 
 pub fn router() -> Router<UiState> {
     Router::new()
@@ -80,11 +80,6 @@ async fn list(
     Ok(layout::page("Inbound events", Nav::Events, &session, body))
 }
 
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
-}
-
 async fn show(
     State(s): State<UiState>,
     session: Session,
@@ -125,9 +120,6 @@ async fn show(
         body,
     ))
 }
-
-#[derive(Deserialize)]
-struct Nothing {}
 
 async fn replay(
     State(s): State<UiState>,

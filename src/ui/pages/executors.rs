@@ -16,7 +16,7 @@ use super::super::error::{UiError, UiResult};
 use super::super::layout::{self, Nav};
 use super::super::redact;
 use super::super::session::{Form, Session};
-use super::{Id, Query, done_message, given};
+use super::{Done, Id, Nothing, Query, done_message, given};
 use crate::domain::{Delivery, DeliveryFilter};
 use crate::outbound::deliveries;
 
@@ -95,11 +95,6 @@ fn health(e: &crate::domain::Executor) -> Markup {
         @else if let Some(f) = &e.failing_since { (layout::badge("failing")) " since " (f) }
         @else { (layout::badge("healthy")) }
     }
-}
-
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
 }
 
 async fn show(
@@ -208,9 +203,6 @@ async fn delivery(
         body,
     ))
 }
-
-#[derive(Deserialize)]
-struct Nothing {}
 
 async fn resend(
     State(s): State<UiState>,

@@ -17,6 +17,16 @@ use super::UiState;
 use super::error::{UiError, UiResult};
 use crate::domain::{InstanceId, TaskId};
 
+/// A form with no fields of its own (`session::Form` checks its CSRF token).
+#[derive(serde::Deserialize)]
+pub(crate) struct Nothing {}
+
+/// `?done=…`: what the last action did, shown once on the page it redirected to.
+#[derive(serde::Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
 pub fn router() -> Router<UiState> {
     Router::new()
         .merge(overview::router())

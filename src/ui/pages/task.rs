@@ -15,7 +15,7 @@ use super::super::UiState;
 use super::super::error::{UiError, UiResult};
 use super::super::layout::{self, Nav};
 use super::super::session::{Form, Session};
-use super::{Id, Query, done_message, given, task_id};
+use super::{Done, Id, Nothing, Query, done_message, given, task_id};
 use crate::api::auth::{Caller, check_task};
 use crate::domain::{Actor, DeliveryFilter, InstanceFilter, Scope, Task};
 use crate::engine::{RerouteRequest, RoutingReport};
@@ -26,11 +26,6 @@ pub fn router() -> Router<UiState> {
         .route("/ui/tasks/{id}/reroute", post(reroute))
         .route("/ui/tasks/{id}/cancel", post(cancel))
         .route("/ui/tasks/{id}/release", post(release))
-}
-
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
 }
 
 fn fields(t: &Task) -> Markup {
@@ -259,9 +254,6 @@ async fn reroute(
     s.engine().reroute(&tid, &req, &Actor::Admin).await?;
     Ok(back(&id, "rerouted"))
 }
-
-#[derive(Deserialize)]
-struct Nothing {}
 
 async fn cancel(
     State(s): State<UiState>,
