@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hopper::Engine;
-use hopper::config::{ConfigSet, Storage};
+use hopper::config::ConfigSet;
 use hopper::domain::{Actor, InstanceId, TaskDraft};
 use sqlx::Connection;
 
@@ -22,14 +22,7 @@ struct Scale {
 }
 
 fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
-    let mut c = ConfigSet::defaults();
-    c.root.persistence.storage = if url.starts_with("sqlite:") {
-        Storage::Sqlite
-    } else {
-        Storage::Postgresql
-    };
-    c.root.persistence.url = Some(url.to_owned());
-    c.root.server.data_dir = dir.display().to_string();
+    let mut c = common::configs(url, dir);
     // HOPPER_BENCH_SQLITE_SYNC=normal measures the crash-safe (not power-loss-safe) setting.
     if std::env::var("HOPPER_BENCH_SQLITE_SYNC").is_ok_and(|v| v == "normal") {
         c.root.persistence.sqlite_synchronous = hopper::config::SqliteSync::Normal;
@@ -126,11 +119,6 @@ async fn preload(url: &str, instance: &InstanceId, n: i64) {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 async fn backend(label: &str, url: &str, scale: &Scale) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(configs(url, dir.path())).await.unwrap();
@@ -173,10 +161,10 @@ async fn backend(label: &str, url: &str, scale: &Scale) {
         "{label:<10} get_next @ {} stored (loaded in {:.1}s): p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms; with complete p99 {:.3} ms",
         scale.stored,
         load.as_secs_f64(),
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0),
-        percentile(&lat_cycle, 0.99)
+        common::pct(&lat, 0.5),
+        common::pct(&lat, 0.99),
+        common::pct(&lat, 1.0),
+        common::pct(&lat_cycle, 0.99)
     );
     engine.close().await;
 }

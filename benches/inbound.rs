@@ -284,11 +284,6 @@ fn bytes_written() -> Option<[u64; 2]> {
     Some([field("write_bytes:")?, field("wchar:")?])
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 /// A scratch directory; with HOPPER_BENCH_KEEP set it is left behind to look at.
 fn workdir() -> tempfile::TempDir {
     let keep = std::env::var_os("HOPPER_BENCH_KEEP").is_some();
@@ -352,9 +347,9 @@ async fn backend(label: &str, url: &str, s: &Scale, extra: Extra<'_>) {
         "{label:<9} paced {}/s for {} s: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({e2} errors)",
         s.paced_rate,
         s.paced_seconds,
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        pct(&lat, 1.0)
+        common::pct(&lat, 0.5),
+        common::pct(&lat, 0.99),
+        common::pct(&lat, 1.0)
     );
     // Routing runs after the answer: it must keep up, not fail quietly behind the figures.
     let drained = Instant::now();

@@ -11,6 +11,7 @@
 //! smoke pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use std::time::{Duration, Instant};
 
 use hopper::config::{ConfigSet, Secret, Storage};
@@ -87,11 +88,6 @@ async fn rest_get(client: &reqwest::Client, base: &str, id: &str) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     resp.bytes().await.unwrap();
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// Calls per second over `seconds` with `n` concurrent callers (`call(i)` is caller i's call).
@@ -174,22 +170,22 @@ async fn run(s: &Scale) {
     println!(
         "{:<28} {:>10.3} {:>10.3} {:>12.0}",
         "MCP tools/call get_task",
-        pct(&m, 0.5),
-        pct(&m, 0.99),
+        common::pct(&m, 0.5),
+        common::pct(&m, 0.99),
         mcp_rate
     );
     println!(
         "{:<28} {:>10.3} {:>10.3} {:>12.0}",
         "REST GET /v1/tasks/{id}",
-        pct(&r, 0.5),
-        pct(&r, 0.99),
+        common::pct(&r, 0.5),
+        common::pct(&r, 0.99),
         rest_rate
     );
     println!(
         "{:<28} {:>10.3} {:>10.3}",
         "MCP added latency",
-        pct(&m, 0.5) - pct(&r, 0.5),
-        pct(&m, 0.99) - pct(&r, 0.99)
+        common::pct(&m, 0.5) - common::pct(&r, 0.5),
+        common::pct(&m, 0.99) - common::pct(&r, 0.99)
     );
     stop.cancel();
 }

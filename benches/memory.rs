@@ -14,10 +14,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hopper::Engine;
-use hopper::config::{ConfigSet, Storage};
 use hopper::domain::MemoryQuery;
 use hopper::memory::consolidate::GitRepo;
 use hopper::memory::job::consolidate;
@@ -28,18 +27,6 @@ const WORDS: &[&str] = &[
     "upgrade", "crate", "release", "notes", "printer", "jammed", "vpn", "access", "billing",
     "invoice",
 ];
-
-fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
-    let mut c = ConfigSet::defaults();
-    c.root.persistence.storage = if url.starts_with("sqlite:") {
-        Storage::Sqlite
-    } else {
-        Storage::Postgresql
-    };
-    c.root.persistence.url = Some(url.to_owned());
-    c.root.server.data_dir = dir.display().to_string();
-    c
-}
 
 /// `n` episodes, inserted in batches of 500 rows per statement.
 async fn fill(url: &str, n: usize) {
@@ -116,21 +103,18 @@ async fn fill(url: &str, n: usize) {
     }
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 async fn backend(label: &str, url: &str, n: usize) {
     let dir = tempfile::tempdir().unwrap();
     // Opened once first so the migrations (and the episodes table) exist.
-    Engine::open(configs(url, dir.path()))
+    Engine::open(common::configs(url, dir.path()))
         .await
         .unwrap()
         .close()
         .await;
     fill(url, n).await;
-    let engine = Engine::open(configs(url, dir.path())).await.unwrap();
+    let engine = Engine::open(common::configs(url, dir.path()))
+        .await
+        .unwrap();
 
     if url.starts_with("sqlite:") {
         // The indexer's work after the commits (`engine/indexer.rs`), in its batch size.
@@ -203,8 +187,8 @@ async fn backend(label: &str, url: &str, n: usize) {
     lat.sort();
     println!(
         "{label:<9} search of {n} episodes (3 words, top 50): p50 {:.2} ms  p99 {:.2} ms",
-        pct(&lat, 0.5),
-        pct(&lat, 0.99)
+        common::pct(&lat, 0.5),
+        common::pct(&lat, 0.99)
     );
     engine.close().await;
 }

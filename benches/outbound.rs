@@ -305,14 +305,6 @@ async fn ceilings(s: &Scale) {
     }
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let seconds = std::env::var("HOPPER_BENCH_SECONDS")

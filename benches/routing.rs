@@ -21,6 +21,7 @@
 //! `cargo test --benches` (no `--bench` argument) it runs a small smoke pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -367,14 +368,9 @@ fn time(tasks: &[TaskDraft], n: usize, f: &dyn Fn(&TaskDraft)) -> Run {
     Run { lat, wall }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn report(label: &str, r: &Run, target: bool) {
     let rate = r.lat.len() as f64 / r.wall.as_secs_f64();
-    let p99 = percentile(&r.lat, 0.99);
+    let p99 = common::pct(&r.lat, 0.99);
     let verdict = if !target {
         ""
     } else if rate >= TARGET_RATE && p99 < TARGET_P99_MS {
@@ -385,9 +381,9 @@ fn report(label: &str, r: &Run, target: bool) {
     println!(
         "{label:<34} {:>7} decisions: {rate:>10.0} /s  p50 {:.4} ms  p99 {:.4} ms  max {:.3} ms{verdict}",
         r.lat.len(),
-        percentile(&r.lat, 0.5),
+        common::pct(&r.lat, 0.5),
         p99,
-        percentile(&r.lat, 1.0),
+        common::pct(&r.lat, 1.0),
     );
 }
 

@@ -15,22 +15,15 @@
 //! HOPPER_BENCH_TASKS sets the count (default 1,000,000; 5,000 under `cargo test --benches`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod common;
+use std::time::Instant;
 
 use hopper::Engine;
-use hopper::config::{ConfigSet, Secret, Storage};
+use hopper::config::Secret;
 use hopper::domain::{InstanceId, now_millis};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "bench-admin-token";
-
-fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
-    let mut c = ConfigSet::defaults();
-    c.root.persistence.storage = Storage::Sqlite;
-    c.root.persistence.url = Some(url.to_owned());
-    c.root.server.data_dir = dir.display().to_string();
-    c
-}
 
 /// `n` tasks in one transaction, 50 rows per statement.
 async fn fill(url: &str, n: usize) {
@@ -104,11 +97,6 @@ async fn fill(url: &str, n: usize) {
     pool.close().await;
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 /// `rounds` sequential GETs of `path`: p50, p99 (ms) and the body's size.
 async fn measure(
     client: &reqwest::Client,
@@ -126,7 +114,7 @@ async fn measure(
         lat.push(t.elapsed());
     }
     lat.sort();
-    (pct(&lat, 0.5), pct(&lat, 0.99), bytes)
+    (common::pct(&lat, 0.5), common::pct(&lat, 0.99), bytes)
 }
 
 fn main() {
@@ -144,7 +132,9 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("ui.db").display());
         // Opened once first: the migrations, and the two projects' instances.
-        let engine = Engine::open(configs(&url, dir.path())).await.unwrap();
+        let engine = Engine::open(common::configs(&url, dir.path()))
+            .await
+            .unwrap();
         for p in ["sark", "other"] {
             engine.child(&InstanceId::global(), p, None).await.unwrap();
         }
@@ -153,7 +143,9 @@ fn main() {
         fill(&url, n).await;
         println!("loaded {n} tasks in {:.1} s", t.elapsed().as_secs_f64());
 
-        let engine = Engine::open(configs(&url, dir.path())).await.unwrap();
+        let engine = Engine::open(common::configs(&url, dir.path()))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();

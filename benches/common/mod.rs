@@ -1,6 +1,32 @@
-//! Helpers shared by the bench binaries.
+//! Helpers shared by the bench binaries (each uses some of them).
+#![allow(dead_code)]
 
+use std::time::Duration;
+
+use hopper::config::{ConfigSet, Storage};
 use sqlx::Connection;
+
+/// The defaults on the database `url` names, with `dir` as the data directory.
+pub fn configs(url: &str, dir: &std::path::Path) -> ConfigSet {
+    let mut c = ConfigSet::defaults();
+    c.root.persistence.storage = if url.starts_with("sqlite:") {
+        Storage::Sqlite
+    } else {
+        Storage::Postgresql
+    };
+    c.root.persistence.url = Some(url.to_owned());
+    c.root.server.data_dir = dir.display().to_string();
+    c
+}
+
+/// The `p` quantile (0..1) of sorted latencies, in ms (NaN when there are none).
+pub fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
 
 /// A new, empty PostgreSQL database next to the one `admin` names; its URL.
 pub async fn fresh_pg(admin: &str) -> String {

@@ -19,7 +19,8 @@ use hopper::domain::{
 use hopper::outbound::generate_secret;
 use tokio_util::sync::CancellationToken;
 
-use super::{Executors, Health, common, executors, pct, rss_mb};
+use super::common::pct;
+use super::{Executors, Health, common, executors, rss_mb};
 
 /// Where each run gets its fresh database.
 pub enum Db {
