@@ -19,6 +19,9 @@
 //!   claimed; then all are completed, 16 at a time, and the figure is reports/s from the first
 //!   completion to the last first comment, with when 90% were in (a 502'd report waits out its
 //!   1 s retry, so a burst ends on that tail), the completions' own rate, lost and duplicates.
+//!   `sqlite backlog` / `postgres backlog`: the same, with the outbound workers started only
+//!   once every task is completed, timed from their start: the pipeline's own pace, where the
+//!   live figure can be no faster than the completions that feed it (PostgreSQL's were).
 //!   The 90% figure is the sustained rate: every 10th request fails, retries included, so the
 //!   last tenth waits out rounds of 1 s retries (10% of each round fails again) whatever the
 //!   worker's speed; with 20,000 (`HOPPER_BENCH_REPORTS=20000`) that tail weighs less in the
@@ -329,7 +332,10 @@ struct Figures {
     dead: usize,
 }
 
-async fn pipeline(db: &Db, n: usize) -> Figures {
+/// With `backlog`, the outbound workers start only once every task is completed: the figure is
+/// then the pipeline's own pace through a queue of `n` reports (outbox → dispatcher → worker →
+/// GitHub), whatever the pace of the completions that feed it.
+async fn pipeline(db: &Db, n: usize, backlog: bool) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let url = match db {
         Db::Sqlite => format!("sqlite:{}", dir.path().join("reports.db").display()),
@@ -338,10 +344,23 @@ async fn pipeline(db: &Db, n: usize) -> Figures {
     let (api, gh) = github().await;
     let engine = Engine::open(configs(&url, dir.path(), &api)).await.unwrap();
     let stop = CancellationToken::new();
-    let outbound = hopper::outbound::spawn(engine.clone(), stop.clone())
-        .await
-        .unwrap()
-        .unwrap();
+    let spawn = || async {
+        hopper::outbound::spawn(engine.clone(), stop.clone())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let live = if backlog {
+        // Task events are recorded for the reporters from now on, with nobody sending yet.
+        let reporters = hopper::reports::Reporters::build(&engine.configs().root.reports);
+        engine
+            .set_reporters(Arc::new(reporters.unwrap()))
+            .await
+            .unwrap();
+        None
+    } else {
+        Some(spawn().await)
+    };
 
     let e = engine.clone();
     let ids: Vec<TaskId> = each(n, 16, move |i| {
@@ -363,7 +382,7 @@ async fn pipeline(db: &Db, n: usize) -> Figures {
     .await;
     let leases = Arc::new(leases);
 
-    let started = Instant::now();
+    let mut started = Instant::now();
     let e = engine.clone();
     each(n, 16, move |i| {
         let (e, ids, leases) = (e.clone(), ids.clone(), leases.clone());
@@ -377,6 +396,13 @@ async fn pipeline(db: &Db, n: usize) -> Figures {
     })
     .await;
     let completed = started.elapsed();
+    let outbound = match live {
+        Some(o) => o,
+        None => {
+            started = Instant::now();
+            spawn().await
+        }
+    };
     let took = until_commented(&gh, n, started, Duration::from_secs(120)).await;
     // Late duplicates (a retry of a comment that did land) would come within a retry step.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -416,11 +442,11 @@ async fn pipeline(db: &Db, n: usize) -> Figures {
     }
 }
 
-async fn figures(db: &Db, n: usize) {
-    let label = db.label();
-    let f = pipeline(db, n).await;
+async fn figures(db: &Db, n: usize, backlog: bool) {
+    let label = format!("{}{}", db.label(), if backlog { " backlog" } else { "" });
+    let f = pipeline(db, n, backlog).await;
     println!(
-        "{label:<9} {:>9.0} reports/s, {n} completions → last first comment in {:.2} s \
+        "{label:<16} {:>9.0} reports/s, {n} completions → last first comment in {:.2} s \
          (90% in {:.2} s = {:.0}/s); completions {:.0}/s; lost {} duplicates {} \
          ({} 502s served, {} dead rows)",
         f.rate,
@@ -465,11 +491,16 @@ fn main() {
             );
         }
         if only.as_deref().is_none_or(|o| o == "sqlite") {
-            figures(&Db::Sqlite, n).await;
+            figures(&Db::Sqlite, n, false).await;
+            figures(&Db::Sqlite, n, true).await;
         }
         if only.as_deref().is_none_or(|o| o == "postgres") {
             match std::env::var("HOPPER_BENCH_PG_URL") {
-                Ok(admin) => figures(&Db::Postgres(admin), n).await,
+                Ok(admin) => {
+                    let db = Db::Postgres(admin);
+                    figures(&db, n, false).await;
+                    figures(&db, n, true).await;
+                }
                 Err(_) => println!("postgres  skipped (set HOPPER_BENCH_PG_URL)"),
             }
         }

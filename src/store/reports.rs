@@ -1,7 +1,7 @@
 //! Report rows (`deliveries` whose `executor_id` is `report:<kind>`): the report worker's
 //! claim. Everything else (results, listing, retry) is the deliveries' own.
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, sqlite};
 use crate::domain::Millis;
 use crate::store::ClaimedDelivery;
 
@@ -29,16 +29,15 @@ impl Store {
                 let q = format!(
                     "UPDATE deliveries SET locked_by = $1, locked_until = $2 WHERE id IN ({DUE}) {RETURNING}"
                 );
-                b.write_unsynced(|c, _| {
-                    Box::pin(async move {
-                        Ok(sqlx::query_as(&q)
-                            .bind(worker)
-                            .bind(lock_until)
-                            .bind(now)
-                            .bind(limit)
-                            .fetch_all(&mut *c)
-                            .await?)
-                    })
+                let worker = worker.to_owned();
+                // Not durable, on purpose: see `SqliteBackend::commit_unsynced`.
+                b.commit_unsynced(move |c, _| {
+                    sqlite::query(c, &q)?
+                        .bind(worker.as_str())
+                        .bind(lock_until)
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(ClaimedDelivery::from_lite)
                 })
                 .await
             }

@@ -82,6 +82,8 @@ pub(super) type Work<T> =
 
 pub(super) trait Job: Send {
     fn run(&mut self, conn: &Connection, events: &mut Vec<PendingEvent>) -> rusqlite::Result<()>;
+    /// Whether its caller waits for the fsync (`false`: answered at the batch's commit).
+    fn synced(&self) -> bool;
     fn succeed(self: Box<Self>);
     fn fail(self: Box<Self>, error: StoreError);
 }
@@ -90,12 +92,17 @@ struct Typed<T> {
     work: Work<T>,
     out: Option<T>,
     reply: oneshot::Sender<StoreResult<T>>,
+    synced: bool,
 }
 
 impl<T: Send + 'static> Job for Typed<T> {
     fn run(&mut self, conn: &Connection, events: &mut Vec<PendingEvent>) -> rusqlite::Result<()> {
         self.out = Some((self.work)(conn, events)?);
         Ok(())
+    }
+
+    fn synced(&self) -> bool {
+        self.synced
     }
 
     fn succeed(self: Box<Self>) {
@@ -192,13 +199,25 @@ impl Committer {
         self.run(work(|_, _| Ok(()))).await
     }
 
-    /// Runs `work` in the next batch and returns its result once the batch is committed.
+    /// Runs `work` in the next batch and returns its result once the batch is durable.
     pub async fn run<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+        self.send(work, true).await
+    }
+
+    /// Runs `work` in the next batch and returns its result once the batch is committed,
+    /// without waiting for its fsync: for writes whose loss in a power cut is harmless by
+    /// design (see `SqliteBackend::commit_unsynced`). The next durable answer covers it.
+    pub async fn run_unsynced<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+        self.send(work, false).await
+    }
+
+    async fn send<T: Send + 'static>(&self, work: Work<T>, synced: bool) -> StoreResult<T> {
         let (reply, rx) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Typed {
             work,
             out: None,
             reply,
+            synced,
         });
         self.tx
             .send(job)
@@ -359,7 +378,13 @@ fn checkpoint(c: &Connection) -> bool {
 
 fn answer(committed: Vec<Box<dyn Job>>, wal_sync: Option<&WalSync>) {
     match wal_sync {
-        Some(sync) => sync.after_commit(committed),
+        Some(sync) => {
+            let (synced, now): (Vec<_>, Vec<_>) = committed.into_iter().partition(|j| j.synced());
+            now.into_iter().for_each(|j| j.succeed());
+            if !synced.is_empty() {
+                sync.after_commit(synced);
+            }
+        }
         None => committed.into_iter().for_each(|j| j.succeed()),
     }
 }

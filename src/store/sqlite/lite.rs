@@ -90,6 +90,22 @@ impl Stmt<'_> {
         }
     }
 
+    /// Every row (of a `SELECT` or `RETURNING`), mapped.
+    pub fn fetch_all<T>(
+        mut self,
+        mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<Vec<T>> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut rows = self.stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(map(row)?);
+        }
+        Ok(out)
+    }
+
     /// The first row (of a `SELECT` or `RETURNING`), mapped.
     pub fn fetch_optional<T>(
         mut self,

@@ -193,6 +193,24 @@ impl SqliteBackend {
         done
     }
 
+    /// [`SqliteBackend::commit`] answered at the batch's commit rather than after its fsync,
+    /// for writes whose loss in a power cut is harmless by design: the delivery and report
+    /// workers' claims (a lost claim leaves its rows claimable, as a claim whose process died
+    /// does) and the dispatcher's moves from the outbox to `deliveries` (a lost move loses its
+    /// outbox deletion with it, as commits land in order, so the same events are moved again).
+    /// Whatever is done on the strength of them is written durably later, and that fsync
+    /// covers them. In the group commit rather than beside it: on the sqlx writer each took a
+    /// turn away from the batches (reports flowing beside ingest: 7.4-8.1k → 3.8k webhooks/s).
+    pub async fn commit_unsynced<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Vec<PendingEvent>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let done = self.committer.run_unsynced(commit::work(work)).await;
+        self.written.store(true, Ordering::Release);
+        done
+    }
+
     /// Whether anything was written through this backend since the last call (or since it
     /// opened). The outbound dispatcher reads the outbox only of stores written since its last
     /// look: with a database file per project, reading a hundred idle outboxes per round cost
