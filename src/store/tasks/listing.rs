@@ -24,11 +24,15 @@ impl Store {
         let after_clause = after
             .map(|_| format!("AND id > ${}", instances.len() + 1))
             .unwrap_or_default();
-        let q = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE instance_id IN ({}) {status_clause} \
-             {after_clause} ORDER BY id LIMIT {limit}",
-            placeholders(1, instances.len())
-        );
+        let q = if status.is_none() && limit <= 10_000 && instances.len() <= 8 {
+            by_ranges(instances.len(), &after_clause, limit)
+        } else {
+            format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE instance_id IN ({}) {status_clause} \
+                 {after_clause} ORDER BY id LIMIT {limit}",
+                placeholders(1, instances.len())
+            )
+        };
         let rows: Vec<TaskRow> = on_reader!(self, p => {
             let mut query = sqlx::query_as(&q);
             for i in instances {
@@ -133,4 +137,25 @@ impl Store {
             Ok(n.rows_affected())
         })
     }
+}
+
+/// A page of every status of `instances` (bound `$1…$n`) in id order: one range of
+/// `ix_tasks_instance_status` per instance and status, each limited, merged. `ORDER BY id`
+/// over the instances alone read and sorted every row they hold: the REST listing's first
+/// page of 50 took p50 77 ms with 1,000,000 tasks (`benches/ui`'s peer figure).
+fn by_ranges(instances: usize, after_clause: &str, limit: i64) -> String {
+    let mut parts = Vec::with_capacity(instances * TaskStatus::ALL.len());
+    for i in 1..=instances {
+        for s in TaskStatus::ALL {
+            let s = s.as_str();
+            parts.push(format!(
+                "SELECT * FROM (SELECT {TASK_COLUMNS} FROM tasks WHERE instance_id = ${i} \
+                 AND status = '{s}' {after_clause} ORDER BY id LIMIT {limit}) r{i}_{s}"
+            ));
+        }
+    }
+    format!(
+        "SELECT * FROM ({}) u ORDER BY id LIMIT {limit}",
+        parts.join(" UNION ALL ")
+    )
 }
