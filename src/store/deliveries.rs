@@ -10,7 +10,10 @@
 //!
 //! **Results** are written many per transaction, in multi-row statements (`UPDATE … FROM
 //! (VALUES …)`, which SQLite ≥ 3.33 and PostgreSQL both take; `VALUES` columns are called
-//! `column1…` in both): one statement per 200 attempts instead of two per attempt.
+//! `column1…` in both): one statement per 200 attempts instead of two per attempt. On SQLite
+//! claims and results run in the group commit instead (`SqliteBackend::commit_unsynced` and
+//! `commit`), a statement per row: there a statement is a function call, and sharing the task
+//! writes' transactions spares the writer a turn of its own per write.
 
 use sqlx::Connection;
 

@@ -35,9 +35,10 @@
 //! **Durable by construction.** The only ways to write are [`SqliteBackend::commit`] (the group
 //! commit) and [`SqliteBackend::write`] (sqlx on the writer connection for rare statements that
 //! both backends share, followed by a barrier through the committer when it changed anything);
-//! both return once the write is durable. Nothing else reaches the writer connection, except
-//! [`SqliteBackend::write_unsynced`] for the delivery worker's claims (a lost claim is
-//! harmless: see there) and the episodes' full-text index (derived, redone if lost).
+//! both return once the write is durable. The exceptions are writes whose loss in a power cut
+//! is harmless by design, answered at their commit: [`SqliteBackend::commit_unsynced`] (in the
+//! group commit: the workers' claims, the dispatcher's moves from the outbox) and
+//! [`SqliteBackend::write_unsynced`] (the episodes' full-text index: derived, redone if lost).
 //!
 //! **Checkpoints** (`checkpoint`). The writer never checkpoints (`wal_autocheckpoint=0`): a
 //! background task runs a PASSIVE checkpoint every 50 ms on its own connection and syncs the
@@ -257,12 +258,9 @@ impl SqliteBackend {
     }
 
     /// [`SqliteBackend::write`] without the durability barrier, for writes whose loss in a
-    /// power cut is harmless by design: the delivery worker's claims only (`locked_by`,
-    /// `locked_until`). A claim lost with the machine leaves its rows claimable, as a claim
-    /// whose process died does (at least once); its attempt's result is written durably, and
-    /// that write's fsync covers the claim. The barrier cost each claim a wait for up to two
-    /// group-commit fsyncs, and the worker claims every time slots come free (with the
-    /// dispatcher's batched task reads: burst 1,445 → 2,640 deliveries/s, load ~8).
+    /// power cut is harmless by design and that are written once for both backends through
+    /// sqlx: the episodes' full-text index (derived; its mark moves with it). The workers'
+    /// claims, which were here, ride the group commit now (`commit_unsynced`).
     pub async fn write_unsynced<'a, T>(
         &self,
         work: impl for<'c> FnOnce(&'c mut SqliteConnection, Scope<'c, 'a>) -> Work<'c, T>,
