@@ -186,8 +186,10 @@ impl Store {
     /// WAL flush here put every fsync stall of the server (58-70 ms on this machine's disk)
     /// between a webhook's 2xx and its delivery: paced p99 55-115 ms.
     ///
-    /// On SQLite in the group commit, unsynced for the same reason (`commit_unsynced`), a
-    /// statement per row (a function call there).
+    /// On SQLite in the group commit, a statement per row (a function call there), and
+    /// durable: the other stores' outbox rows are deleted once this returns, in other files
+    /// whose fsyncs do not cover this one's, so a move lost in a power cut after their delete
+    /// would lose the events.
     pub async fn insert_deliveries(&self, rows: &[NewDelivery], seqs: &[i64]) -> StoreResult<u64> {
         if rows.is_empty() && seqs.is_empty() {
             return Ok(0);
@@ -195,7 +197,7 @@ impl Store {
         if let super::Backend::Sqlite(b) = &self.backend {
             let (rows, seqs) = (rows.to_vec(), seqs.to_vec());
             return b
-                .commit_unsynced(move |c, _| {
+                .commit(move |c, _| {
                     let mut inserted = 0u64;
                     for r in &rows {
                         inserted += sqlite::query(c, &LITE_INSERT_DELIVERY)?

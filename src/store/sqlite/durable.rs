@@ -12,7 +12,7 @@
 //! rewrites the B-tree pages it touches (the last leaf of every table and index) into the
 //! WAL, so fewer batches means far fewer pages written per write; latency does not suffer,
 //! because nobody could be answered before the running fsync ends anyway. A batch of unsynced
-//! writes only (`commit_unsynced`: claims, outbox moves) is answered at its commit and not
+//! writes only (`commit_unsynced`: claims, outbox deletes) is answered at its commit and not
 //! handed over at all.
 //!
 //! "Answered" keeps meaning "on disk": the WAL is append-only between checkpoints, so an fsync

@@ -37,7 +37,7 @@
 //! both backends share, followed by a barrier through the committer when it changed anything);
 //! both return once the write is durable. The exceptions are writes whose loss in a power cut
 //! is harmless by design, answered at their commit: [`SqliteBackend::commit_unsynced`] (in the
-//! group commit: the workers' claims, the dispatcher's moves from the outbox) and
+//! group commit: the workers' claims, the dispatcher's outbox deletes) and
 //! [`SqliteBackend::write_unsynced`] (the episodes' full-text index: derived, redone if lost).
 //!
 //! **Checkpoints** (`checkpoint`). The writer never checkpoints (`wal_autocheckpoint=0`): a
@@ -197,10 +197,10 @@ impl SqliteBackend {
     /// [`SqliteBackend::commit`] answered at the batch's commit rather than after its fsync,
     /// for writes whose loss in a power cut is harmless by design: the delivery and report
     /// workers' claims (a lost claim leaves its rows claimable, as a claim whose process died
-    /// does) and the dispatcher's moves from the outbox to `deliveries` (a lost move loses its
-    /// outbox deletion with it, as commits land in order, so the same events are moved again).
-    /// Whatever is done on the strength of them is written durably later, and that fsync
-    /// covers them. In the group commit rather than beside it: on the sqlx writer each took a
+    /// does) and the dispatcher's deletes of moved outbox rows in the project stores (a lost
+    /// delete moves the events again, and the root keeps one delivery per event and
+    /// executor). Whatever is done on the strength of them is written durably later, and that
+    /// fsync covers them. In the group commit rather than beside it: on the sqlx writer each took a
     /// turn away from the batches (reports flowing beside ingest: 7.4-8.1k → 3.8k webhooks/s).
     pub async fn commit_unsynced<T, F>(&self, work: F) -> StoreResult<T>
     where
