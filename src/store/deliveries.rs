@@ -424,14 +424,14 @@ impl Store {
 
     /// Undelivered (pending) messages per executor, and the creation time of the oldest.
     pub async fn delivery_backlog(&self) -> StoreResult<(Vec<(String, i64)>, Option<Millis>)> {
-        const DEPTH: &str = "SELECT executor_id, COUNT(*) FROM deliveries \
-                             WHERE status = 'pending' GROUP BY executor_id";
-        const OLDEST: &str = "SELECT MIN(created_at) FROM deliveries WHERE status = 'pending'";
-        let depth: Vec<(String, i64)> =
-            on_reader!(self, p => sqlx::query_as(DEPTH).fetch_all(p).await?);
-        let oldest: Option<i64> =
-            on_reader!(self, p => sqlx::query_scalar(OLDEST).fetch_one(p).await?);
-        Ok((depth, oldest))
+        // One pass for both: the oldest is the least of each executor's (the covering scan of
+        // ix_deliveries_executor that the counts took anyway).
+        const Q: &str = "SELECT executor_id, COUNT(*), MIN(created_at) FROM deliveries \
+                         WHERE status = 'pending' GROUP BY executor_id";
+        let rows: Vec<(String, i64, i64)> =
+            on_reader!(self, p => sqlx::query_as(Q).fetch_all(p).await?);
+        let oldest = rows.iter().map(|r| r.2).min();
+        Ok((rows.into_iter().map(|(e, n, _)| (e, n)).collect(), oldest))
     }
 }
 
