@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use hopper::api::AppState;
-use hopper::config::{ConfigSet, Secret, Storage};
+use hopper::config::Secret;
 use hopper::gateway::Gateway;
 use hopper::server::app;
 use hopper_integration_api::verify::sign_hex;
@@ -97,7 +97,7 @@ struct Extra<'a> {
 
 async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, hopper::Engine) {
     let llm = extra.llm;
-    let mut c = ConfigSet::defaults();
+    let mut c = common::configs(url, dir);
     // HOPPER_BENCH_NO_MEMORY=1: episodes off (`memory.episodic.backend: null`), to compare
     // ingest with and without them.
     if std::env::var("HOPPER_BENCH_NO_MEMORY").is_ok() {
@@ -116,13 +116,6 @@ async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, h
         i.llm.base_url = Some(llm.to_owned());
         i.model = Some("bench".into());
     }
-    c.root.persistence.storage = if url.starts_with("sqlite:") {
-        Storage::Sqlite
-    } else {
-        Storage::Postgresql
-    };
-    c.root.persistence.url = Some(url.to_owned());
-    c.root.server.data_dir = dir.display().to_string();
     c.root
         .inbound
         .insert("github".into(), serde_json::json!({ "secret": SECRET, "mapping": {"project_from_container": std::env::var("HOPPER_BENCH_NO_PROJECTS").is_err() && std::env::var("HOPPER_BENCH_SLOW_LLM_MS").is_err()} }));

@@ -53,7 +53,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use futures::StreamExt;
 use hopper::Engine;
-use hopper::config::{ConfigSet, Storage};
+use hopper::config::ConfigSet;
 use hopper::domain::{
     Actor, DeliveryFilter, DeliveryStatus, InstanceId, SourceRef, TaskDraft, TaskId,
 };
@@ -276,14 +276,7 @@ impl Db {
 }
 
 fn configs(url: &str, dir: &std::path::Path, api: &str) -> ConfigSet {
-    let mut c = ConfigSet::defaults();
-    c.root.persistence.storage = if url.starts_with("sqlite:") {
-        Storage::Sqlite
-    } else {
-        Storage::Postgresql
-    };
-    c.root.persistence.url = Some(url.to_owned());
-    c.root.server.data_dir = dir.display().to_string();
+    let mut c = common::configs(url, dir);
     let o = &mut c.root.outbound;
     o.retry_schedule_seconds = vec![0, 1, 1, 1, 1];
     o.jitter = 0.0;

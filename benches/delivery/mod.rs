@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hopper::Engine;
-use hopper::config::{ConfigSet, ProjectRule, Storage};
+use hopper::config::{ConfigSet, ProjectRule};
 use hopper::domain::{
     Executor, ExecutorId, ExecutorKind, InstanceId, TaskDraft, events, millis_to_rfc3339,
     now_millis,
@@ -64,14 +64,7 @@ pub struct Scale {
 }
 
 fn configs(url: &str, dir: &std::path::Path, projects: usize) -> ConfigSet {
-    let mut c = ConfigSet::defaults();
-    c.root.persistence.storage = if url.starts_with("sqlite:") {
-        Storage::Sqlite
-    } else {
-        Storage::Postgresql
-    };
-    c.root.persistence.url = Some(url.to_owned());
-    c.root.server.data_dir = dir.display().to_string();
+    let mut c = common::configs(url, dir);
     let o = &mut c.root.outbound;
     o.allowlist = vec!["127.0.0.0/8".into()];
     o.timeout_seconds = 1;
