@@ -39,16 +39,30 @@ pub async fn fresh_pg(admin: &str) -> String {
     format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
 }
 
-/// Drops a database made by [`fresh_pg`] (the engine using it must be closed).
+/// Drops a database made by [`fresh_pg`] (the engine using it must be closed); with
+/// HOPPER_BENCH_KEEP set it is left behind to look at, and named.
 pub async fn drop_pg(admin: &str, url: &str) {
     let Some((_, name)) = url.rsplit_once('/') else {
         return;
     };
+    if std::env::var_os("HOPPER_BENCH_KEEP").is_some() {
+        println!("(kept database {name})");
+        return;
+    }
     let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await;
-    if let Err(e) = dropped {
+    // The engine's last connections may still be closing; FORCE does not always win that race.
+    let mut last = None;
+    for _ in 0..5 {
+        match sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await
+        {
+            Ok(_) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    if let Some(e) = last {
         println!("(could not drop {name}: {e})");
     }
 }

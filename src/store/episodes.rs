@@ -1,13 +1,13 @@
 //! `episodes` (migration 15): read and searched here; written by triggers on `tasks` while
 //! `memory_wanted` has its row.
 //!
-//! On SQLite the full-text index is filled after the commit, in batches
-//! ([`Store::index_episodes`], migration 17 says why); PostgreSQL keeps its `tsvector` column
-//! in the row, its GIN index already deferring the costly part (`fastupdate`'s pending list).
-//! Computing it after the commit there too (a queue table of unindexed episodes, filled by a
-//! trigger and drained by the indexer, which concurrent commits need instead of a mark) made
-//! ingest slower, not faster: 2,194-2,779 vs 3,933-5,632 deliveries/s with episodes off,
-//! against 4,092 vs 4,635 in the row (a guess: the drains scan the queue's dead tuples).
+//! The full-text index is filled after the commit that records an episode, in batches
+//! ([`Store::index_episodes`]; SQLite's migration 17 and PostgreSQL's 19 say why), and a
+//! search first indexes what is pending, so it never misses one. On SQLite a mark says how far
+//! the FTS5 table goes; on PostgreSQL the `search` column is NULL until indexed (commits end
+//! out of `seq` order there, so a mark could pass over one). A queue table of unindexed
+//! episodes instead, tried first there, made ingest slower still (its drains scanned the
+//! queue's dead tuples).
 
 use super::{Store, StoreResult, on_reader, on_writer};
 use crate::memory::{Episode, EpisodeKind};
@@ -114,31 +114,77 @@ impl Store {
         })
     }
 
-    /// Adds up to `limit` episodes that are not yet in SQLite's full-text index to it; whether
+    /// Adds up to `limit` episodes that are not yet in the full-text index to it; whether
     /// there were any. Not behind the durability barrier: the index is derived, and a lost
-    /// batch loses its mark with it (one statement), so it is simply done again. PostgreSQL
-    /// indexes in the row: always `false`.
+    /// batch loses its mark (or its `search` values) with it, so it is simply done again.
     pub async fn index_episodes(&self, limit: i64) -> StoreResult<bool> {
         const PENDING: &str = "SELECT EXISTS (SELECT 1 FROM episodes \
                                WHERE seq > (SELECT upto FROM episode_index))";
         const ADVANCE: &str = "UPDATE episode_index SET upto = (SELECT max(seq) FROM \
             (SELECT seq FROM episodes WHERE seq > episode_index.upto ORDER BY seq LIMIT $1)) \
             WHERE EXISTS (SELECT 1 FROM episodes WHERE seq > episode_index.upto)";
-        let super::Backend::Sqlite(b) = &self.backend else {
-            return Ok(false);
-        };
-        // A reader answers "nothing to do" without queueing for the writer.
-        let pending: bool = sqlx::query_scalar(PENDING).fetch_one(b.reader()).await?;
-        if !pending {
-            return Ok(false);
-        }
-        b.write_unsynced(|c, _| {
-            Box::pin(async move {
-                let n = sqlx::query(ADVANCE).bind(limit).execute(&mut *c).await?;
+        // SKIP LOCKED: concurrent indexers (the indexer and searches, several servers) take
+        // disjoint batches instead of waiting on each other's rows. The batch is a CTE, read
+        // once: as an `IN (subquery)` the planner may run it again for each row, and each run
+        // locks the next rows (those this statement updated are skipped), indexing them all.
+        const FILL: &str = "WITH batch AS (SELECT seq FROM episodes WHERE search IS NULL \
+            ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) \
+            UPDATE episodes e SET search = hopper_episode_search(e.title, e.tags, e.text, e.notes) \
+            FROM batch WHERE e.seq = batch.seq";
+        match &self.backend {
+            super::Backend::Sqlite(b) => {
+                // A reader answers "nothing to do" without queueing for the writer.
+                let pending: bool = sqlx::query_scalar(PENDING).fetch_one(b.reader()).await?;
+                if !pending {
+                    return Ok(false);
+                }
+                b.write_unsynced(|c, _| {
+                    Box::pin(async move {
+                        let n = sqlx::query(ADVANCE).bind(limit).execute(&mut *c).await?;
+                        Ok(n.rows_affected() > 0)
+                    })
+                })
+                .await
+            }
+            super::Backend::Postgres(b) => {
+                let n = sqlx::query(FILL).bind(limit).execute(b.pool()).await?;
                 Ok(n.rows_affected() > 0)
-            })
-        })
-        .await
+            }
+        }
+    }
+
+    /// How many episodes wait for the full-text index, counted up to `cap` (the indexer's
+    /// measure of its backlog).
+    pub async fn unindexed_episodes(&self, cap: i64) -> StoreResult<i64> {
+        let n: i64 =
+            match &self.backend {
+                super::Backend::Sqlite(b) => {
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM episodes \
+                 WHERE seq > (SELECT upto FROM episode_index) LIMIT $1)",
+                    )
+                    .bind(cap)
+                    .fetch_one(b.reader())
+                    .await?
+                }
+                super::Backend::Postgres(b) => sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM episodes WHERE search IS NULL LIMIT $1) t",
+                )
+                .bind(cap)
+                .fetch_one(b.pool())
+                .await?,
+            };
+        Ok(n)
+    }
+
+    /// The newest episode's `seq` (0 with none): how fast episodes are being recorded.
+    pub async fn latest_episode_seq(&self) -> StoreResult<i64> {
+        let n: i64 = on_reader!(self, p => sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM episodes",
+        )
+        .fetch_one(p)
+        .await?);
+        Ok(n)
     }
 
     /// Indexes what is pending (bounded), so that a search sees every episode recorded.
@@ -208,7 +254,7 @@ impl Store {
                      'StartSel=[, StopSel=], MaxWords=24, MinWords=8') AS snippet, \
                      ts_rank(e.search, q)::float8 AS score \
                      FROM (SELECT * FROM episodes, to_tsquery('simple', $1) q0 \
-                           WHERE search @@ q0 ORDER BY seq DESC LIMIT {WINDOW}) e, \
+                           WHERE search IS NOT NULL AND search @@ q0 ORDER BY seq DESC LIMIT {WINDOW}) e, \
                           to_tsquery('simple', $1) q \
                      ORDER BY score DESC, e.seq DESC LIMIT $2"
                 );

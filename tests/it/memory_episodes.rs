@@ -199,9 +199,9 @@ fn opensearch_is_refused_at_start_up() {
     );
 }
 
-/// On SQLite the full-text index is filled after the commit (the indexer, or a search first):
-/// episodes just recorded are pending, one batch at a time indexes them, a search finds all of
-/// them whatever is pending, and nothing is indexed twice. PostgreSQL indexes in the row.
+/// The full-text index is filled after the commit (the indexer, or a search first): episodes
+/// just recorded are pending, one batch at a time indexes them, a search finds all of them
+/// whatever is pending, and nothing is indexed twice.
 async fn episodes_are_indexed_after_the_commit_and_searches_miss_none(backend: Backend) {
     let env = TestEnv::new(backend).await;
     let engine = env.engine().await;
@@ -216,14 +216,25 @@ async fn episodes_are_indexed_after_the_commit_and_searches_miss_none(backend: B
             .unwrap();
     }
     let store = engine.registry_store();
-    let sqlite = !store.is_postgres();
-    assert_eq!(store.index_episodes(2).await.unwrap(), sqlite, "pending");
+    assert_eq!(store.unindexed_episodes(100).await.unwrap(), 5);
+    assert_eq!(
+        store.unindexed_episodes(3).await.unwrap(),
+        3,
+        "counted up to the cap"
+    );
+    assert!(store.index_episodes(2).await.unwrap(), "pending");
+    assert_eq!(
+        store.unindexed_episodes(100).await.unwrap(),
+        3,
+        "one batch of two"
+    );
     let hits = store.search_episodes("quokka", 50).await.unwrap();
     assert_eq!(hits.len(), 5, "every episode found: {hits:?}");
     let mut seqs: Vec<i64> = hits.iter().map(|h| h.episode.seq).collect();
     seqs.dedup();
     assert_eq!(seqs.len(), 5, "each once");
     assert!(!store.index_episodes(100).await.unwrap(), "nothing left");
+    assert_eq!(store.unindexed_episodes(100).await.unwrap(), 0);
 
     // The indexer's round indexes new ones without a search.
     engine
