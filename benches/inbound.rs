@@ -16,6 +16,8 @@
 //! `HOPPER_BENCH_REPORTING=1` adds, after each backend's run, the same run with reports flowing
 //! (`sqlite+rep`, `pg+rep`): `reports.github.on: [routed]` to a loopback GitHub, and the
 //! outbound workers running, so every routed task is commented on while ingest goes on.
+//! `HOPPER_BENCH_REPORTING=outbox` starts no worker: the outbox rows are written and left, to
+//! tell their cost from the workers'.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -128,9 +130,17 @@ async fn start(url: &str, dir: &std::path::Path, extra: Extra<'_>) -> (String, h
         tokio_util::sync::CancellationToken::new(),
     ));
     if extra.github.is_some() {
-        // As `hopper serve` starts it; lives as long as the process.
-        let stop = tokio_util::sync::CancellationToken::new();
-        std::mem::forget(hopper::outbound::spawn(engine.clone(), stop).await.unwrap());
+        if std::env::var("HOPPER_BENCH_REPORTING").is_ok_and(|v| v == "outbox") {
+            let reporters = hopper::reports::Reporters::build(&engine.configs().root.reports);
+            engine
+                .set_reporters(Arc::new(reporters.unwrap()))
+                .await
+                .unwrap();
+        } else {
+            // As `hopper serve` starts it; lives as long as the process.
+            let stop = tokio_util::sync::CancellationToken::new();
+            std::mem::forget(hopper::outbound::spawn(engine.clone(), stop).await.unwrap());
+        }
     }
     let state = AppState {
         engine: engine.clone(),
@@ -178,6 +188,22 @@ fn request(
 static DELIVERY: AtomicUsize = AtomicUsize::new(0);
 
 /// Closed loop: `clients` clients send `s.requests` requests as fast as answers come.
+/// Waits until the loopback GitHub has taken `n` comments since the last count (a minute at
+/// most).
+async fn comments_reach(n: usize) {
+    let started = Instant::now();
+    while COMMENTS.load(Ordering::Relaxed) < n {
+        if started.elapsed() > Duration::from_secs(60) {
+            println!(
+                "(only {} of {n} comments after 60 s)",
+                COMMENTS.load(Ordering::Relaxed)
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn saturate(
     base: &str,
     path: &str,
@@ -308,10 +334,27 @@ async fn backend(label: &str, url: &str, s: &Scale, extra: Extra<'_>) {
     let client = reqwest::Client::new();
     let _ = paced(&client, &base, &body, &sig, s.paced_rate, 1).await;
     let (lat, e2) = paced(&client, &base, &body, &sig, s.paced_rate, s.paced_seconds).await;
+    // With reports: one comment per webhook accepted so far.
+    let mut reported = s.paced_rate as usize * (1 + s.paced_seconds as usize);
     for (i, &clients) in s.clients.iter().enumerate() {
         let (ceiling, e0) = saturate(&base, "/noop", &body, &sig, s, clients).await;
+        if extra.github.is_some() {
+            // The paced run's reports (held while it ran at a busy rate) go out first, so that
+            // the figure is a burst's with its own reports, not with an earlier backlog's.
+            comments_reach(reported).await;
+            reported += s.requests;
+        }
         let before = bytes_written();
         let (rate, e1) = saturate(&base, "/webhooks/github", &body, &sig, s, clients).await;
+        if extra.github.is_some() {
+            let burst_end = Instant::now();
+            comments_reach(reported).await;
+            println!(
+                "{label:<9} the burst's {} reports were all out {:.2} s after its last webhook",
+                s.requests,
+                burst_end.elapsed().as_secs_f64()
+            );
+        }
         let written = bytes_written()
             .zip(before)
             .map(|(after, before)| [after[0] - before[0], after[1] - before[1]]);

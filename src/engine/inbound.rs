@@ -57,6 +57,7 @@ impl Engine {
         )
     )]
     pub async fn ingest(&self, ingest: Ingest) -> Result<Receipt> {
+        self.inner.pace.record();
         let instance = ingest.instance.unwrap_or_else(|| self.root().clone());
         Span::current().record("instance", display(&instance));
         let node = self.node(&instance).await?;

@@ -15,6 +15,7 @@ mod memory;
 mod names;
 mod nodes;
 mod outbox;
+mod pace;
 mod recovery;
 mod reroute;
 mod route_now;
@@ -42,6 +43,7 @@ pub use inbound::Ingest;
 pub use indexer::spawn_indexer;
 pub use lifecycle::LeaseRequest;
 pub use nodes::Node;
+pub use pace::{IngestPace, MAX_HOLD};
 pub use reroute::{DecisionRecord, RerouteRequest, RoutingReport};
 pub use sweeper::spawn_sweeper;
 
@@ -107,6 +109,8 @@ struct Inner {
     executor_cache: executors::Cache,
     /// Who reports back to tasks' sources; set once delivery starts (`outbound::spawn`).
     reporters: std::sync::OnceLock<Arc<crate::reports::Reporters>>,
+    /// Webhooks accepted lately: what reports wait out (`pace.rs`).
+    pace: pace::IngestPace,
 }
 
 impl Engine {
@@ -150,6 +154,7 @@ impl Engine {
                 deliveries: Arc::default(),
                 executor_cache: Default::default(),
                 reporters: Default::default(),
+                pace: Default::default(),
             }),
         };
         // Before any project or run store is opened, so each is given the flag as it opens.
@@ -200,6 +205,11 @@ impl Engine {
             self.want_outbox().await?;
         }
         Ok(())
+    }
+
+    /// How busy ingest is: the report worker and a report-only outbox pass wait out bursts.
+    pub fn ingest_pace(&self) -> &pace::IngestPace {
+        &self.inner.pace
     }
 
     pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {

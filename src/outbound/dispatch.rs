@@ -29,7 +29,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{InstanceId, Task, TaskId, TaskStatus, events, millis_to_rfc3339, now_millis};
-use crate::engine::Engine;
+use crate::engine::{Engine, MAX_HOLD};
 use crate::error::{HopperError, Result};
 use crate::store::{DeliveryTarget, NewDelivery, OutboxEntry, Store};
 
@@ -47,6 +47,7 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
             // More may be waiting behind a full batch: go again at once.
             Ok(n) if n > 0 => {
                 look = Look::Written;
+                hold_for_reports(&engine, &shutdown).await;
                 continue;
             }
             Ok(_) => {}
@@ -56,7 +57,10 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
         // look covers them.
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = signal.notified() => look = Look::Written,
+            _ = signal.notified() => {
+                look = Look::Written;
+                hold_for_reports(&engine, &shutdown).await;
+            }
             _ = tokio::time::sleep(poll) => {
                 look = Look::All;
                 // Idle: another process may have registered an executor, which this
@@ -67,6 +71,24 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+/// With nobody to deliver to but the sources' reporters, a pass waits out a burst of ingest
+/// first (`engine/pace.rs`); deliveries to executors never wait.
+async fn hold_for_reports(engine: &Engine, shutdown: &CancellationToken) {
+    if !engine.ingest_pace().busy() {
+        return;
+    }
+    match engine.registry_store().delivery_targets().await {
+        Ok(t) if t.iter().any(|t| t.enabled) => return,
+        Ok(_) => {}
+        // Unknown: nobody is held back on a guess.
+        Err(_) => return,
+    }
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = engine.ingest_pace().wait_out(MAX_HOLD) => {}
     }
 }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{PREFIX, Reporters};
 use crate::config::OutboundConfig;
 use crate::domain::{DeliveryStatus, now_millis};
-use crate::engine::Engine;
+use crate::engine::{Engine, MAX_HOLD};
 use crate::outbound::next_delay;
 use crate::store::{AttemptRecord, ClaimedDelivery};
 
@@ -77,6 +77,12 @@ pub async fn run(
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
+            }
+            // New work after a quiet spell: it waits out a burst of ingest first, then all of
+            // it goes before the next wait (`engine/pace.rs`).
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = engine.ingest_pace().wait_out(MAX_HOLD) => {}
             }
             continue;
         }
