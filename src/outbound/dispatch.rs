@@ -43,11 +43,11 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
     let signal = engine.outbox_signal();
     let mut look = Look::All;
     loop {
+        hold_for_reports(&engine, &shutdown).await;
         match dispatch(&engine, look).await {
             // More may be waiting behind a full batch: go again at once.
             Ok(n) if n > 0 => {
                 look = Look::Written;
-                hold_for_reports(&engine, &shutdown).await;
                 continue;
             }
             Ok(_) => {}
@@ -57,10 +57,7 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
         // look covers them.
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = signal.notified() => {
-                look = Look::Written;
-                hold_for_reports(&engine, &shutdown).await;
-            }
+            _ = signal.notified() => look = Look::Written,
             _ = tokio::time::sleep(poll) => {
                 look = Look::All;
                 // Idle: another process may have registered an executor, which this

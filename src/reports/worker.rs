@@ -46,6 +46,7 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<AttemptRecord>(IN_FLIGHT * 2);
     let writer = tokio::spawn(write_results(engine.clone(), worker.clone(), rx));
     let config = Arc::new(config);
+    let mut idle = true;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -61,6 +62,14 @@ pub async fn run(
             }
             continue;
         }
+        if idle {
+            // New work after a quiet spell (or at start) waits out a burst of ingest first,
+            // then all of it goes before the next wait (`engine/pace.rs`).
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = engine.ingest_pace().wait_out(MAX_HOLD) => {}
+            }
+        }
         let now = now_millis();
         let claimed = match root
             .claim_reports(&worker, now, now + lock_ms, free as i64)
@@ -72,17 +81,12 @@ pub async fn run(
                 Vec::new()
             }
         };
-        if claimed.is_empty() {
+        idle = claimed.is_empty();
+        if idle {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
-            }
-            // New work after a quiet spell: it waits out a burst of ingest first, then all of
-            // it goes before the next wait (`engine/pace.rs`).
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = engine.ingest_pace().wait_out(MAX_HOLD) => {}
             }
             continue;
         }

@@ -162,6 +162,46 @@ async fn routed_and_completed_reach_the_source(backend: Backend) {
 }
 on_both!(routed_and_completed_reach_the_source);
 
+/// While webhooks arrive faster than the busy rate the report of a new task waits (ingest
+/// goes first, `engine/pace.rs`), and it goes once they slow down. The burst is the meter's
+/// count (3,000 webhooks a second): a debug build on this machine cannot ingest that fast.
+async fn a_report_waits_out_a_burst_of_ingest(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let rec = Arc::new(Recorder::default());
+    let (engine, stop) = start(&env, rec.clone()).await;
+    let burst = |engine: Engine| async move {
+        for _ in 0..15 {
+            for _ in 0..300 {
+                engine.ingest_pace().record();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    for _ in 0..300 {
+        engine.ingest_pace().record();
+    }
+    let burst = tokio::spawn(burst(engine.clone()));
+    assert!(engine.ingest_pace().busy());
+    engine
+        .add_task(&InstanceId::global(), from_github("Patch the auth bypass"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        rec.got.lock().unwrap().is_empty(),
+        "no report while the burst lasts"
+    );
+    burst.await.unwrap();
+    until("routed reported after the burst", || async {
+        !rec.got.lock().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(rec.got.lock().unwrap()[0].moment, Moment::Routed);
+    stop.cancel();
+    engine.close().await;
+}
+on_both!(a_report_waits_out_a_burst_of_ingest);
+
 /// A rate-limited attempt waits out the remote's `Retry-After`, then lands once; a
 /// permanent refusal is dead at once. The task is never affected.
 async fn retries_wait_and_refusals_are_dead(backend: Backend) {
