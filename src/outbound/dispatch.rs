@@ -42,8 +42,9 @@ const ROUND: i64 = 2_048;
 pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
     let signal = engine.outbox_signal();
     let mut look = Look::All;
+    let mut executors = Executors::default();
     loop {
-        hold_for_reports(&engine, &shutdown).await;
+        hold_for_reports(&engine, &mut executors, &shutdown).await;
         match dispatch(&engine, look).await {
             // More may be waiting behind a full batch: go again at once.
             Ok(n) if n > 0 => {
@@ -71,17 +72,37 @@ pub async fn run(engine: Engine, poll: Duration, shutdown: CancellationToken) {
     }
 }
 
+/// Whether an enabled executor has a webhook, as read at most once a second (a burst with
+/// executors would otherwise read them before every pass).
+#[derive(Default)]
+struct Executors(Option<(std::time::Instant, bool)>);
+
+impl Executors {
+    async fn any(&mut self, engine: &Engine) -> bool {
+        if let Some((at, any)) = self.0
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return any;
+        }
+        // Unknown: nobody is held back on a guess.
+        let any = match engine.registry_store().delivery_targets().await {
+            Ok(t) => t.iter().any(|t| t.enabled),
+            Err(_) => true,
+        };
+        self.0 = Some((std::time::Instant::now(), any));
+        any
+    }
+}
+
 /// With nobody to deliver to but the sources' reporters, a pass waits out a burst of ingest
 /// first (`engine/pace.rs`); deliveries to executors never wait.
-async fn hold_for_reports(engine: &Engine, shutdown: &CancellationToken) {
-    if !engine.ingest_pace().busy() {
+async fn hold_for_reports(
+    engine: &Engine,
+    executors: &mut Executors,
+    shutdown: &CancellationToken,
+) {
+    if !engine.ingest_pace().busy() || executors.any(engine).await {
         return;
-    }
-    match engine.registry_store().delivery_targets().await {
-        Ok(t) if t.iter().any(|t| t.enabled) => return,
-        Ok(_) => {}
-        // Unknown: nobody is held back on a guess.
-        Err(_) => return,
     }
     tokio::select! {
         _ = shutdown.cancelled() => {}
