@@ -30,7 +30,6 @@ const BATCH: i64 = 500;
 /// Statements per store per round at most: 25,000 episodes a second, more than SQLite ingests,
 /// so a backlog shrinks; the writer's queue is fair, so commits go between them.
 const BATCHES: usize = 10;
-const BATCH_ROUND: i64 = BATCH * BATCHES as i64;
 /// Episodes recorded in one round (200 ms) above which ingest counts as busy: 1,000 a second.
 const BUSY: i64 = 200;
 /// Episodes left waiting at most while ingest is busy: about four seconds of a burst.
@@ -68,7 +67,7 @@ impl Engine {
             let before = seen.insert(store.key().clone(), latest).unwrap_or(latest);
             let batches = match latest - before > BUSY {
                 false => BATCHES,
-                true => beyond_backlog(store.unindexed_episodes(BACKLOG + BATCH_ROUND).await?),
+                true => beyond_backlog(store.unindexed_episodes().await?),
             };
             index_store(&store, batches).await?;
         }
@@ -114,6 +113,6 @@ mod tests {
         assert_eq!(beyond_backlog(BACKLOG), 0);
         assert_eq!(beyond_backlog(BACKLOG + 1), 1);
         assert_eq!(beyond_backlog(BACKLOG + BATCH + 1), 2);
-        assert_eq!(beyond_backlog(BACKLOG + BATCH_ROUND * 3), BATCHES);
+        assert_eq!(beyond_backlog(BACKLOG + BATCH * BATCHES as i64 * 3), BATCHES);
     }
 }

@@ -153,28 +153,30 @@ impl Store {
         }
     }
 
-    /// How many episodes wait for the full-text index, counted up to `cap` (the indexer's
-    /// measure of its backlog).
-    pub async fn unindexed_episodes(&self, cap: i64) -> StoreResult<i64> {
+    /// How many episodes wait for the full-text index, at most: read off the `seq`s at both
+    /// ends of the backlog, so it costs the same whatever the backlog (counting rows took the
+    /// indexer ~1 ms per round at 25,000 pending, 5 rounds a second through a burst). Exact on
+    /// SQLite, where `seq` is the rowid (no gaps: nothing deletes episodes); on PostgreSQL a
+    /// sequence's gaps (rolled-back inserts) and batches indexed out of order count too.
+    pub async fn unindexed_episodes(&self) -> StoreResult<i64> {
         let n: i64 =
             match &self.backend {
-                super::Backend::Sqlite(b) => {
+                super::Backend::Sqlite(b) => sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(seq), 0) - (SELECT upto FROM episode_index) FROM episodes",
+                )
+                .fetch_one(b.reader())
+                .await?,
+                // Both ends come off `ix_episodes_unindexed` (seq, partial on `search IS NULL`).
+                super::Backend::Postgres(b) => {
                     sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM (SELECT 1 FROM episodes \
-                 WHERE seq > (SELECT upto FROM episode_index) LIMIT $1)",
+                        "SELECT COALESCE(MAX(seq) - MIN(seq) + 1, 0)::int8 FROM episodes \
+                     WHERE search IS NULL",
                     )
-                    .bind(cap)
-                    .fetch_one(b.reader())
+                    .fetch_one(b.pool())
                     .await?
                 }
-                super::Backend::Postgres(b) => sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM episodes WHERE search IS NULL LIMIT $1) t",
-                )
-                .bind(cap)
-                .fetch_one(b.pool())
-                .await?,
             };
-        Ok(n)
+        Ok(n.max(0))
     }
 
     /// The newest episode's `seq` (0 with none): how fast episodes are being recorded.

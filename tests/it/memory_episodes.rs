@@ -71,6 +71,15 @@ async fn decisions_outcomes_and_corrections_are_episodes(backend: Backend) {
         .reroute(&moved.id, &req, &Actor::Admin)
         .await
         .unwrap();
+    // And back: a correction from where the last one sent it.
+    let back = hopper::engine::RerouteRequest {
+        project: "sark".into(),
+        reason: None,
+    };
+    engine
+        .reroute(&moved.id, &back, &Actor::Admin)
+        .await
+        .unwrap();
 
     let all = episodes(&engine).await;
     let kinds: Vec<(EpisodeKind, Option<&str>)> =
@@ -82,6 +91,7 @@ async fn decisions_outcomes_and_corrections_are_episodes(backend: Backend) {
             (EpisodeKind::Completed, Some("sark")),
             (EpisodeKind::Routed, Some("sark")),
             (EpisodeKind::Corrected, Some("vault")),
+            (EpisodeKind::Corrected, Some("sark")),
         ],
         "{all:#?}"
     );
@@ -96,6 +106,7 @@ async fn decisions_outcomes_and_corrections_are_episodes(backend: Backend) {
     assert_eq!(all[0].task_id, patched.id.to_string());
     assert_eq!(all[3].from_project.as_deref(), Some("sark"));
     assert_eq!(all[3].decided_by.as_deref(), Some("correction"));
+    assert_eq!(all[4].from_project.as_deref(), Some("vault"));
     assert!(
         all.windows(2).all(|w| w[0].seq < w[1].seq),
         "ordered by seq"
@@ -216,15 +227,10 @@ async fn episodes_are_indexed_after_the_commit_and_searches_miss_none(backend: B
             .unwrap();
     }
     let store = engine.registry_store();
-    assert_eq!(store.unindexed_episodes(100).await.unwrap(), 5);
-    assert_eq!(
-        store.unindexed_episodes(3).await.unwrap(),
-        3,
-        "counted up to the cap"
-    );
+    assert_eq!(store.unindexed_episodes().await.unwrap(), 5);
     assert!(store.index_episodes(2).await.unwrap(), "pending");
     assert_eq!(
-        store.unindexed_episodes(100).await.unwrap(),
+        store.unindexed_episodes().await.unwrap(),
         3,
         "one batch of two"
     );
@@ -234,7 +240,7 @@ async fn episodes_are_indexed_after_the_commit_and_searches_miss_none(backend: B
     seqs.dedup();
     assert_eq!(seqs.len(), 5, "each once");
     assert!(!store.index_episodes(100).await.unwrap(), "nothing left");
-    assert_eq!(store.unindexed_episodes(100).await.unwrap(), 0);
+    assert_eq!(store.unindexed_episodes().await.unwrap(), 0);
 
     // The indexer's round indexes new ones without a search.
     engine

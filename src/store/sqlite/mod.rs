@@ -55,6 +55,8 @@ mod checkpoint;
 mod commit;
 mod durable;
 mod lite;
+#[cfg(test)]
+mod upgrade_tests;
 
 use std::marker::PhantomData;
 use std::path::Path;
