@@ -2,6 +2,12 @@
 //! only reading the episodes in the same run, and full-text search latency (the query the
 //! `memory` routing provider and `hopper memory search` make).
 //!
+//! And what recording episodes adds to ingest's commits (`recording`): routed tasks inserted
+//! 20 to a transaction, one statement each, as the group committer writes a burst's, with
+//! episodes on and off in turns on one database; the median of 5 rounds of each: on SQLite the
+//! CPU time of the connection's thread, on PostgreSQL the wall time. Steadier than the inbound
+//! bench's on/off throughput, which moves ±10% from run to run on this machine.
+//!
 //! The episodes are written straight into `episodes` (as the triggers write them): 100 projects,
 //! titles from a small vocabulary, half of them outcomes with quality and notes.
 //!
@@ -101,6 +107,136 @@ async fn fill(url: &str, n: usize) {
         }
         pool.close().await;
     }
+}
+
+/// Routed tasks inserted, 20 to a transaction, `rows` to a statement (SQLite's
+/// group committer runs one per task; PostgreSQL's batches insert many in one statement), `n`
+/// in all; ids from `round`.
+macro_rules! insert_tasks {
+    ($conn:expr, $n:expr, $rows:expr, $round:expr) => {{
+        let tuples: Vec<String> = (0..$rows)
+            .map(|j| {
+                let p = j * 5;
+                format!(
+                    "(${}, 'hopper-global', ${}, ${}, '[\"bug\"]', 2, 'routed', ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO tasks (id, instance_id, title, description, tags, priority, status, \
+             routed_to, created_at, updated_at) VALUES {}",
+            tuples.join(", ")
+        );
+        for batch in 0..$n / 20 {
+            let mut tx = sqlx::Connection::begin(&mut *$conn).await.unwrap();
+            for statement in 0..20 / $rows {
+                let mut q = sqlx::query(&sql);
+                for j in 0..$rows {
+                    let k = batch * 20 + statement * $rows + j;
+                    q = q
+                        .bind(format!("tsk_r{}_{k:08}", $round))
+                        .bind(format!("Spelling error in the README file {}", k % 97))
+                        .bind(format!(
+                            "The word is misspelled in section {} of the docs",
+                            k % 31
+                        ))
+                        .bind(format!("hopper-p{}", k % 10))
+                        .bind(k as i64);
+                }
+                q.execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+    }};
+}
+
+/// CPU time so far of sqlx's SQLite connection threads, where the statements run (ns, from
+/// `/proc/self/task/*/schedstat`). Their wall time also counts the hand-over to that thread
+/// for each statement, tens of us that vary more than an episode costs. Linux.
+fn sqlite_cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("sqlx-sqlite"))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Episodes on and off in turns (`memory_wanted` is what the triggers look at).
+async fn recording(label: &str, url: &str) {
+    const N: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    Engine::open(common::configs(url, dir.path()))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    // Commits that do not wait for the disk: the flush is the same with episodes or without
+    // (they add bytes to it, not a flush) and its ms would bury the trigger's us.
+    macro_rules! rounds {
+        ($conn:expr, $no_flush:expr, $rows:expr) => {
+            sqlx::query($no_flush).execute(&mut *$conn).await.unwrap();
+            for round in 0..10 {
+                let wanted = round % 2 == 0;
+                let toggle = match wanted {
+                    true => "INSERT INTO memory_wanted (id) VALUES (1) ON CONFLICT DO NOTHING",
+                    false => "DELETE FROM memory_wanted",
+                };
+                sqlx::query(toggle).execute(&mut *$conn).await.unwrap();
+                let (wall, cpu) = (Instant::now(), sqlite_cpu_ns());
+                insert_tasks!($conn, N, $rows, round);
+                let us = match url.starts_with("sqlite:") {
+                    true => (sqlite_cpu_ns() - cpu) as f64 / 1e3 / N as f64,
+                    false => wall.elapsed().as_secs_f64() * 1e6 / N as f64,
+                };
+                if wanted { on.push(us) } else { off.push(us) }
+            }
+            let episodes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM episodes")
+                .fetch_one(&mut *$conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                episodes as usize,
+                5 * N,
+                "an episode per task recorded while on"
+            );
+        };
+    }
+    if url.starts_with("sqlite:") {
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        rounds!(&mut c, "PRAGMA synchronous = OFF", 1);
+    } else {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        rounds!(&mut c, "SET synchronous_commit = off", 20);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (on, off) = (median(&mut on), median(&mut off));
+    println!(
+        "{label:<9} recording episodes: a routed task's insert {on:.2} us with, {off:.2} us \
+         without ({:+.2} us, {:+.0}%; 20 to a commit, median of 5 x {N})",
+        on - off,
+        (on / off - 1.0) * 100.0
+    );
 }
 
 async fn backend(label: &str, url: &str, n: usize) {
@@ -205,9 +341,14 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("memory.db").display());
+        let rec = format!("sqlite:{}", dir.path().join("recording.db").display());
+        recording("sqlite", &rec).await;
         backend("sqlite", &url, n).await;
         match std::env::var("HOPPER_BENCH_PG_URL") {
             Ok(admin) => {
+                let rec = common::fresh_pg(&admin).await;
+                recording("postgres", &rec).await;
+                common::drop_pg(&admin, &rec).await;
                 let url = common::fresh_pg(&admin).await;
                 backend("postgres", &url, n).await;
                 common::drop_pg(&admin, &url).await;

@@ -113,6 +113,9 @@ mod tests {
         assert_eq!(beyond_backlog(BACKLOG), 0);
         assert_eq!(beyond_backlog(BACKLOG + 1), 1);
         assert_eq!(beyond_backlog(BACKLOG + BATCH + 1), 2);
-        assert_eq!(beyond_backlog(BACKLOG + BATCH * BATCHES as i64 * 3), BATCHES);
+        assert_eq!(
+            beyond_backlog(BACKLOG + BATCH * BATCHES as i64 * 3),
+            BATCHES
+        );
     }
 }
