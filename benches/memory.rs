@@ -175,8 +175,8 @@ fn sqlite_cpu_ns() -> u64 {
 }
 
 /// Episodes on and off in turns (`memory_wanted` is what the triggers look at).
-async fn recording(label: &str, url: &str) {
-    const N: usize = 10_000;
+/// `n` tasks a round (10,000; 1,000 under `cargo test --benches`).
+async fn recording(label: &str, url: &str, n: usize) {
     let dir = tempfile::tempdir().unwrap();
     Engine::open(common::configs(url, dir.path()))
         .await
@@ -197,10 +197,10 @@ async fn recording(label: &str, url: &str) {
                 };
                 sqlx::query(toggle).execute(&mut *$conn).await.unwrap();
                 let (wall, cpu) = (Instant::now(), sqlite_cpu_ns());
-                insert_tasks!($conn, N, $rows, round);
+                insert_tasks!($conn, n, $rows, round);
                 let us = match url.starts_with("sqlite:") {
-                    true => (sqlite_cpu_ns() - cpu) as f64 / 1e3 / N as f64,
-                    false => wall.elapsed().as_secs_f64() * 1e6 / N as f64,
+                    true => (sqlite_cpu_ns() - cpu) as f64 / 1e3 / n as f64,
+                    false => wall.elapsed().as_secs_f64() * 1e6 / n as f64,
                 };
                 if wanted { on.push(us) } else { off.push(us) }
             }
@@ -210,7 +210,7 @@ async fn recording(label: &str, url: &str) {
                 .unwrap();
             assert_eq!(
                 episodes as usize,
-                5 * N,
+                5 * n,
                 "an episode per task recorded while on"
             );
         };
@@ -233,7 +233,7 @@ async fn recording(label: &str, url: &str) {
     let (on, off) = (median(&mut on), median(&mut off));
     println!(
         "{label:<9} recording episodes: a routed task's insert {on:.2} us with, {off:.2} us \
-         without ({:+.2} us, {:+.0}%; 20 to a commit, median of 5 x {N})",
+         without ({:+.2} us, {:+.0}%; 20 to a commit, median of 5 x {n})",
         on - off,
         (on / off - 1.0) * 100.0
     );
@@ -342,12 +342,12 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("memory.db").display());
         let rec = format!("sqlite:{}", dir.path().join("recording.db").display());
-        recording("sqlite", &rec).await;
+        recording("sqlite", &rec, if full { 10_000 } else { 1_000 }).await;
         backend("sqlite", &url, n).await;
         match std::env::var("HOPPER_BENCH_PG_URL") {
             Ok(admin) => {
                 let rec = common::fresh_pg(&admin).await;
-                recording("postgres", &rec).await;
+                recording("postgres", &rec, if full { 10_000 } else { 1_000 }).await;
                 common::drop_pg(&admin, &rec).await;
                 let url = common::fresh_pg(&admin).await;
                 backend("postgres", &url, n).await;
