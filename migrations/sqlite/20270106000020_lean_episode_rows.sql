@@ -11,8 +11,9 @@
 -- The task index served one lookup: which project a task's last routing episode named, when
 -- it is routed again (a correction or the same decision re-driven). That answer is in the task
 -- itself while it is routed (`routed_to`), and a re-route takes the task back first (routed_to
--- cleared), so only then is it kept aside, in `episode_reroutes`: a row per re-routed task,
--- written on the rare way back instead of an index entry on every insert.
+-- cleared), so only then is it kept aside, in `episode_reroutes`: a row per task taken back,
+-- written on the rare way back instead of an index entry on every insert, and taken out when
+-- the task is routed elsewhere.
 
 DROP TRIGGER tr_episode_routed_insert;
 DROP TRIGGER tr_episode_routed_update;
@@ -98,6 +99,7 @@ BEGIN
                                ELSE OLD.routed_to END,
                           (SELECT project FROM episode_reroutes WHERE task_id = NEW.id))
                  AS project) AS last;
+    DELETE FROM episode_reroutes WHERE task_id = NEW.id;
 END;
 
 -- As migration 15 wrote it.

@@ -78,6 +78,11 @@ async fn lean_episode_rows_keep_what_was_recorded() {
             (4, "t3".into(), "routed".into(), None)
         ]
     );
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM episode_reroutes")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "routed again: nothing left aside");
     run(&mut c, "UPDATE episode_index SET upto = 4").await;
     let found: i64 =
         sqlx::query_scalar("SELECT count(*) FROM episodes_fts WHERE episodes_fts MATCH 'rotate'")
