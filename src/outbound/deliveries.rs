@@ -44,8 +44,11 @@ pub async fn retry(engine: &Engine, id: &str) -> Result<DeliveryDetail> {
             current.delivery.status.as_str()
         )));
     }
+    // Read before the dispatcher is woken: the answer is what the retry did (pending, due now),
+    // not how far the dispatcher got since (a loaded machine showed `delivered` here).
+    let detail = show(engine, id).await?;
     engine.deliveries_due();
-    show(engine, id).await
+    Ok(detail)
 }
 
 /// Every dead delivery of `executor` created since `since` (RFC 3339) becomes due now;

@@ -68,7 +68,12 @@ async fn deliveries_list_show_and_retry() {
 
     let (ok, out, err) = hopper(&server, &["deliveries", "retry", &id]);
     assert!(ok, "{err}");
-    assert!(out.contains("pending"), "{out}");
+    // Pending as the retry left it; the dispatcher's own periodic pass may still have taken it
+    // in the moment before the answer was read (the receiver's count below tells the retry).
+    assert!(
+        out.contains("pending") || out.contains("delivered"),
+        "{out}"
+    );
     until("delivered after retry", || async {
         server.deliveries(&exid).await[0]["status"] == "delivered"
     })
