@@ -303,34 +303,17 @@ fn bytes_written() -> Option<[u64; 2]> {
     Some([field("write_bytes:")?, field("wchar:")?])
 }
 
-/// CPU time (user + system, in clock ticks of 10 ms) of this process's SQLite threads so far:
-/// `[group committer, sqlx's connection workers]`. The load generator shares the process and
-/// the tokio workers, so the whole server's CPU cannot be told apart; the database work can,
-/// and it is what episodes add to (their triggers run in the committer's transactions, their
-/// full-text indexing on a sqlx connection). A far steadier figure than throughput, which on
-/// this 2-core machine moves ±10% from run to run. Linux.
-fn sqlite_cpu_ticks() -> Option<[u64; 2]> {
-    let mut ticks = [0; 2];
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let slot = match comm.trim() {
-            "hopper-commit" => 0,
-            c if c.starts_with("sqlx-sqlite") => 1,
-            _ => continue,
-        };
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        // After the `(comm)` field: state is the 1st, utime the 12th and stime the 13th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        ticks[slot] += f.iter().sum::<u64>();
-    }
-    Some(ticks)
+/// CPU time so far (ns) of this process's SQLite threads: `[group committer, sqlx's
+/// connection workers]`. The load generator shares the process and the tokio workers, so the
+/// whole server's CPU cannot be told apart; the database work can, and it is what episodes add
+/// to (their triggers run in the committer's transactions, their full-text indexing on a sqlx
+/// connection). A far steadier figure than throughput, which on this 2-core machine moves
+/// ±10% from run to run.
+fn sqlite_cpu_ns() -> [u64; 2] {
+    [
+        common::threads_cpu_ns(|name| name == "hopper-commit"),
+        common::threads_cpu_ns(|name| name.starts_with("sqlx-sqlite")),
+    ]
 }
 
 /// A scratch directory; with HOPPER_BENCH_KEEP set it is left behind to look at.
@@ -375,7 +358,7 @@ async fn backend(label: &str, url: &str, s: &Scale, extra: Extra<'_>) {
             reported += s.requests;
         }
         let before = bytes_written();
-        let cpu_before = sqlite_cpu_ticks();
+        let cpu_before = sqlite_cpu_ns();
         let (rate, e1) = saturate(&base, "/webhooks/github", &body, &sig, s, clients).await;
         if extra.github.is_some() {
             let burst_end = Instant::now();
@@ -386,9 +369,9 @@ async fn backend(label: &str, url: &str, s: &Scale, extra: Extra<'_>) {
                 burst_end.elapsed().as_secs_f64()
             );
         }
-        let cpu = sqlite_cpu_ticks()
-            .zip(cpu_before)
-            .map(|(after, before)| [after[0] - before[0], after[1] - before[1]]);
+        // Saturating: a connection thread that ended in between takes its time with it.
+        let cpu = sqlite_cpu_ns();
+        let cpu = [0, 1].map(|k| cpu[k].saturating_sub(cpu_before[k]));
         let written = bytes_written()
             .zip(before)
             .map(|(after, before)| [after[0] - before[0], after[1] - before[1]]);
@@ -400,8 +383,8 @@ async fn backend(label: &str, url: &str, s: &Scale, extra: Extra<'_>) {
                 per(all)
             );
         }
-        if let (0, Some([commit, sqlx])) = (i, cpu) {
-            let us = |ticks: u64| ticks as f64 * 10_000.0 / s.requests as f64;
+        if let (0, [commit, sqlx]) = (i, cpu) {
+            let us = |ns: u64| ns as f64 / 1e3 / s.requests as f64;
             println!(
                 "{label:<9} SQLite threads' CPU per delivery: {:.1} us group committer, {:.1} us \
                  sqlx connections (PostgreSQL's work is the server's own)",

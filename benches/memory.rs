@@ -156,33 +156,27 @@ macro_rules! insert_tasks {
     }};
 }
 
-/// CPU time so far of sqlx's SQLite connection threads, where the statements run (ns, from
-/// `/proc/self/task/*/schedstat`). Their wall time also counts the hand-over to that thread
-/// for each statement, tens of us that vary more than an episode costs. Linux.
+/// CPU time so far of sqlx's SQLite connection threads, where the statements run. Their wall
+/// time also counts the hand-over to that thread for each statement, tens of us that vary
+/// more than an episode costs.
 fn sqlite_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|c| c.starts_with("sqlx-sqlite"))
-        })
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    common::threads_cpu_ns(|name| name.starts_with("sqlx-sqlite"))
+}
+
+/// A fresh database at `url` with the migrations run (the tables the bench writes into).
+async fn migrated(url: &str, dir: &std::path::Path) {
+    Engine::open(common::configs(url, dir))
+        .await
+        .unwrap()
+        .close()
+        .await;
 }
 
 /// Episodes on and off in turns (`memory_wanted` is what the triggers look at).
 /// `n` tasks a round (10,000; 1,000 under `cargo test --benches`).
 async fn recording(label: &str, url: &str, n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    Engine::open(common::configs(url, dir.path()))
-        .await
-        .unwrap()
-        .close()
-        .await;
+    migrated(url, dir.path()).await;
     let (mut on, mut off) = (Vec::new(), Vec::new());
     // Commits that do not wait for the disk: the flush is the same with episodes or without
     // (they add bytes to it, not a flush) and its ms would bury the trigger's us.
@@ -241,12 +235,7 @@ async fn recording(label: &str, url: &str, n: usize) {
 
 async fn backend(label: &str, url: &str, n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    // Opened once first so the migrations (and the episodes table) exist.
-    Engine::open(common::configs(url, dir.path()))
-        .await
-        .unwrap()
-        .close()
-        .await;
+    migrated(url, dir.path()).await;
     fill(url, n).await;
     let engine = Engine::open(common::configs(url, dir.path()))
         .await

@@ -66,3 +66,18 @@ pub async fn drop_pg(admin: &str, url: &str) {
         println!("(could not drop {name}: {e})");
     }
 }
+
+/// CPU time so far (ns) of this process's threads whose name passes `named`, from
+/// `/proc/self/task/*/schedstat`; 0 where that is not readable (not Linux). For the work of
+/// the database threads, which the in-process load generator does not share.
+pub fn threads_cpu_ns(named: impl Fn(&str) -> bool) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| named(c.trim())))
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
